@@ -1,0 +1,1 @@
+"""hearth stores: sessions, configuration, agent memory, audit and customer profiles."""

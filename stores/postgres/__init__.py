@@ -1,0 +1,1 @@
+"""PostgreSQL plumbing shared by the PostgreSQL stores: engine, schema, vector search."""

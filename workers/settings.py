@@ -1,0 +1,101 @@
+"""hearth's settings: ``HEARTH_*`` environment variables and an optional ``.env`` file.
+
+Only the deployable reads the environment; libraries (``stores``, ``providers``) take their
+configuration as arguments, built here.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stores.postgres.schema import MAX_INDEXED_DIMENSIONS
+
+
+class Settings(BaseSettings):
+    """Every knob of a hearth deployment; each is also the env var ``HEARTH_<NAME>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="HEARTH_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL URL; unset starts the embedded server"
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis URL for sessions; unset starts the embedded server"
+    )
+    broker_url: str | None = Field(
+        default=None, description="Celery broker URL (redis:// or amqp://); default: redis_url"
+    )
+    result_backend: str | None = Field(
+        default=None, description="Celery result backend URL; default: redis_url"
+    )
+    data_dir: Path = Field(default=Path(".hearth"), description="where embedded servers keep data")
+
+    db_pool_size: int = Field(default=5, ge=1, le=100)
+    db_max_overflow: int = Field(default=10, ge=0, le=100)
+    embedding_dimensions: int = Field(default=1536, ge=1, le=MAX_INDEXED_DIMENSIONS)
+
+    session_hot_ttl_seconds: int = Field(default=30 * 60, ge=1)
+    session_max_age_seconds: int = Field(default=7 * 24 * 3600, ge=1)
+    session_cold_tier: Literal["postgres", "redis"] | None = Field(
+        default=None, description="postgres when a database is configured, else redis"
+    )
+    session_max_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    demote_interval_seconds: float = Field(default=60.0, gt=0)
+    purge_interval_seconds: float = Field(default=3600.0, gt=0)
+    migration_check_interval_seconds: float = Field(default=600.0, gt=0)
+    scenario_migration_interval_seconds: float = Field(default=300.0, gt=0)
+    embedding_backfill_interval_seconds: float = Field(default=600.0, gt=0)
+    sweep_batch_size: int = Field(default=1000, ge=1, le=10_000)
+    sweep_time_budget_seconds: float = Field(default=20.0, gt=0)
+    allow_behind_schema: bool = Field(
+        default=False, description="let workers start on a schema older than head"
+    )
+
+    broker_visibility_timeout_seconds: int = Field(default=3600, ge=60)
+    provider_task_deadline_seconds: float = Field(default=600.0, gt=0)
+    provider_max_attempts: int = Field(default=6, ge=1, le=50)
+
+    llm_provider: Literal["anthropic", "openai"] | None = None
+    llm_model: str | None = None
+    embedding_provider: Literal["openai"] | None = None
+    embedding_model: str = "text-embedding-3-small"
+    anthropic_api_key: SecretStr | None = None
+    openai_api_key: SecretStr | None = None
+    anthropic_base_url: str | None = None
+    openai_base_url: str | None = None
+    provider_timeout_seconds: float = Field(default=60.0, gt=0)
+
+    log_level: str = Field(default="INFO")
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL; got {value}")
+        return level
+
+    @property
+    def hot_ttl(self) -> timedelta:
+        """How long a session may stay idle in the hot tier before the sweep demotes it."""
+        return timedelta(seconds=self.session_hot_ttl_seconds)
+
+    @property
+    def max_age(self) -> timedelta:
+        """How old (from creation) a session may get before it is purged from every tier."""
+        return timedelta(seconds=self.session_max_age_seconds)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
