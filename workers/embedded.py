@@ -6,6 +6,7 @@ under a data directory of their own and stop them cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -34,10 +35,9 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         """Stop the server (the data directory is kept)."""
-        try:
+        # Stopping is best-effort at shutdown.
+        with contextlib.suppress(Exception):
             self.server.cleanup()
-        except Exception:  # noqa: S110 - stopping is best-effort at shutdown
-            pass
 
 
 @dataclass
@@ -59,10 +59,8 @@ class EmbeddedRedis:
 
     def stop(self) -> None:
         """Stop the server."""
-        try:
+        with contextlib.suppress(Exception):
             self.server.shutdown(save=False, now=True)
-        except Exception:  # noqa: S110 - stopping is best-effort at shutdown
-            pass
 
 
 def start_postgres(data_dir: Path, *, keep: bool = True, tune: bool = True) -> EmbeddedPostgres:

@@ -36,7 +36,9 @@ def normalize_url(url: str) -> str:
     return "postgresql+psycopg://" + url[match.end() :]
 
 
-def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10, **kwargs: Any) -> sa.Engine:
+def create_engine(
+    url: str, *, pool_size: int = 5, max_overflow: int = 10, **kwargs: Any
+) -> sa.Engine:
     """Create an engine for ``url`` with pre-ping and sane timeouts."""
     connect_args = {"connect_timeout": 10, **kwargs.pop("connect_args", {})}
     return sa.create_engine(
