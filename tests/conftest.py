@@ -4,6 +4,7 @@ Redis (flushed per test) and the clock."""
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -12,7 +13,7 @@ import pytest
 from stores.common.clock import ManualClock
 from tests import services
 
-os.environ.setdefault("XDG_RUNTIME_DIR", "/tmp")
+os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="hearth-run-"))
 
 
 @pytest.fixture

@@ -65,6 +65,11 @@ class EmbeddedRedis:
 
 def start_postgres(data_dir: Path, *, keep: bool = True, tune: bool = True) -> EmbeddedPostgres:
     """Start (or reuse) an embedded PostgreSQL 16 with pgvector in ``data_dir``."""
+    # pgserver asks platformdirs for a runtime dir at import; give it one quietly.
+    if "XDG_RUNTIME_DIR" not in os.environ:
+        run_dir = data_dir.parent / ".run"
+        run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(run_dir)
     try:
         import pgserver
     except ImportError as exc:  # pragma: no cover - depends on the install
@@ -73,7 +78,6 @@ def start_postgres(data_dir: Path, *, keep: bool = True, tune: bool = True) -> E
             "set HEARTH_DATABASE_URL or install hearth[embedded]"
         ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(data_dir))
     server = pgserver.get_server(data_dir, cleanup_mode="stop" if keep else "delete")
     if tune:
         _tune(server, data_dir)

@@ -297,3 +297,10 @@ def history() -> list[tuple[str, str | None, str]]:
         )
         out.append((r.revision, down, (r.doc or "").strip()))
     return out
+
+
+def embedding_dimensions() -> int:
+    """The dimension vector columns are created with, for use inside migration scripts."""
+    from alembic import context
+
+    return configured_dimensions(context.config)

@@ -12,7 +12,7 @@ from alembic import op
 from pgvector.sqlalchemy import Vector
 from sqlalchemy.dialects import postgresql
 
-from migrations.dimensions import embedding_dimensions
+from workers.migrations import embedding_dimensions
 
 revision: str = "0003"
 down_revision: str | None = "0002"

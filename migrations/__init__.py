@@ -1,1 +1,0 @@
-"""hearth's Alembic migrations."""

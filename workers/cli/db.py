@@ -1,0 +1,119 @@
+"""``hearth db``: apply, roll back and inspect schema migrations.
+
+Exit codes of ``hearth db check``: 0 at head, 1 behind (or never migrated), 2 ahead of this
+code, 3 database unreachable.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from workers import migrations
+from workers.runtime import database
+from workers.settings import get_settings
+
+app = typer.Typer(help="Apply, roll back and inspect schema migrations.", no_args_is_help=True)
+
+CHECK_EXIT_CODES = {
+    migrations.SchemaState.CURRENT: 0,
+    migrations.SchemaState.BEHIND: 1,
+    migrations.SchemaState.UNINITIALIZED: 1,
+    migrations.SchemaState.AHEAD: 2,
+    migrations.SchemaState.UNREACHABLE: 3,
+}
+
+
+def _fail(exc: BaseException) -> None:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    cause = exc.__cause__
+    while cause is not None:
+        first = (str(cause).strip().splitlines() or [""])[0]
+        typer.secho(f"  caused by: {type(cause).__name__}: {first}", err=True)
+        cause = cause.__cause__
+    raise typer.Exit(code=1)
+
+
+@app.command()
+def upgrade(
+    revision: str = typer.Argument("head", help="target revision (default: head)"),
+) -> None:
+    """Upgrade the schema to REVISION; safe when several processes run it at once."""
+    settings = get_settings()
+    try:
+        with database(settings) as url:
+            before = migrations.current_revision(url)
+            migrations.upgrade(url, revision, dimensions=settings.embedding_dimensions)
+            after = migrations.current_revision(url)
+    except (migrations.MigrationError, RuntimeError) as exc:
+        _fail(exc)
+        return
+    if before == after:
+        typer.echo(f"already at {after or 'base'}; nothing to do")
+    else:
+        typer.echo(f"upgraded {before or 'base'} -> {after}")
+
+
+@app.command()
+def downgrade(
+    revision: str = typer.Argument(..., help="target revision; 'base' removes every hearth table"),
+) -> None:
+    """Downgrade the schema to REVISION."""
+    settings = get_settings()
+    try:
+        with database(settings) as url:
+            before = migrations.current_revision(url)
+            migrations.downgrade(url, revision)
+            after = migrations.current_revision(url)
+    except (migrations.MigrationError, RuntimeError) as exc:
+        _fail(exc)
+        return
+    typer.echo(f"downgraded {before or 'base'} -> {after or 'base'}")
+
+
+@app.command()
+def status() -> None:
+    """Show the current revision, head, and the revisions still to apply."""
+    settings = get_settings()
+    try:
+        with database(settings) as url:
+            st = migrations.status(url)
+    except RuntimeError as exc:
+        _fail(exc)
+        return
+    typer.echo(f"state:    {st.state.value}")
+    typer.echo(f"current:  {st.current or '(none)'}")
+    typer.echo(f"head:     {st.head}")
+    typer.echo(f"pending:  {', '.join(st.pending) if st.pending else '(none)'}")
+    if st.detail:
+        typer.echo(f"detail:   {st.detail}")
+
+
+@app.command()
+def check() -> None:
+    """Exit 0 only when the schema is at head (1 behind, 2 ahead, 3 unreachable)."""
+    settings = get_settings()
+    try:
+        with database(settings) as url:
+            st = migrations.status(url)
+    except RuntimeError as exc:
+        typer.echo(f"unreachable: {exc}", err=True)
+        sys.exit(CHECK_EXIT_CODES[migrations.SchemaState.UNREACHABLE])
+    message = {
+        migrations.SchemaState.CURRENT: f"schema is at head ({st.head})",
+        migrations.SchemaState.BEHIND: f"schema is behind: {st.current} < {st.head}; "
+        "run `hearth db upgrade`",
+        migrations.SchemaState.UNINITIALIZED: "schema was never migrated; run `hearth db upgrade`",
+        migrations.SchemaState.AHEAD: f"schema is ahead of this code: {st.detail}",
+        migrations.SchemaState.UNREACHABLE: f"database unreachable: {st.detail}",
+    }[st.state]
+    typer.echo(message, err=st.state is not migrations.SchemaState.CURRENT)
+    sys.exit(CHECK_EXIT_CODES[st.state])
+
+
+@app.command()
+def history() -> None:
+    """List every revision, oldest first."""
+    for rev, down, doc in migrations.history():
+        typer.echo(f"{down or 'base':>6} -> {rev}  {doc}")
