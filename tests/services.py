@@ -58,8 +58,8 @@ def admin_engine(server_url: str) -> sa.Engine:
 
 def database_url(server_url: str, name: str) -> str:
     """The URL of database ``name`` on the server of ``server_url``."""
-    return make_url(normalize_url(server_url)).set(database=name).render_as_string(
-        hide_password=False
+    return (
+        make_url(normalize_url(server_url)).set(database=name).render_as_string(hide_password=False)
     )
 
 

@@ -78,7 +78,9 @@ def start_postgres(data_dir: Path, *, keep: bool = True, tune: bool = True) -> E
             "set HEARTH_DATABASE_URL or install hearth[embedded]"
         ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data_dir, cleanup_mode="stop" if keep else "delete")
+    server = pgserver.get_server(  # type: ignore[attr-defined]
+        data_dir, cleanup_mode="stop" if keep else "delete"
+    )
     if tune:
         _tune(server, data_dir)
     return EmbeddedPostgres(server=server, url=server.get_uri())

@@ -180,9 +180,7 @@ def upgrade() -> None:
             "target_entity_id",
             "relationship_type",
             "valid_from",
-            name=op.f(
-                "uq_relationships_tenant_id_source_entity_id_target_entity_id_relationship_type_valid_from"
-            ),
+            name="uq_relationships_edge",
         ),
     )
     op.create_index(

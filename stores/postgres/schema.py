@@ -273,7 +273,7 @@ def build_metadata(dimensions: int = DEFAULT_EMBEDDING_DIMENSIONS) -> sa.MetaDat
         sa.ForeignKeyConstraint(["tenant_id", "target_entity_id"],
                                 ["entities.tenant_id", "entities.id"], ondelete="CASCADE"),
         sa.UniqueConstraint("tenant_id", "source_entity_id", "target_entity_id",
-                            "relationship_type", "valid_from"),
+                            "relationship_type", "valid_from", name="uq_relationships_edge"),
         sa.CheckConstraint("confidence >= 0 AND confidence <= 1", name="confidence_range"),
         sa.Index("ix_relationships_tenant_id_target_entity_id", "tenant_id", "target_entity_id"),
     )

@@ -32,18 +32,6 @@ def demo() -> None:
     run_demo()
 
 
-def _register_optional() -> None:
-    """Attach the worker commands (up, worker, beat, status, sweep) where they are available."""
-    try:
-        from workers.cli import run
-    except ImportError:
-        return
-    run.register(app)
-
-
-_register_optional()
-
-
 def main() -> None:
     """Entry point of the ``hearth`` console script."""
     app()
