@@ -1,0 +1,73 @@
+"""Checks for JSON payloads and timestamps that every backend stores alike.
+
+PostgreSQL ``jsonb`` refuses NaN, infinities and NUL characters that a Python dict happily
+holds; refusing them before any backend is touched keeps the in-memory reference and the
+database backends in step.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ValidationError
+
+from stores.errors import InvalidInputError, describe
+
+MAX_JSON_BYTES = 1_000_000
+"""The largest serialized JSON payload (in bytes) a single field may hold."""
+
+M = TypeVar("M", bound=BaseModel)
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(lambda v: v.astimezone(UTC))]
+"""A model field type: a timezone-aware datetime, normalized to UTC; naive ones are refused."""
+
+
+def check_json(value: Any, field: str, max_bytes: int = MAX_JSON_BYTES) -> None:
+    """Reject values that are not plain JSON, hold NaN/inf or NUL, or are too large."""
+    try:
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{field} is not valid JSON data: {exc}", field=field) from None
+    if len(text.encode()) > max_bytes:
+        raise InvalidInputError(
+            f"{field} is {len(text.encode())} bytes as JSON; the limit is {max_bytes}",
+            field=field,
+        )
+    if "\\u0000" in text and _holds_nul(value):
+        raise InvalidInputError(f"{field} contains a NUL character", field=field)
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
+def check_aware(value: datetime | None, field: str) -> datetime | None:
+    """Return ``value`` in UTC; a naive or non-datetime value is InvalidInputError."""
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise InvalidInputError(f"{field} must be a datetime; got {describe(value)}", field=field)
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInputError(f"{field} must be timezone-aware; got {value!r}", field=field)
+    return value.astimezone(UTC)
+
+
+def revalidate(model: M) -> M:
+    """Validate ``model`` again; copies made with ``model_copy(update=...)`` skip validation.
+
+    A failure is InvalidInputError naming the first bad field.
+    """
+    try:
+        return type(model).model_validate(model.model_dump())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise InvalidInputError(f"{field}: {first['msg']}", field=field) from None
