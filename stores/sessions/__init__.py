@@ -1,0 +1,23 @@
+"""Sessions: a two-tier store of conversation state (hot tier, cold tier, sweeps)."""
+
+from stores.sessions.inmemory import InMemorySessionStore
+from stores.sessions.models import (
+    PendingMigration,
+    Session,
+    SessionStatus,
+    StepVisit,
+    Tier,
+    TierStats,
+)
+from stores.sessions.store import SessionStore
+
+__all__ = [
+    "InMemorySessionStore",
+    "PendingMigration",
+    "Session",
+    "SessionStatus",
+    "SessionStore",
+    "StepVisit",
+    "Tier",
+    "TierStats",
+]

@@ -1,0 +1,144 @@
+"""Turning a session into the bytes every backend stores, with the checks all backends share.
+
+Every backend stores the same JSON document, so a session that one backend accepts the others
+accept too: the checks run here, before any backend is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from pydantic import ValidationError
+from pydantic_core import PydanticSerializationError
+
+from stores.common.pagination import decode_cursor, encode_cursor
+from stores.common.validation import parse_id
+from stores.errors import InvalidInputError, describe
+from stores.sessions.models import Session
+
+DEFAULT_MAX_BYTES = 1024 * 1024
+"""The largest stored session (its JSON document, in bytes) unless a store is told otherwise."""
+
+_SERIALIZER = Session.__pydantic_serializer__
+
+
+def encode(session: Session, max_bytes: int) -> tuple[Session, bytes]:
+    """Validate ``session`` in full and return a clean copy with its JSON document.
+
+    Fields assigned after construction skip pydantic's checks, so the document is parsed back
+    into a model: a bad status, id or step comes out as InvalidInputError here.
+    """
+    if not isinstance(session, Session):
+        raise InvalidInputError(f"expected a Session; got {describe(session)}", field="session")
+    _check_json_value(session.variables, "variables")
+    try:
+        data = _SERIALIZER.to_json(session, warnings=False)
+    except PydanticSerializationError as exc:
+        raise InvalidInputError(f"session is not serialisable: {exc}", field="session") from None
+    if len(data) > max_bytes:
+        raise InvalidInputError(
+            f"session is {len(data)} bytes as JSON; the limit is {max_bytes}", field="session"
+        )
+    try:
+        clean = Session.model_validate_json(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "session"
+        raise InvalidInputError(f"{field}: {first['msg']}", field=field) from None
+    if b"\\u0000" in data and _holds_nul(json.loads(data)):
+        # PostgreSQL jsonb cannot hold NUL: refusing it everywhere keeps the tiers alike.
+        raise InvalidInputError("session contains a NUL character", field="session")
+    return clean, data
+
+
+def decode(data: bytes | str) -> Session:
+    """Parse a stored JSON document back into a Session."""
+    return Session.model_validate_json(data)
+
+
+def stamp(session: Session, *, version: int, created_at: datetime, now: datetime) -> Session:
+    """A copy of ``session`` with the store-owned fields set (no re-validation needed)."""
+    return session.model_copy(
+        update={"version": version, "created_at": created_at, "last_activity_at": now}
+    )
+
+
+def is_expired(created_at: datetime, now: datetime, max_age: timedelta) -> bool:
+    """A session expires when its age, counted from ``created_at``, reaches ``max_age``."""
+    return created_at + max_age <= now
+
+
+def id_cursor(session_id: UUID) -> str:
+    """The cursor of a page ending at ``session_id`` (listings are ordered by id)."""
+    return encode_cursor(str(session_id))
+
+
+def after_id(cursor: str | None) -> str | None:
+    """The id (as text) a page starts after; a malformed cursor is InvalidInputError."""
+    if cursor is None:
+        return None
+    (value,) = decode_cursor(cursor, 1)
+    if not isinstance(value, str):
+        raise InvalidInputError(f"cursor is not valid: {cursor[:40]!r}", field="cursor")
+    try:
+        return str(UUID(value))
+    except ValueError:
+        raise InvalidInputError(f"cursor is not valid: {cursor[:40]!r}", field="cursor") from None
+
+
+def check_max_bytes(max_bytes: int) -> int:
+    """Validate a store's ``max_bytes`` setting."""
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1024:
+        raise InvalidInputError(f"max_bytes must be an integer >= 1024; got {max_bytes!r}")
+    return max_bytes
+
+
+def check_durations(hot_ttl: timedelta, max_age: timedelta) -> None:
+    """Validate a store's ``hot_ttl`` and ``max_age`` settings."""
+    for name, value in (("hot_ttl", hot_ttl), ("max_age", max_age)):
+        if not isinstance(value, timedelta) or value <= timedelta(0):
+            raise InvalidInputError(f"{name} must be a positive timedelta; got {value!r}")
+
+
+def parse_ids(tenant_id: UUID | str, session_id: UUID | str) -> tuple[UUID, UUID]:
+    """Parse a (tenant id, session id) pair."""
+    return parse_id(tenant_id, "tenant_id"), parse_id(session_id, "session_id")
+
+
+def _check_json_value(value: Any, field: str) -> None:
+    """Refuse what ``json`` cannot round-trip: sets, datetimes, objects, NaN, non-str keys."""
+    stack: list[tuple[Any, str]] = [(value, field)]
+    while stack:
+        item, path = stack.pop()
+        if item is None or isinstance(item, (str, bool, int)):
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise InvalidInputError(f"{path} is {item}; JSON numbers are finite", field=field)
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                if not isinstance(key, str):
+                    raise InvalidInputError(
+                        f"{path} has a non-string key {describe(key)}", field=field
+                    )
+                stack.append((sub, f"{path}.{key}"))
+        elif isinstance(item, list):
+            stack.extend((sub, f"{path}[{i}]") for i, sub in enumerate(item))
+        else:
+            raise InvalidInputError(
+                f"{path} is not JSON data: {type(item).__name__} {describe(item)}", field=field
+            )
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False

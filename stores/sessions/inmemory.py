@@ -1,0 +1,273 @@
+"""The in-memory SessionStore: the reference behaviour every other backend must match."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from stores.common.clock import Clock, utc_now
+from stores.common.pagination import Page
+from stores.common.validation import check_limit, parse_id
+from stores.errors import ConflictError, NotFoundError
+from stores.sessions import codec, query
+from stores.sessions.models import PendingMigration, Session, SessionStatus, Tier, TierStats
+from stores.sessions.store import SessionStore
+
+_Key = tuple[UUID, UUID]
+
+
+@dataclass
+class _Entry:
+    """A stored session: its JSON document, a private parsed copy, its tier and idle clock."""
+
+    data: bytes
+    session: Session
+    tier: Tier
+    idle_since: datetime
+
+
+class InMemorySessionStore(SessionStore):
+    """A thread-safe SessionStore in process memory, with both tiers simulated.
+
+    Sessions are kept as the same JSON documents the other backends store, so the size limit
+    and validation behave alike and every read returns an independent copy.
+    """
+
+    def __init__(
+        self,
+        *,
+        hot_ttl: timedelta = timedelta(minutes=30),
+        max_age: timedelta = timedelta(days=7),
+        clock: Clock = utc_now,
+        max_bytes: int = codec.DEFAULT_MAX_BYTES,
+    ) -> None:
+        codec.check_durations(hot_ttl, max_age)
+        self.hot_ttl = hot_ttl
+        self.max_age = max_age
+        self.max_bytes = codec.check_max_bytes(max_bytes)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._entries: dict[_Key, _Entry] = {}
+
+    def save(self, session: Session, *, overwrite: bool = False) -> Session:
+        """See :meth:`SessionStore.save`."""
+        clean, _ = codec.encode(session, self.max_bytes)
+        key = (clean.tenant_id, clean.id)
+        with self._lock:
+            now = self._clock()
+            current = self._live(key, now)
+            if overwrite:
+                version = current.session.version + 1 if current else 1
+            elif clean.version == 0:
+                if current is not None:
+                    raise ConflictError(
+                        f"session {clean.id} already exists",
+                        current_version=current.session.version,
+                    )
+                version = 1
+            elif current is None:
+                raise NotFoundError(f"session {clean.id} does not exist")
+            elif current.session.version != clean.version:
+                raise ConflictError(
+                    f"session {clean.id} is at version {current.session.version}, "
+                    f"not {clean.version}",
+                    current_version=current.session.version,
+                )
+            else:
+                version = clean.version + 1
+            created = current.session.created_at if current else now
+            stored = codec.stamp(clean, version=version, created_at=created, now=now)
+            stored, data = codec.encode(stored, self.max_bytes)
+            self._entries[key] = _Entry(data, stored, Tier.HOT, now)
+            return codec.decode(data)
+
+    def get(self, tenant_id: UUID | str, session_id: UUID | str) -> Session | None:
+        """See :meth:`SessionStore.get`."""
+        key = codec.parse_ids(tenant_id, session_id)
+        with self._lock:
+            now = self._clock()
+            entry = self._live(key, now)
+            if entry is None:
+                return None
+            if entry.tier is Tier.COLD:
+                entry.tier = Tier.HOT
+                entry.idle_since = now
+            return codec.decode(entry.data)
+
+    def delete(self, tenant_id: UUID | str, session_id: UUID | str) -> bool:
+        """See :meth:`SessionStore.delete`."""
+        key = codec.parse_ids(tenant_id, session_id)
+        with self._lock:
+            existed = self._live(key, self._clock()) is not None
+            self._entries.pop(key, None)
+            return existed
+
+    def get_by_channel(
+        self, tenant_id: UUID | str, channel: str, user_channel_id: str
+    ) -> Session | None:
+        """See :meth:`SessionStore.get_by_channel`."""
+        tenant = parse_id(tenant_id, "tenant_id")
+        query.check_channel(channel, user_channel_id)
+        with self._lock:
+            now = self._clock()
+            found = [
+                e.session
+                for (t, _), e in self._entries.items()
+                if t == tenant
+                and e.session.channel == channel
+                and e.session.user_channel_id == user_channel_id
+                and not self._expired(e, now)
+            ]
+            if not found:
+                return None
+            newest = max(found, key=lambda s: (s.created_at, str(s.id)))
+            return codec.decode(self._entries[(tenant, newest.id)].data)
+
+    def list_by_agent(
+        self,
+        tenant_id: UUID | str,
+        agent_id: UUID | str,
+        *,
+        status: SessionStatus | str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Session]:
+        """See :meth:`SessionStore.list_by_agent`."""
+        return self._list(query.by_agent(tenant_id, agent_id, status, limit, cursor))
+
+    def list_by_customer(
+        self,
+        tenant_id: UUID | str,
+        customer_profile_id: UUID | str,
+        *,
+        status: SessionStatus | str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Session]:
+        """See :meth:`SessionStore.list_by_customer`."""
+        return self._list(query.by_customer(tenant_id, customer_profile_id, status, limit, cursor))
+
+    def find_by_scenario_step(
+        self,
+        tenant_id: UUID | str,
+        scenario_id: UUID | str,
+        scenario_version: int,
+        step_id: str | None,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Session]:
+        """See :meth:`SessionStore.find_by_scenario_step`."""
+        return self._list(
+            query.by_scenario_step(tenant_id, scenario_id, scenario_version, step_id, limit, cursor)
+        )
+
+    def tier_of(self, tenant_id: UUID | str, session_id: UUID | str) -> Tier | None:
+        """See :meth:`SessionStore.tier_of`."""
+        key = codec.parse_ids(tenant_id, session_id)
+        with self._lock:
+            entry = self._live(key, self._clock())
+            return entry.tier if entry else None
+
+    def demote_idle(self, *, limit: int = 1000) -> int:
+        """See :meth:`SessionStore.demote_idle`."""
+        check_limit(limit)
+        with self._lock:
+            cutoff = self._clock() - self.hot_ttl
+            idle = sorted(
+                (
+                    e
+                    for e in self._entries.values()
+                    if e.tier is Tier.HOT and e.idle_since <= cutoff
+                ),
+                key=lambda e: e.idle_since,
+            )[:limit]
+            for entry in idle:
+                entry.tier = Tier.COLD
+            return len(idle)
+
+    def purge_expired(self, *, limit: int = 1000) -> int:
+        """See :meth:`SessionStore.purge_expired`."""
+        check_limit(limit)
+        with self._lock:
+            now = self._clock()
+            expired = sorted(
+                (k for k, e in self._entries.items() if self._expired(e, now)),
+                key=lambda k: self._entries[k].session.created_at,
+            )[:limit]
+            for key in expired:
+                del self._entries[key]
+            return len(expired)
+
+    def mark_pending_migration(
+        self,
+        tenant_id: UUID | str,
+        scenario_id: UUID | str,
+        from_version: int,
+        migration: PendingMigration,
+        *,
+        limit: int = 1000,
+    ) -> int:
+        """See :meth:`SessionStore.mark_pending_migration`."""
+        q = query.unmarked(tenant_id, scenario_id, from_version, limit)
+        with self._lock:
+            now = self._clock()
+            mark = query.checked_migration(migration, q, now)
+            keys = sorted(
+                (
+                    k
+                    for k, e in self._entries.items()
+                    if q.matches(e.session) and not self._expired(e, now)
+                ),
+                key=lambda k: str(k[1]),
+            )[: q.limit]
+            for key in keys:
+                entry = self._entries[key]
+                marked = entry.session.model_copy(
+                    update={"pending_migration": mark, "version": entry.session.version + 1}
+                )
+                marked, entry.data = codec.encode(marked, self.max_bytes)
+                entry.session = marked
+            return len(keys)
+
+    def stats(self) -> TierStats:
+        """See :meth:`SessionStore.stats`; bytes are the sizes of the JSON documents."""
+        with self._lock:
+            stats = TierStats()
+            for entry in self._entries.values():
+                if entry.tier is Tier.HOT:
+                    stats.hot_sessions += 1
+                    stats.hot_bytes += len(entry.data)
+                else:
+                    stats.cold_sessions += 1
+                    stats.cold_bytes += len(entry.data)
+            return stats
+
+    def _list(self, q: query.Query) -> Page[Session]:
+        with self._lock:
+            now = self._clock()
+            ids = sorted(
+                str(k[1])
+                for k, e in self._entries.items()
+                if q.matches(e.session) and not self._expired(e, now)
+            )
+            if q.after is not None:
+                ids = [i for i in ids if i > q.after]
+            page = [
+                codec.decode(self._entries[(q.tenant_id, UUID(i))].data) for i in ids[: q.limit]
+            ]
+            more = len(ids) > q.limit
+            return Page[Session](
+                items=page, next_cursor=codec.id_cursor(page[-1].id) if more else None
+            )
+
+    def _live(self, key: _Key, now: datetime) -> _Entry | None:
+        entry = self._entries.get(key)
+        if entry is None or self._expired(entry, now):
+            return None
+        return entry
+
+    def _expired(self, entry: _Entry, now: datetime) -> bool:
+        return codec.is_expired(entry.session.created_at, now, self.max_age)

@@ -1,0 +1,152 @@
+"""The SessionStore interface: a two-tier store of conversation sessions."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from uuid import UUID
+
+from stores.common.pagination import Page
+from stores.sessions.models import PendingMigration, Session, SessionStatus, Tier, TierStats
+
+
+class SessionStore(ABC):
+    """Sessions in two tiers: HOT (recently active) and COLD (idle, demoted).
+
+    Semantics every backend follows:
+
+    * ``save`` writes to the hot tier and refreshes the session's last activity.
+    * A hot session idle for ``hot_ttl`` or longer is demoted, never deleted, by
+      :meth:`demote_idle`; until that sweep runs it stays hot and readable.
+    * :meth:`get` of a cold session returns it and promotes it to hot in the same call.
+    * A session whose age (from ``created_at``) reaches ``max_age`` is never returned by any
+      read, and :meth:`purge_expired` removes it from every tier and every index.
+    * Optimistic locking: ``save`` of a session whose ``version`` is not the stored one raises
+      ConflictError; a new session (``version == 0``) must not already exist. Every save either
+      lands or raises: no update is ever silently lost.
+    * Listings are ordered by session id, paginated by keyset cursor, and cover both tiers.
+    * An id of another tenant behaves exactly like a missing id. Bad input raises
+      InvalidInputError before anything is written.
+    """
+
+    @abstractmethod
+    def save(self, session: Session, *, overwrite: bool = False) -> Session:
+        """Store ``session`` in the hot tier and return the stored copy.
+
+        The stored copy has ``version`` incremented, ``last_activity_at`` set to now and
+        ``created_at`` set by the store (now for a new session, else the stored value).
+
+        With ``overwrite=False`` (the default), ``session.version`` must equal the stored
+        version: ``0`` creates a session that must not exist yet (ConflictError carrying the
+        current version if it does); a positive version updates an existing session
+        (ConflictError if another save landed first, NotFoundError if it no longer exists).
+        With ``overwrite=True`` the write wins whatever is stored (last write wins).
+
+        Raises InvalidInputError (nothing written) for a session that does not validate, has
+        variables that are not plain JSON data, or is larger than the store's ``max_bytes``.
+        """
+
+    @abstractmethod
+    def get(self, tenant_id: UUID | str, session_id: UUID | str) -> Session | None:
+        """Return the session, or None if it does not exist, expired, or is another tenant's.
+
+        A cold session is promoted to the hot tier by this call. Reading does not count as
+        activity: a hot session's idle time keeps running.
+        """
+
+    @abstractmethod
+    def delete(self, tenant_id: UUID | str, session_id: UUID | str) -> bool:
+        """Remove the session from both tiers and every index; True if it existed."""
+
+    @abstractmethod
+    def get_by_channel(
+        self, tenant_id: UUID | str, channel: str, user_channel_id: str
+    ) -> Session | None:
+        """The newest session (by ``created_at``, then id) of a channel identity, any status.
+
+        Does not promote: callers that go on with the session call :meth:`get` or
+        :meth:`save`.
+        """
+
+    @abstractmethod
+    def list_by_agent(
+        self,
+        tenant_id: UUID | str,
+        agent_id: UUID | str,
+        *,
+        status: SessionStatus | str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Session]:
+        """Sessions of an agent in both tiers, optionally of one status, ordered by id."""
+
+    @abstractmethod
+    def list_by_customer(
+        self,
+        tenant_id: UUID | str,
+        customer_profile_id: UUID | str,
+        *,
+        status: SessionStatus | str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Session]:
+        """Sessions of a customer profile in both tiers, optionally of one status, by id."""
+
+    @abstractmethod
+    def find_by_scenario_step(
+        self,
+        tenant_id: UUID | str,
+        scenario_id: UUID | str,
+        scenario_version: int,
+        step_id: str | None,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Session]:
+        """Sessions on a step of a scenario version (any step if ``step_id`` is None), by id."""
+
+    @abstractmethod
+    def tier_of(self, tenant_id: UUID | str, session_id: UUID | str) -> Tier | None:
+        """The tier holding the session, or None if it does not exist or expired.
+
+        Only looks: never promotes and never counts as activity.
+        """
+
+    @abstractmethod
+    def demote_idle(self, *, limit: int = 1000) -> int:
+        """Move up to ``limit`` hot sessions idle for ``hot_ttl`` or longer to the cold tier.
+
+        Idle time counts from the last save or promotion. Returns how many moved; call again
+        until it returns less than ``limit``. Demotion never loses a session, even if it is
+        interrupted between its steps or races a save.
+        """
+
+    @abstractmethod
+    def purge_expired(self, *, limit: int = 1000) -> int:
+        """Remove up to ``limit`` sessions whose age reached ``max_age`` from every tier and
+        index; returns how many were removed."""
+
+    @abstractmethod
+    def mark_pending_migration(
+        self,
+        tenant_id: UUID | str,
+        scenario_id: UUID | str,
+        from_version: int,
+        migration: PendingMigration,
+        *,
+        limit: int = 1000,
+    ) -> int:
+        """Set ``pending_migration`` on up to ``limit`` sessions still on ``from_version``.
+
+        Covers both tiers without moving sessions between them and without counting as
+        activity; each marked session's version is incremented, so a writer holding an older
+        copy gets ConflictError and re-reads. Sessions that already carry a pending migration
+        are skipped, so repeated calls are idempotent; ``marked_at`` is set to now when the
+        given migration has none. Returns how many sessions were marked.
+        """
+
+    @abstractmethod
+    def stats(self) -> TierStats:
+        """Counts and (estimated) bytes of each tier, over all tenants."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+        """Release connections; the store must not be used afterwards."""
