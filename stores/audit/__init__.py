@@ -2,11 +2,13 @@
 
 from stores.audit.inmemory import InMemoryAuditStore
 from stores.audit.models import AuditEvent, TurnRecord
+from stores.audit.postgres import PostgresAuditStore
 from stores.audit.store import AuditStore
 
 __all__ = [
     "AuditEvent",
     "AuditStore",
     "InMemoryAuditStore",
+    "PostgresAuditStore",
     "TurnRecord",
 ]

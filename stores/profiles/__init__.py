@@ -8,6 +8,7 @@ from stores.profiles.models import (
     ProfileAsset,
     ProfileField,
 )
+from stores.profiles.postgres import PostgresProfileStore
 from stores.profiles.store import ProfileStore
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "CustomerProfile",
     "FieldSource",
     "InMemoryProfileStore",
+    "PostgresProfileStore",
     "ProfileAsset",
     "ProfileField",
     "ProfileStore",

@@ -9,9 +9,11 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+import sqlalchemy as sa
 
 from stores.common.clock import ManualClock
 from stores.errors import DuplicateError, InvalidInputError, NotFoundError
+from stores.postgres.engine import create_engine
 from stores.profiles import (
     ChannelIdentity,
     CustomerProfile,
@@ -20,10 +22,24 @@ from stores.profiles import (
     ProfileAsset,
     ProfileStore,
 )
+from tests import services
+
+
+@pytest.fixture(scope="module")
+def shared_engine(pg_server: str, pg_template: str) -> Iterator[sa.Engine]:
+    """One migrated database for the whole module; each test uses fresh tenant ids."""
+    name = services.unique_name("hearth_profiles")
+    url = services.create_database(pg_server, name, template=pg_template)
+    engine = create_engine(url, pool_size=2)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        services.drop_database(pg_server, name)
 
 
 @pytest.fixture(
-    params=[pytest.param("memory")]
+    params=[pytest.param("memory"), pytest.param("postgres", marks=pytest.mark.postgres)]
 )
 def store(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[ProfileStore]:
     if request.param == "memory":
