@@ -1,0 +1,60 @@
+"""More input checks shared by store domains: JSON documents, names, 32-bit integers."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from stores.common.validation import check_text
+from stores.errors import InvalidInputError
+
+NAME_MAX_LENGTH = 200
+"""The longest name or identifier-like text field, in characters."""
+
+MAX_JSON_LENGTH = 1_000_000
+"""The largest JSON document (serialized, in characters) a single field may hold."""
+
+INT32_MAX = 2**31 - 1
+
+
+def plain_json(value: Any, field: str) -> Any:
+    """Return ``value`` as plain JSON (what PostgreSQL's JSONB gives back), or raise.
+
+    Rejects what JSONB cannot hold (NaN, infinities, NUL characters, non-JSON objects) and
+    documents over :data:`MAX_JSON_LENGTH`.
+    """
+    try:
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{field} is not valid JSON: {exc}", field=field) from None
+    if len(text) > MAX_JSON_LENGTH:
+        raise InvalidInputError(
+            f"{field} is {len(text)} characters of JSON; the limit is {MAX_JSON_LENGTH}",
+            field=field,
+        )
+    if "\\u0000" in text:
+        raise InvalidInputError(f"{field} contains a NUL character", field=field)
+    return json.loads(text)
+
+
+def check_int32(value: int, field: str, minimum: int = -INT32_MAX - 1) -> None:
+    """Reject integers outside PostgreSQL's ``integer`` range (or below ``minimum``)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= INT32_MAX:
+        raise InvalidInputError(
+            f"{field} must be an integer from {minimum} to {INT32_MAX}; got {value!r}",
+            field=field,
+        )
+
+
+def check_fraction(value: float, field: str) -> None:
+    """Reject numbers that are not finite or outside 0..1."""
+    if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value <= 1):
+        raise InvalidInputError(f"{field} must be a number from 0 to 1; got {value!r}", field=field)
+
+
+def check_name(value: str, field: str = "name") -> None:
+    """Reject empty, oversized or NUL-containing names."""
+    if not value:
+        raise InvalidInputError(f"{field} must not be empty", field=field)
+    check_text(value, field, NAME_MAX_LENGTH)
