@@ -43,7 +43,7 @@ class InMemoryAuditStore(AuditStore):
                 raise DuplicateError(
                     f"session {stored.session_id} already has turn {stored.turn_number}"
                 )
-            if (stored.tenant_id, stored.id) in self._turns:
+            if any(k[1] == stored.id for k in self._turns):
                 raise DuplicateError(f"turn record {stored.id} already exists")
             self._turns[(stored.tenant_id, stored.id)] = stored
             self._turn_keys.add(key)
@@ -103,10 +103,10 @@ class InMemoryAuditStore(AuditStore):
     def record_event(self, event: AuditEvent) -> AuditEvent:
         stored = prepare_event(event, self._clock())
         with self._lock:
+            if any(k[1] == stored.id for k in self._events):
+                raise DuplicateError(f"audit event {stored.id} already exists")
             if stored.turn_id is not None and (stored.tenant_id, stored.turn_id) not in self._turns:
                 raise NotFoundError(f"turn record {stored.turn_id} does not exist")
-            if (stored.tenant_id, stored.id) in self._events:
-                raise DuplicateError(f"audit event {stored.id} already exists")
             self._events[(stored.tenant_id, stored.id)] = stored
         return stored.model_copy(deep=True)
 

@@ -19,6 +19,8 @@ class AuditStore(ABC):
     keyset-paginated :class:`Page` objects; pass ``next_cursor`` back as ``cursor`` to get
     the next page. Time ranges are half-open, ``since <= created_at < until``, and take
     timezone-aware datetimes. ``created_at`` of every record is set from the store's clock.
+    Record ids are unique across all tenants (as UUIDs are meant to be): reusing one is a
+    DuplicateError even in another tenant.
     """
 
     @abstractmethod

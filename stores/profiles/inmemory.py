@@ -51,7 +51,7 @@ class InMemoryProfileStore(ProfileStore):
     def create_profile(self, profile: CustomerProfile) -> CustomerProfile:
         stored = prepare_profile(profile, self._clock())
         with self._lock:
-            if (stored.tenant_id, stored.id) in self._profiles:
+            if _taken(self._profiles, stored.id):
                 raise DuplicateError(f"profile {stored.id} already exists")
             self._check_external_id(stored.tenant_id, stored.external_id, stored.id)
             self._profiles[(stored.tenant_id, stored.id)] = stored
@@ -181,7 +181,7 @@ class InMemoryProfileStore(ProfileStore):
         tenant = stored.tenant_id
         with self._lock:
             survivor = self._require(tenant, stored.profile_id)
-            if (tenant, stored.id) in self._identities:
+            if _taken(self._identities, stored.id):
                 raise DuplicateError(f"channel identity {stored.id} already exists")
             if self._find_identity(tenant, stored.channel, stored.channel_user_id):
                 raise DuplicateError(
@@ -358,7 +358,7 @@ class InMemoryProfileStore(ProfileStore):
         tenant = stored.tenant_id
         with self._lock:
             survivor = self._require(tenant, stored.profile_id)
-            if (tenant, stored.id) in self._assets:
+            if _taken(self._assets, stored.id):
                 raise DuplicateError(f"profile asset {stored.id} already exists")
             stored = stored.model_copy(update={"profile_id": survivor.id})
             self._assets[(tenant, stored.id)] = stored
@@ -497,3 +497,8 @@ def _move_owned(table: dict[Key, Owned], tenant: UUID, source: UUID, target: UUI
     for key, row in list(table.items()):
         if key[0] == tenant and row.profile_id == source:
             table[key] = row.model_copy(update={"profile_id": target})
+
+
+def _taken(table: dict[Key, Any], item_id: UUID) -> bool:
+    """Ids are unique across tenants, as the tables' primary keys make them."""
+    return any(key[1] == item_id for key in table)

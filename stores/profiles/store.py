@@ -21,7 +21,8 @@ class ProfileStore(ABC):
     """Customer profiles of each tenant, with their identities, field history and assets.
 
     **Tenancy.** Every method is scoped to a tenant: an id of another tenant behaves
-    exactly like a missing one.
+    exactly like a missing one. Ids of profiles, identities and assets are unique across
+    all tenants (as UUIDs are meant to be): reusing one is a DuplicateError.
 
     **Merges.** :meth:`merge_profiles` folds one profile into another. Afterwards the merged
     profile keeps its row (with ``merged_into_id`` set) so that old references still work:

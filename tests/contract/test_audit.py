@@ -100,6 +100,8 @@ def test_duplicate_turn_number_in_a_session_is_refused(store: AuditStore, tenant
         store.record_turn(turn(tenant, session, 1, user_message="again"))
     with pytest.raises(DuplicateError):
         store.record_turn(first.model_copy(update={"turn_number": 2}))
+    with pytest.raises(DuplicateError):
+        store.record_turn(first.model_copy(update={"tenant_id": uuid4(), "turn_number": 2}))
     store.record_turn(turn(tenant, uuid4(), 1))
     store.record_turn(turn(uuid4(), session, 1))
     items = store.list_turns_by_session(tenant, session).items

@@ -114,6 +114,8 @@ def test_create_and_get_profile(store: ProfileStore, tenant: UUID, clock: Manual
     assert store.get_profile_by_external_id(tenant, "nobody") is None
     with pytest.raises(DuplicateError):
         store.create_profile(p)
+    with pytest.raises(DuplicateError):
+        store.create_profile(p.model_copy(update={"tenant_id": uuid4(), "external_id": None}))
 
 
 def test_external_id_is_unique_per_tenant(
