@@ -11,16 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 import sqlalchemy as sa
-from sqlalchemy import exc as sa_exc
 
 from stores.common import Clock, Page, check_limit, parse_id, utc_now
-from stores.errors import ConflictError, InvalidInputError, NotFoundError
+from stores.errors import ConflictError, DuplicateError, InvalidInputError, NotFoundError
 from stores.postgres import schema
 from stores.postgres.engine import create_engine, translated
+from stores.profiles import sql
 from stores.profiles.models import (
     ChannelIdentity,
     CustomerProfile,
@@ -49,12 +49,9 @@ R = TypeVar("R")
 M = TypeVar("M", CustomerProfile, ChannelIdentity, ProfileAsset, ProfileField)
 
 CURRENT_FIELD_INDEX = "uq_profile_fields_current"
-MAX_MERGE_HOPS = 64
 
 SET_FIELD_ATTEMPTS = 5
 """How often a field set is retried when a concurrent set of the same field won the race."""
-
-LockMode = Literal["share", "update"]
 
 
 class PostgresProfileStore(ProfileStore):
@@ -108,9 +105,9 @@ class PostgresProfileStore(ProfileStore):
         pid = parse_id(profile_id, "profile_id")
         with translated(), self._engine.connect() as conn:
             if not follow_merges:
-                row = _one(conn, sa.select(P).where(P.c.tenant_id == tenant, P.c.id == pid))
+                row = sql.one(conn, sa.select(P).where(P.c.tenant_id == tenant, P.c.id == pid))
                 return CustomerProfile.model_validate(row) if row else None
-            return _survivor(conn, tenant, pid)
+            return sql.survivor(conn, tenant, pid)
 
     def get_profile_by_external_id(
         self, tenant_id: UUID | str, external_id: str
@@ -121,7 +118,7 @@ class PostgresProfileStore(ProfileStore):
             found = conn.execute(
                 sa.select(P.c.id).where(P.c.tenant_id == tenant, P.c.external_id == external_id)
             ).scalar()
-            return _survivor(conn, tenant, found) if found else None
+            return sql.survivor(conn, tenant, found) if found else None
 
     def list_profiles(
         self,
@@ -148,8 +145,8 @@ class PostgresProfileStore(ProfileStore):
             check_name(external_id, "external_id")
 
         def change(conn: sa.Connection) -> CustomerProfile:
-            survivor = _lock_survivor(conn, tenant, pid, "update")
-            row = _one(
+            survivor = sql.lock_survivor(conn, tenant, pid, "update")
+            row = sql.one(
                 conn,
                 P.update()
                 .where(P.c.tenant_id == tenant, P.c.id == survivor.id)
@@ -166,7 +163,7 @@ class PostgresProfileStore(ProfileStore):
 
         def delete(conn: sa.Connection) -> bool:
             try:
-                survivor = _lock_survivor(conn, tenant, pid, "update")
+                survivor = sql.lock_survivor(conn, tenant, pid, "update")
             except NotFoundError:
                 return False
             # Identities, fields and assets go with their profile (ON DELETE CASCADE);
@@ -187,63 +184,7 @@ class PostgresProfileStore(ProfileStore):
         dst_id = parse_id(target_id, "target_id")
         if src_id == dst_id:
             raise InvalidInputError("cannot merge a profile into itself", field="source_id")
-        return self._write(lambda conn: self._merge(conn, tenant, src_id, dst_id))
-
-    def _merge(
-        self, conn: sa.Connection, tenant: UUID, src_id: UUID, dst_id: UUID
-    ) -> CustomerProfile:
-        source, target = _lock_pair(conn, tenant, src_id, dst_id)
-        if source.id == target.id:
-            return target
-        now = self._clock()
-        src, dst = source.id, target.id
-
-        t, s = F.alias("t"), F.alias("s")
-        conflicts = conn.execute(
-            sa.select(t.c.id, t.c.valid_from, s.c.id, s.c.valid_from)
-            .select_from(
-                t.join(
-                    s,
-                    sa.and_(
-                        s.c.tenant_id == t.c.tenant_id,
-                        s.c.field_name == t.c.field_name,
-                        s.c.profile_id == src,
-                        s.c.valid_to.is_(None),
-                    ),
-                )
-            )
-            .where(t.c.tenant_id == tenant, t.c.profile_id == dst, t.c.valid_to.is_(None))
-        ).all()
-        # Newest wins: the value that became valid later stays current; the target's on a tie.
-        losers = [t_id if s_from > t_from else s_id for t_id, t_from, s_id, s_from in conflicts]
-        if losers:
-            conn.execute(
-                F.update()
-                .where(F.c.tenant_id == tenant, F.c.id.in_(losers))
-                .values(valid_to=sa.func.greatest(F.c.valid_from, now))
-            )
-        for table in (I, F, A):
-            conn.execute(
-                table.update()
-                .where(table.c.tenant_id == tenant, table.c.profile_id == src)
-                .values(profile_id=dst)
-            )
-        conn.execute(
-            P.update()
-            .where(
-                P.c.tenant_id == tenant,
-                sa.or_(P.c.merged_into_id == src, P.c.id == src),
-            )
-            .values(merged_into_id=dst, updated_at=now)
-        )
-        row = _one(
-            conn,
-            P.update()
-            .where(P.c.tenant_id == tenant, P.c.id == dst)
-            .values(updated_at=now)
-            .returning(*P.c),
-        )
-        return CustomerProfile.model_validate(row)
+        return self._write(lambda conn: sql.merge(conn, tenant, src_id, dst_id, self._clock()))
 
     # ---- channel identities -----------------------------------------------------------
 
@@ -251,7 +192,7 @@ class PostgresProfileStore(ProfileStore):
         stored = prepare_identity(identity, self._clock())
 
         def link(conn: sa.Connection) -> ChannelIdentity:
-            survivor = _lock_survivor(conn, stored.tenant_id, stored.profile_id, "share")
+            survivor = sql.lock_survivor(conn, stored.tenant_id, stored.profile_id, "share")
             final = stored.model_copy(update={"profile_id": survivor.id})
             conn.execute(I.insert().values(**final.model_dump()))
             return final
@@ -265,7 +206,7 @@ class PostgresProfileStore(ProfileStore):
         check_name(channel, "channel")
         check_name(channel_user_id, "channel_user_id")
         with translated(), self._engine.connect() as conn:
-            row = _one(conn, _identity_query(tenant, channel, channel_user_id))
+            row = sql.one(conn, sql.identity_query(tenant, channel, channel_user_id))
         return ChannelIdentity.model_validate(row) if row else None
 
     def resolve_identity(
@@ -276,9 +217,11 @@ class PostgresProfileStore(ProfileStore):
         check_name(channel_user_id, "channel_user_id")
         with translated(), self._engine.connect() as conn:
             owner = conn.execute(
-                _identity_query(tenant, channel, channel_user_id).with_only_columns(I.c.profile_id)
+                sql.identity_query(tenant, channel, channel_user_id).with_only_columns(
+                    I.c.profile_id
+                )
             ).scalar()
-            return _survivor(conn, tenant, owner) if owner else None
+            return sql.survivor(conn, tenant, owner) if owner else None
 
     def list_identities(
         self,
@@ -319,10 +262,10 @@ class PostgresProfileStore(ProfileStore):
         )
 
         def change(conn: sa.Connection) -> ProfileField:
-            survivor = _lock_survivor(conn, tenant, pid, "share")
+            survivor = sql.lock_survivor(conn, tenant, pid, "share")
             now = self._clock()
             closed = conn.execute(
-                _close_current(tenant, survivor.id, name, now).returning(F.c.valid_to)
+                sql.close_current(tenant, survivor.id, name, now).returning(F.c.valid_to)
             ).scalar()
             row = ProfileField(
                 tenant_id=tenant,
@@ -341,11 +284,12 @@ class PostgresProfileStore(ProfileStore):
 
         for attempt in range(SET_FIELD_ATTEMPTS):
             try:
-                return self._write(change, raw_unique_errors=True)
-            except sa_exc.IntegrityError as exc:
-                if _constraint(exc) != CURRENT_FIELD_INDEX:
-                    with translated():
-                        raise
+                return self._write(change)
+            except DuplicateError as exc:
+                # Only a lost race for the current value is retried; the rolled-back
+                # attempt left nothing behind, so the retry starts from the winner's value.
+                if sql.constraint_name(exc.__cause__) != CURRENT_FIELD_INDEX:
+                    raise
                 if attempt == SET_FIELD_ATTEMPTS - 1:
                     raise ConflictError(
                         f"field {name!r} kept changing concurrently; re-read and retry"
@@ -358,8 +302,8 @@ class PostgresProfileStore(ProfileStore):
         name = check_name(field_name, "field_name")
 
         def clear(conn: sa.Connection) -> bool:
-            survivor = _lock_survivor(conn, tenant, pid, "share")
-            done = conn.execute(_close_current(tenant, survivor.id, name, self._clock()))
+            survivor = sql.lock_survivor(conn, tenant, pid, "share")
+            done = conn.execute(sql.close_current(tenant, survivor.id, name, self._clock()))
             return done.rowcount > 0
 
         return self._write(clear)
@@ -390,7 +334,9 @@ class PostgresProfileStore(ProfileStore):
         tenant = parse_id(tenant_id, "tenant_id")
         pid = parse_id(profile_id, "profile_id")
         when = as_of_time(as_of)
-        query = sa.select(F).where(F.c.tenant_id == tenant, F.c.profile_id == _owner(tenant, pid))
+        query = sa.select(F).where(
+            F.c.tenant_id == tenant, F.c.profile_id == sql.owner(tenant, pid)
+        )
         if only is not None:
             query = query.where(F.c.field_name == only)
         if when is None:
@@ -439,7 +385,7 @@ class PostgresProfileStore(ProfileStore):
         stored = prepare_asset(asset, self._clock())
 
         def add(conn: sa.Connection) -> ProfileAsset:
-            survivor = _lock_survivor(conn, stored.tenant_id, stored.profile_id, "share")
+            survivor = sql.lock_survivor(conn, stored.tenant_id, stored.profile_id, "share")
             final = stored.model_copy(update={"profile_id": survivor.id})
             conn.execute(A.insert().values(**final.model_dump()))
             return final
@@ -450,7 +396,7 @@ class PostgresProfileStore(ProfileStore):
         tenant = parse_id(tenant_id, "tenant_id")
         aid = parse_id(asset_id, "asset_id")
         with translated(), self._engine.connect() as conn:
-            row = _one(conn, sa.select(A).where(A.c.tenant_id == tenant, A.c.id == aid))
+            row = sql.one(conn, sa.select(A).where(A.c.tenant_id == tenant, A.c.id == aid))
         return ProfileAsset.model_validate(row) if row else None
 
     def list_assets(
@@ -484,17 +430,8 @@ class PostgresProfileStore(ProfileStore):
 
     # ---- helpers ----------------------------------------------------------------------
 
-    def _write(self, work: Callable[[sa.Connection], R], *, raw_unique_errors: bool = False) -> R:
+    def _write(self, work: Callable[[sa.Connection], R]) -> R:
         """Run ``work`` in one transaction; any error rolls all of it back."""
-        if raw_unique_errors:
-            try:
-                with self._engine.begin() as conn:
-                    return work(conn)
-            except sa_exc.IntegrityError:
-                raise
-            except sa_exc.SQLAlchemyError:
-                with translated():
-                    raise
         with translated(), self._engine.begin() as conn:
             return work(conn)
 
@@ -515,7 +452,7 @@ class PostgresProfileStore(ProfileStore):
         check_limit(limit)
         after = parse_key_cursor(cursor)
         query = sa.select(table).where(
-            table.c.tenant_id == tenant, table.c.profile_id == _owner(tenant, pid)
+            table.c.tenant_id == tenant, table.c.profile_id == sql.owner(tenant, pid)
         )
         if extra is not None:
             query = query.where(extra)
@@ -549,95 +486,3 @@ def _key_of(
     value = getattr(item, name)
     assert isinstance(value, datetime)
     return value
-
-
-def _one(conn: sa.Connection, statement: sa.Executable) -> dict[str, Any] | None:
-    row = conn.execute(statement).mappings().first()
-    return dict(row) if row is not None else None
-
-
-def _owner(tenant: UUID, profile_id: UUID) -> sa.ScalarSelect[Any]:
-    """The surviving profile's id of ``profile_id`` (merges always point at a survivor)."""
-    return (
-        sa.select(sa.func.coalesce(P.c.merged_into_id, P.c.id))
-        .where(P.c.tenant_id == tenant, P.c.id == profile_id)
-        .scalar_subquery()
-    )
-
-
-def _survivor(conn: sa.Connection, tenant: UUID, profile_id: UUID) -> CustomerProfile | None:
-    """Read the surviving profile of ``profile_id`` without locking."""
-    current = profile_id
-    for _ in range(MAX_MERGE_HOPS):
-        row = _one(conn, sa.select(P).where(P.c.tenant_id == tenant, P.c.id == current))
-        if row is None:
-            return None
-        if row["merged_into_id"] is None:
-            return CustomerProfile.model_validate(row)
-        current = row["merged_into_id"]
-    return None
-
-
-def _lock_survivor(
-    conn: sa.Connection, tenant: UUID, profile_id: UUID, mode: LockMode, field: str = "profile_id"
-) -> CustomerProfile:
-    """Lock the surviving profile of ``profile_id`` (and the path to it) or NotFoundError."""
-    current = profile_id
-    for _ in range(MAX_MERGE_HOPS):
-        query = sa.select(P).where(P.c.tenant_id == tenant, P.c.id == current)
-        row = _one(conn, query.with_for_update(read=mode == "share"))
-        if row is None:
-            break
-        if row["merged_into_id"] is None:
-            return CustomerProfile.model_validate(row)
-        current = row["merged_into_id"]
-    raise NotFoundError(f"profile {profile_id} does not exist ({field})")
-
-
-def _lock_pair(
-    conn: sa.Connection, tenant: UUID, src_id: UUID, dst_id: UUID
-) -> tuple[CustomerProfile, CustomerProfile]:
-    """Lock the surviving profiles of both ids for update, in id order (no deadlocks)."""
-    for _ in range(MAX_MERGE_HOPS):
-        source = _survivor(conn, tenant, src_id)
-        if source is None:
-            raise NotFoundError(f"profile {src_id} does not exist (source_id)")
-        target = _survivor(conn, tenant, dst_id)
-        if target is None:
-            raise NotFoundError(f"profile {dst_id} does not exist (target_id)")
-        if source.id == target.id:
-            return source, target
-        locked = conn.execute(
-            sa.select(P.c.id, P.c.merged_into_id)
-            .where(P.c.tenant_id == tenant, P.c.id.in_([source.id, target.id]))
-            .order_by(P.c.id)
-            .with_for_update()
-        ).all()
-        # A merge that committed between the read and the lock moved the survivor: re-read.
-        if len(locked) == 2 and all(merged is None for _, merged in locked):
-            return source, target
-    raise ConflictError("profiles kept being merged concurrently; retry")
-
-
-def _identity_query(tenant: UUID, channel: str, channel_user_id: str) -> sa.Select[Any]:
-    return sa.select(I).where(
-        I.c.tenant_id == tenant, I.c.channel == channel, I.c.channel_user_id == channel_user_id
-    )
-
-
-def _close_current(tenant: UUID, profile_id: UUID, name: str, now: datetime) -> sa.Update:
-    return (
-        F.update()
-        .where(
-            F.c.tenant_id == tenant,
-            F.c.profile_id == profile_id,
-            F.c.field_name == name,
-            F.c.valid_to.is_(None),
-        )
-        .values(valid_to=sa.func.greatest(F.c.valid_from, now))
-    )
-
-
-def _constraint(exc: sa_exc.IntegrityError) -> str | None:
-    diag = getattr(exc.orig, "diag", None)
-    return getattr(diag, "constraint_name", None) if diag is not None else None
