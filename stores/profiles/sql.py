@@ -59,16 +59,23 @@ def survivor(conn: sa.Connection, tenant: UUID, profile_id: UUID) -> CustomerPro
 def lock_survivor(
     conn: sa.Connection, tenant: UUID, profile_id: UUID, mode: LockMode, field: str = "profile_id"
 ) -> CustomerProfile:
-    """Lock the surviving profile of ``profile_id`` (and the path to it) or NotFoundError."""
-    current = profile_id
+    """Lock the surviving profile of ``profile_id``, or raise NotFoundError.
+
+    Only the survivor is locked, never the merged profiles on the way to it: a merge
+    repoints those, and a lock held on one of them could deadlock with it.
+    """
+    found = survivor(conn, tenant, profile_id)
     for _ in range(MAX_MERGE_HOPS):
-        query = sa.select(P).where(P.c.tenant_id == tenant, P.c.id == current)
+        if found is None:
+            break
+        query = sa.select(P).where(P.c.tenant_id == tenant, P.c.id == found.id)
         row = one(conn, query.with_for_update(read=mode == "share"))
         if row is None:
             break
         if row["merged_into_id"] is None:
             return CustomerProfile.model_validate(row)
-        current = row["merged_into_id"]
+        # Merged away while this transaction waited for the lock: follow it.
+        found = survivor(conn, tenant, row["merged_into_id"])
     raise NotFoundError(f"profile {profile_id} does not exist ({field})")
 
 

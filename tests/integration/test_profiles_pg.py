@@ -276,3 +276,31 @@ def test_the_store_recovers_after_its_connections_are_killed(
     assert killed
     assert store.get_profile(tenant, p.id) == p
     assert store.set_field(tenant, p.id, "x", 1).field_value == 1
+
+
+def test_a_write_waiting_on_a_merge_follows_it_to_the_survivor(
+    store: PostgresProfileStore, engine: sa.Engine, tenant: UUID
+) -> None:
+    target, source = profile(store, tenant, "t"), profile(store, tenant, "s")
+    with engine.connect() as other:
+        other.begin()
+        # Pause the merge after it has locked both profiles.
+        other.execute(
+            sa.text("SELECT 1 FROM channel_identities WHERE tenant_id = :t FOR UPDATE"),
+            {"t": tenant},
+        )
+        merging, merge_out = in_thread(lambda: store.merge_profiles(tenant, source.id, target.id))
+        wait_until_blocked(engine, "UPDATE channel_identities")
+        writing, write_out = in_thread(lambda: store.set_field(tenant, source.id, "late", True))
+        wait_until_blocked(engine, "SELECT customer_profiles")
+        other.rollback()
+    merging.join(10)
+    writing.join(10)
+    assert merge_out["result"].id == target.id
+    assert write_out["result"].profile_id == target.id
+    assert store.get_field(tenant, target.id, "late").field_value is True  # type: ignore[union-attr]
+    with engine.connect() as conn:
+        stray = conn.execute(
+            sa.text("SELECT count(*) FROM profile_fields WHERE profile_id = :p"), {"p": source.id}
+        ).scalar()
+    assert stray == 0
