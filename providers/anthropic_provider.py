@@ -23,6 +23,7 @@ from providers.base import (
 from providers.catalog import ANTHROPIC_INPUT_TOKENS, DEFAULT_ANTHROPIC_MODEL
 from providers.credentials import resolve_api_key
 from providers.errors import ContentFilterError, InvalidRequestError
+from providers.http import shared_ssl_context
 from providers.structured import parse_reply, schema_name
 from providers.translate import call_sdk, unreadable_reply
 
@@ -56,6 +57,9 @@ class AnthropicProvider(LLMProvider):
             whose input is the answer, for models without structured outputs.
         max_input_tokens: the model's input limit, for the length check before a call.
 
+    ``temperature`` is checked (0 to 1) but not sent: the Messages API version of the
+    installed SDK refuses sampling parameters. A warning is logged the first time.
+
     Raises:
         AuthenticationError: no key given and none in the environment.
         InvalidRequestError: a bad argument.
@@ -82,12 +86,14 @@ class AnthropicProvider(LLMProvider):
         self._structured_output: StructuredMode = structured_output
         self._max_input_tokens = checks.check_max_tokens(max_input_tokens)
         self._base_url = base_url
+        self._warned_temperature = False
         key = resolve_api_key(api_key, provider=PROVIDER, env_var=API_KEY_ENV)
         self._client = anthropic.Anthropic(
             api_key=key,
             base_url=base_url,
             timeout=checks.check_timeout(timeout),
             max_retries=checks.check_max_retries(max_retries),
+            http_client=anthropic.DefaultHttpxClient(verify=shared_ssl_context()),
         )
 
     def __repr__(self) -> str:
@@ -167,10 +173,20 @@ class AnthropicProvider(LLMProvider):
         system = checks.check_system_prompt(system_prompt, max_tokens_in=self._max_input_tokens)
         if system is not None:
             request["system"] = system
-        temp = checks.check_temperature(temperature, upper=1.0)
-        if temp is not None:
-            request["temperature"] = temp
+        if checks.check_temperature(temperature, upper=1.0) is not None:
+            self._warn_temperature_once()
         return request
+
+    def _warn_temperature_once(self) -> None:
+        # The API version the SDK speaks refuses every sampling parameter with a 400, even
+        # temperature=1.0. Callers written against the vendor-neutral interface should not
+        # break on that, so the value is dropped and the fact logged once per provider.
+        if not self._warned_temperature:
+            self._warned_temperature = True
+            logger.warning(
+                "anthropic: the Messages API takes no temperature; ignoring it for %s",
+                self._model,
+            )
 
     def _send(self, request: dict[str, Any]) -> tuple[Message, float]:
         message, latency_ms = call_sdk(

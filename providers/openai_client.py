@@ -7,6 +7,7 @@ from pydantic import SecretStr
 
 from providers import checks
 from providers.credentials import resolve_api_key
+from providers.http import shared_ssl_context
 
 PROVIDER = "openai"
 API_KEY_ENV = "OPENAI_API_KEY"
@@ -27,6 +28,7 @@ def build_client(
         base_url=base_url,
         timeout=checks.check_timeout(timeout),
         max_retries=checks.check_max_retries(max_retries),
+        http_client=openai.DefaultHttpxClient(verify=shared_ssl_context()),
     )
 
 

@@ -94,15 +94,15 @@ class FakeProviderServer:
 
     def start(self) -> Self:
         """Bind a free loopback port and serve in a background thread."""
-        server = self
+        fake: FakeProviderServer = self
 
         class _Handler(_RequestHandler):
-            owner = server
+            owner = fake
 
         self._httpd = ThreadingHTTPServer((self._host, 0), _Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
         )
         self._thread.start()
         return self
