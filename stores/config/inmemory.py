@@ -46,6 +46,10 @@ def _created_key(item: Any) -> tuple[Any, ...]:
     return (item.created_at, item.id)
 
 
+def _id_key(item: Any) -> tuple[Any, ...]:
+    return (item.id,)
+
+
 def _tenant_key(item: Any) -> tuple[Any, ...]:
     return (item.tenant_id, item.id)
 
@@ -56,7 +60,7 @@ class InMemoryConfigStore(ConfigStore):
     def __init__(
         self, *, dimensions: int = DEFAULT_EMBEDDING_DIMENSIONS, clock: Clock = utc_now
     ) -> None:
-        self.dimensions = dimensions
+        self._dimensions = dimensions
         self._clock = clock
         self._lock = threading.RLock()
         self._agents: dict[UUID, Agent] = {}
@@ -69,6 +73,10 @@ class InMemoryConfigStore(ConfigStore):
         self._plans: dict[UUID, MigrationPlan] = {}
         # Soft-deleted ids keep their primary key, as rows with deleted_at set do.
         self._deleted: set[UUID] = set()
+
+    @property
+    def dimensions(self) -> int:
+        return self._dimensions
 
     # ---- helpers -----------------------------------------------------------------
 
@@ -177,7 +185,7 @@ class InMemoryConfigStore(ConfigStore):
                 and text_of(r)
                 and (getattr(r, "embedding") is None or getattr(r, "embedding_model") != model)  # noqa: B009
             ]
-        return paginate(rows, _tenant_key, limit=limit, cursor=cursor, kinds=_TENANT_ID)
+        return paginate(rows, _id_key, limit=limit, cursor=cursor, kinds=(as_uuid,))
 
     def _set_embedding(
         self, table: dict[UUID, T], tenant_id: UUID | str, item_id: UUID | str,

@@ -46,8 +46,10 @@ DEFAULT_PAGE_SIZE = 100
 class ConfigStore(ABC):
     """Configuration of every tenant's agents (see the module docstring for shared rules)."""
 
-    dimensions: int
-    """The embedding length every rule and scenario embedding must have."""
+    @property
+    @abstractmethod
+    def dimensions(self) -> int:
+        """The embedding length every rule and scenario embedding must have."""
 
     # ---- agents ------------------------------------------------------------------
 
@@ -156,7 +158,7 @@ class ConfigStore(ABC):
     ) -> Page[Rule]:
         """Across all tenants, live rules with no embedding or one made by another model.
 
-        For the embedding backfill; ordered by ``(tenant_id, id)``.
+        For the embedding backfill; ordered by ``id``.
         """
 
     @abstractmethod
@@ -259,7 +261,7 @@ class ConfigStore(ABC):
         self, model: str, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None
     ) -> Page[Scenario]:
         """Across all tenants, live scenarios with an entry condition and no embedding of
-        ``model``; ordered by ``(tenant_id, id)``."""
+        ``model``; ordered by ``id``."""
 
     @abstractmethod
     def set_scenario_embedding(

@@ -50,12 +50,16 @@ class InMemoryMemoryStore(MemoryStore):
     def __init__(
         self, *, dimensions: int = DEFAULT_EMBEDDING_DIMENSIONS, clock: Clock = utc_now
     ) -> None:
-        self.dimensions = dimensions
+        self._dimensions = dimensions
         self._clock = clock
         self._lock = threading.RLock()
         self._episodes: dict[UUID, Episode] = {}
         self._entities: dict[UUID, Entity] = {}
         self._relationships: dict[UUID, Relationship] = {}
+
+    @property
+    def dimensions(self) -> int:
+        return self._dimensions
 
     # ---- episodes ----------------------------------------------------------------
 
@@ -245,12 +249,9 @@ class InMemoryMemoryStore(MemoryStore):
         with self._lock:
             rows = [
                 e.model_copy(deep=True) for e in self._episodes.values()
-                if e.embedding is None or e.embedding_model != model
+                if e.content and (e.embedding is None or e.embedding_model != model)
             ]
-        return paginate(
-            rows, lambda e: (e.tenant_id, e.id), limit=limit, cursor=cursor,
-            kinds=(as_uuid, as_uuid),
-        )
+        return paginate(rows, lambda e: (e.id,), limit=limit, cursor=cursor, kinds=(as_uuid,))
 
     def set_episode_embedding(
         self,

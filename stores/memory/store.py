@@ -38,8 +38,10 @@ MAX_TRAVERSAL_DEPTH = 5
 class MemoryStore(ABC):
     """Every tenant's agent memory (see the module docstring for shared rules)."""
 
-    dimensions: int
-    """The embedding length every episode embedding must have."""
+    @property
+    @abstractmethod
+    def dimensions(self) -> int:
+        """The embedding length every episode embedding must have."""
 
     # ---- episodes ----------------------------------------------------------------
 
@@ -130,7 +132,7 @@ class MemoryStore(ABC):
     ) -> Page[Episode]:
         """Across all tenants, episodes with no embedding or one made by another model.
 
-        For the embedding backfill; ordered by ``(tenant_id, id)``.
+        For the embedding backfill; ordered by ``id``.
         """
 
     @abstractmethod

@@ -1,0 +1,321 @@
+"""Filtered vector search on pgvector that is complete and accurate, whatever the filter.
+
+An HNSW index applies filters *after* its scan: with the default ``hnsw.ef_search = 40`` a
+filter keeping 10 % of the rows returns about 4 of 10 wanted rows, and ``ef_search`` also caps
+how many rows a scan can return at all. So each search picks one of three paths:
+
+``exact``
+    When few rows match the filter (at most :attr:`VectorSearchPolicy.exact_max_rows`, or
+    too few for the index path to find enough of them), the matching rows are found through
+    the B-tree on the filter columns and ranked exactly. The distance is written as
+    ``(embedding <=> q) + 0`` so that the planner cannot answer the ORDER BY from the HNSW
+    index.
+``iterative``
+    On pgvector >= 0.8, ``hnsw.iterative_scan = relaxed_order`` lets the index scan go on
+    until enough rows pass the filter; the results are re-sorted by exact distance.
+``index``
+    On older pgvector (the embedded server has 0.6), ``hnsw.ef_search`` is raised in
+    proportion to how selective the filter is, so that the candidates the index yields hold
+    enough matching rows.
+
+On both index paths sorting is disabled for the transaction (``SET LOCAL enable_sort = off``)
+so the planner answers the ORDER BY with the HNSW scan rather than a B-tree scan plus a sort
+of every matching row; if the index path returns fewer rows than asked although more rows
+match, the search is repeated exactly, so a result is always ``min(limit, matching rows)``
+long. Statements are never server-prepared (``prepare_threshold = None`` on the connection):
+a prepared generic plan would ignore how selective this call's filter is.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from pgvector.sqlalchemy import Vector
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ClauseElement, Executable
+
+SearchPath = Literal["exact", "iterative", "index"]
+
+PGVECTOR_MAX_EF_SEARCH = 1000
+"""pgvector's upper bound for ``hnsw.ef_search``."""
+
+
+@dataclass(frozen=True)
+class VectorSearchPolicy:
+    """How vector searches choose between exact search and the HNSW index."""
+
+    exact_max_rows: int = 2000
+    """Filters matching at most this many embedded rows are searched exactly."""
+    ef_search: int = 200
+    """``hnsw.ef_search`` for a filter that keeps (nearly) every row."""
+    max_ef_search: int = PGVECTOR_MAX_EF_SEARCH
+    """The largest ``hnsw.ef_search`` the index path may use (pgvector allows 1000)."""
+    oversample: float = 4.0
+    """Without iterative scans: how many matching candidates to aim for per wanted result."""
+    max_scan_tuples: int = 50_000
+    """With iterative scans: how many index tuples a scan may visit (pgvector >= 0.8)."""
+    table_size_ttl: float = 60.0
+    """Seconds a table's row-count estimate is reused."""
+
+    def __post_init__(self) -> None:
+        if self.exact_max_rows < 0 or self.oversample < 1:
+            raise ValueError("exact_max_rows must be >= 0 and oversample >= 1")
+        if not 1 <= self.ef_search <= self.max_ef_search <= PGVECTOR_MAX_EF_SEARCH:
+            raise ValueError("need 1 <= ef_search <= max_ef_search <= 1000")
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """The path a search takes, and the settings it runs with."""
+
+    path: SearchPath
+    matching_rows: int
+    """The rows the filter matches, counted exactly up to the exact-search threshold."""
+    settings: dict[str, str]
+    statement: sa.Select[Any]
+
+
+@dataclass
+class SearchOutcome:
+    """The rows found, best first, with their cosine similarity, and how they were found."""
+
+    rows: list[tuple[sa.RowMapping, float]]
+    path: SearchPath
+    fell_back: bool = False
+    """The index path returned too few rows and the search was repeated exactly."""
+
+
+class _Explain(Executable, ClauseElement):
+    inherit_cache = False
+
+    def __init__(self, statement: sa.Select[Any]) -> None:
+        self.statement = statement
+
+
+@compiles(_Explain)
+def _compile_explain(element: _Explain, compiler: Any, **kw: Any) -> str:
+    return "EXPLAIN (COSTS OFF) " + str(compiler.process(element.statement, **kw))
+
+
+_VERSION = re.compile(r"^(\d+)\.(\d+)")
+
+
+class VectorSearcher:
+    """Runs filtered cosine searches on one database (its pgvector version detected once)."""
+
+    def __init__(self, policy: VectorSearchPolicy | None = None) -> None:
+        self.policy = policy or VectorSearchPolicy()
+        self._lock = threading.Lock()
+        self._version: tuple[int, int] | None = None
+        self._table_rows: dict[str, tuple[float, float]] = {}
+
+    # ---- server facts --------------------------------------------------------------
+
+    def pgvector_version(self, conn: sa.Connection) -> tuple[int, int]:
+        """The (major, minor) version of the vector extension, read once."""
+        with self._lock:
+            if self._version is None:
+                raw = conn.execute(
+                    sa.text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+                ).scalar()
+                match = _VERSION.match(str(raw or ""))
+                self._version = (int(match[1]), int(match[2])) if match else (0, 0)
+            return self._version
+
+    def has_iterative_scan(self, conn: sa.Connection) -> bool:
+        """Whether the server's pgvector has ``hnsw.iterative_scan`` (0.8 and later)."""
+        return self.pgvector_version(conn) >= (0, 8)
+
+    def _table_size(self, conn: sa.Connection, table: sa.Table) -> float:
+        now = time.monotonic()
+        cached = self._table_rows.get(table.name)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        rows = conn.execute(
+            sa.text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"),
+            {"t": table.name},
+        ).scalar()
+        size = max(float(rows or 0.0), 0.0)
+        self._table_rows[table.name] = (size, now + self.policy.table_size_ttl)
+        return size
+
+    # ---- planning ------------------------------------------------------------------
+
+    def plan(
+        self,
+        conn: sa.Connection,
+        table: sa.Table,
+        filters: Sequence[sa.ColumnElement[bool]],
+        query: Sequence[float],
+        limit: int,
+    ) -> SearchPlan:
+        """Choose the path for a search (runs the bounded count that decides it)."""
+        policy = self.policy
+        where = [table.c.embedding.is_not(None), *filters]
+        iterative = self.has_iterative_scan(conn)
+        total = self._table_size(conn, table)
+        threshold = max(policy.exact_max_rows, limit)
+        if not iterative:
+            # Below this many matches even the largest ef_search would not yield enough.
+            threshold = max(
+                threshold, math.ceil(total * limit * policy.oversample / policy.max_ef_search)
+            )
+        matching = _bounded_count(conn, table, where, threshold + 1)
+        if matching <= threshold:
+            exact = self._exact_statement(table, where, query, limit)
+            return SearchPlan("exact", matching, {}, exact)
+        settings = {"enable_sort": "off"}
+        if iterative:
+            settings.update({
+                "hnsw.iterative_scan": "relaxed_order",
+                "hnsw.ef_search": str(max(policy.ef_search, limit)),
+                "hnsw.max_scan_tuples": str(policy.max_scan_tuples),
+            })
+            path: SearchPath = "iterative"
+        else:
+            estimate = max(float(matching), _estimated_rows(conn, table, where))
+            fraction = min(1.0, estimate / total) if total > 0 else 1.0
+            wanted = math.ceil(limit * policy.oversample / fraction)
+            ef = min(policy.max_ef_search, max(policy.ef_search, limit, wanted))
+            settings["hnsw.ef_search"] = str(ef)
+            path = "index"
+        statement = self._index_statement(table, where, query, limit)
+        return SearchPlan(path, matching, settings, statement)
+
+    def _distance(self, table: sa.Table, query: Sequence[float]) -> sa.ColumnElement[float]:
+        vector = sa.cast(sa.literal(_vector_text(query), sa.Text), Vector())
+        return table.c.embedding.op("<=>", return_type=sa.Float)(vector)
+
+    def _exact_statement(
+        self, table: sa.Table, where: list[sa.ColumnElement[bool]], query: Sequence[float],
+        limit: int,
+    ) -> sa.Select[Any]:
+        # "+ 0" makes the sort key an expression no index provides: the ranking is exact.
+        distance = (self._distance(table, query) + sa.literal_column("0")).label("distance")
+        return (
+            sa.select(*table.c, distance).where(*where)
+            .order_by(distance, table.c.id).limit(limit)
+        )
+
+    def _index_statement(
+        self, table: sa.Table, where: list[sa.ColumnElement[bool]], query: Sequence[float],
+        limit: int,
+    ) -> sa.Select[Any]:
+        distance = self._distance(table, query).label("distance")
+        return sa.select(*table.c, distance).where(*where).order_by(distance).limit(limit)
+
+    # ---- running -------------------------------------------------------------------
+
+    def search(
+        self,
+        conn: sa.Connection,
+        table: sa.Table,
+        filters: Sequence[sa.ColumnElement[bool]],
+        query: Sequence[float],
+        limit: int,
+    ) -> SearchOutcome:
+        """Search within the connection's current transaction (settings are SET LOCAL)."""
+        _unprepared(conn)
+        plan = self.plan(conn, table, filters, query, limit)
+        _apply(conn, plan.settings)
+        rows = _scored(conn, plan.statement)
+        if plan.path == "exact":
+            return SearchOutcome(rows, "exact")
+        rows.sort(key=lambda pair: (-pair[1], pair[0]["id"]))
+        if len(rows) >= limit:
+            return SearchOutcome(rows[:limit], plan.path)
+        _apply(conn, {"enable_sort": "on"})
+        where = [table.c.embedding.is_not(None), *filters]
+        exact = self._exact_statement(table, where, query, limit)
+        rows = _scored(conn, exact)
+        return SearchOutcome(rows, plan.path, fell_back=True)
+
+    def explain(
+        self,
+        conn: sa.Connection,
+        table: sa.Table,
+        filters: Sequence[sa.ColumnElement[bool]],
+        query: Sequence[float],
+        limit: int,
+    ) -> tuple[SearchPlan, str]:
+        """The plan a search would take and PostgreSQL's EXPLAIN of its statement."""
+        _unprepared(conn)
+        plan = self.plan(conn, table, filters, query, limit)
+        _apply(conn, plan.settings)
+        lines = conn.execute(_Explain(plan.statement)).scalars().all()
+        return plan, "\n".join(str(line) for line in lines)
+
+
+def _scored(conn: sa.Connection, statement: sa.Select[Any]) -> list[tuple[sa.RowMapping, float]]:
+    return [(row, 1.0 - float(row["distance"])) for row in conn.execute(statement).mappings()]
+
+
+def _vector_text(query: Sequence[float]) -> str:
+    return "[" + ",".join(repr(float(x)) for x in query) + "]"
+
+
+def _unprepared(conn: sa.Connection) -> None:
+    driver = conn.connection.driver_connection
+    if driver is not None and hasattr(driver, "prepare_threshold"):
+        driver.prepare_threshold = None
+
+
+def _apply(conn: sa.Connection, settings: dict[str, str]) -> None:
+    if not settings:
+        return
+    calls = ", ".join(f"set_config(:k{i}, :v{i}, true)" for i in range(len(settings)))
+    params: dict[str, str] = {}
+    for i, (key, value) in enumerate(settings.items()):
+        params[f"k{i}"], params[f"v{i}"] = key, value
+    conn.execute(sa.text(f"SELECT {calls}"), params)
+
+
+def _bounded_count(
+    conn: sa.Connection, table: sa.Table, where: list[sa.ColumnElement[bool]], cap: int
+) -> int:
+    inner: sa.Select[Any] = (
+        sa.select(sa.literal_column("1")).select_from(table).where(*where).limit(cap)
+    )
+    count = sa.select(sa.func.count()).select_from(inner.subquery())
+    return int(conn.execute(count).scalar_one())
+
+
+def _estimated_rows(
+    conn: sa.Connection, table: sa.Table, where: list[sa.ColumnElement[bool]]
+) -> float:
+    stmt: sa.Select[Any] = sa.select(sa.literal_column("1")).select_from(table).where(*where)
+    plan = conn.execute(_ExplainJson(stmt)).scalar()
+    try:
+        return float(plan[0]["Plan"]["Plan Rows"])  # type: ignore[index]
+    except (TypeError, KeyError, IndexError, ValueError):
+        return 0.0
+
+
+class _ExplainJson(_Explain):
+    inherit_cache = False
+
+
+@compiles(_ExplainJson)
+def _compile_explain_json(element: _ExplainJson, compiler: Any, **kw: Any) -> str:
+    return "EXPLAIN (FORMAT JSON) " + str(compiler.process(element.statement, **kw))
+
+
+def embedding_dimensions(conn: sa.Connection, table: str) -> int:
+    """The dimension of ``table.embedding`` as the database defines it (its type modifier)."""
+    typmod = conn.execute(
+        sa.text(
+            "SELECT atttypmod FROM pg_attribute "
+            "WHERE attrelid = CAST(:t AS regclass) AND attname = 'embedding'"
+        ),
+        {"t": table},
+    ).scalar()
+    if typmod is None or int(typmod) < 1:
+        raise LookupError(f"{table}.embedding has no fixed dimension; is the schema migrated?")
+    return int(typmod)
