@@ -93,8 +93,8 @@ def run_demo(console: Console | None = None) -> None:
     bob = store.get(tenant, sessions["bob"].id)
     assert bob is not None
     console.print(
-        f"\n[green]{clock():%a %H:%M}[/green] bob comes back: get() returns his session (version {bob.version}) "
-        "and promotes it to hot in the same call"
+        f"\n[green]{clock():%a %H:%M}[/green] bob comes back: get() returns his session "
+        f"(version {bob.version}) and promotes it to hot in the same call"
     )
     _tiers(console, store, sessions)
 
