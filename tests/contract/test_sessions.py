@@ -19,11 +19,21 @@ from stores.sessions import (
     StepVisit,
     Tier,
 )
-from tests.sessions_support import HOT_TTL, MAX_AGE, MAX_BYTES, build_store
+from tests.sessions_support import (
+    BACKENDS,
+    HOT_TTL,
+    MAX_AGE,
+    MAX_BYTES,
+    build_store,
+    module_database,
+)
 
-BACKENDS = [
-    pytest.param("memory", id="memory"),
-]
+
+@pytest.fixture(scope="module")
+def sessions_database(pg_server: str, pg_template: str) -> Iterator[str]:
+    """One database for this module's PostgreSQL cold tier."""
+    with module_database(pg_server, pg_template) as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)

@@ -1,0 +1,146 @@
+"""The Redis key layout of the session store: the one place that names Redis keys.
+
+Every key of a tenant carries the tenant id as a hash tag, ``{<tenant id>}``, so all keys a
+script touches live in one hash slot and the store runs unchanged on Redis Cluster. Scripts
+get the keys they always touch in KEYS and derive per-session and index keys from the
+tenant's base (``ARGV``), which carries the same tag.
+
+``hearth:s:{T}:h:<id>``   hash, a hot session: ``d`` JSON document, ``v`` version,
+                          ``c`` created_at (µs since the epoch), ``ix`` index suffixes
+``hearth:s:{T}:c:<id>``   hash, a cold session in the Redis cold tier: ``z`` the document
+                          compressed, ``v``, ``c``, ``ix``; expires after max_age + a day
+``hearth:s:{T}:idle``     sorted set, hot session id -> when its idle time started (µs);
+                          the demotion sweep reads it (no keyspace notifications)
+``hearth:s:{T}:created``  sorted set, id -> created_at (µs) of every session held in Redis;
+                          the max-age purge reads it
+``hearth:s:{T}:x:<id>``   string, a tombstone left by ``delete`` for a while, so that a
+                          demotion or promotion in flight cannot bring the session back
+``hearth:s:{T}:i:<sfx>``  sorted set, a secondary index (members are session ids):
+    ``ag:<agent>`` and ``ag:<agent>:<STATUS>``        sessions of an agent (score 0)
+    ``cu:<customer>`` and ``cu:<customer>:<STATUS>``  sessions of a customer (score 0)
+    ``sv:<scenario>:<version>``                        on a scenario version (score 0)
+    ``st:<scenario>:<version>:<hash of step>``         on a step of it (score 0)
+    ``um:<scenario>:<version>``                        ...without a pending migration
+    ``ch:<hash of channel identity>``                  score created_at (µs): newest last
+``hearth:s:tenants``      set of tenant ids with sessions in Redis, for the sweeps (its own
+                          slot; written beside the scripts, never inside them)
+
+Score-0 indexes are read in id order with ZRANGEBYLEX, which gives keyset pagination. With
+the PostgreSQL cold tier, indexes hold hot sessions only (the ``sessions`` table indexes the
+cold ones); with the Redis cold tier they hold both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+from stores.sessions.models import Session
+from stores.sessions.query import Query, QueryKind
+
+PREFIX = "hearth:s:"
+TENANTS = PREFIX + "tenants"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def base(tenant_id: UUID) -> str:
+    """The prefix of every key of a tenant, hash tag included."""
+    return f"{PREFIX}{{{tenant_id}}}:"
+
+
+def hot(tenant_base: str, session_id: UUID | str) -> str:
+    """The hash of a hot session."""
+    return f"{tenant_base}h:{session_id}"
+
+
+def cold(tenant_base: str, session_id: UUID | str) -> str:
+    """The hash of a cold session (Redis cold tier)."""
+    return f"{tenant_base}c:{session_id}"
+
+
+def tombstone(tenant_base: str, session_id: UUID | str) -> str:
+    """The marker a delete leaves behind."""
+    return f"{tenant_base}x:{session_id}"
+
+
+def idle(tenant_base: str) -> str:
+    """The sorted set of hot sessions by the start of their idle time."""
+    return tenant_base + "idle"
+
+
+def created(tenant_base: str) -> str:
+    """The sorted set of sessions held in Redis by creation time."""
+    return tenant_base + "created"
+
+
+def index(tenant_base: str, suffix: str) -> str:
+    """A secondary index."""
+    return f"{tenant_base}i:{suffix}"
+
+
+def session_keys(tenant_base: str, session_id: UUID | str) -> list[str]:
+    """The KEYS of the per-session scripts: hot, cold, idle, created, tombstone."""
+    return [
+        hot(tenant_base, session_id),
+        cold(tenant_base, session_id),
+        idle(tenant_base),
+        created(tenant_base),
+        tombstone(tenant_base, session_id),
+    ]
+
+
+def _digest(*parts: str) -> str:
+    # Free text (channel ids, step ids) may hold any character; a digest keeps keys tidy
+    # and the "\n"-joined suffix lists unambiguous.
+    return hashlib.blake2b("\x00".join(parts).encode(), digest_size=16).hexdigest()
+
+
+def channel_suffix(channel: str, user_channel_id: str) -> str:
+    """The index of a channel identity."""
+    return "ch:" + _digest(channel, user_channel_id)
+
+
+def index_suffixes(session: Session) -> str:
+    """Every index a session belongs to, "\\n"-joined, as scripts store them in ``ix``."""
+    status = session.status.value
+    out = [f"ag:{session.agent_id}", f"ag:{session.agent_id}:{status}"]
+    if session.customer_profile_id is not None:
+        cid = session.customer_profile_id
+        out += [f"cu:{cid}", f"cu:{cid}:{status}"]
+    if session.active_scenario_id is not None and session.active_scenario_version is not None:
+        on = f"{session.active_scenario_id}:{session.active_scenario_version}"
+        out.append("sv:" + on)
+        if session.current_step_id is not None:
+            out.append(f"st:{on}:{_digest(session.current_step_id)}")
+        if session.pending_migration is None:
+            out.append("um:" + on)
+    out.append(channel_suffix(session.channel, session.user_channel_id))
+    return "\n".join(out)
+
+
+def query_suffix(q: Query) -> str:
+    """The index a listing reads."""
+    if q.kind is QueryKind.AGENT:
+        return f"ag:{q.owner_id}" + (f":{q.status.value}" if q.status else "")
+    if q.kind is QueryKind.CUSTOMER:
+        return f"cu:{q.owner_id}" + (f":{q.status.value}" if q.status else "")
+    on = f"{q.owner_id}:{q.scenario_version}"
+    if q.kind is QueryKind.STEP:
+        assert q.step_id is not None
+        return f"st:{on}:{_digest(q.step_id)}"
+    if q.kind is QueryKind.UNMARKED:
+        return "um:" + on
+    return "sv:" + on
+
+
+def micros(when: datetime) -> int:
+    """A datetime as integer microseconds since the epoch (exact, unlike float seconds)."""
+    return (when - _EPOCH) // _MICROSECOND
+
+
+def from_micros(value: int) -> datetime:
+    """The datetime of :func:`micros`."""
+    return _EPOCH + timedelta(microseconds=value)

@@ -1,0 +1,637 @@
+"""The Redis SessionStore: hot tier in Redis, cold tier in PostgreSQL or in Redis.
+
+Hot reads and saves are one round trip (a hash read, a script). Tier moves are single Lua
+scripts where both tiers are in Redis; with PostgreSQL they are ordered so that a crash
+between two steps leaves a readable, correct session:
+
+* demotion copies the session to PostgreSQL, then evicts the hot copy only if its version is
+  unchanged (a stale copy left by a race is deleted again by version);
+* promotion writes the hot copy, then deletes the PostgreSQL row only if its version is the
+  one that was promoted;
+* delete removes the row, then the Redis copies, leaving a tombstone that stops a demotion
+  or promotion in flight from bringing the session back.
+
+Whenever a session has a hot copy, that copy is the truth.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from uuid import UUID
+
+import redis as redis_lib
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
+
+from stores.common.clock import Clock, utc_now
+from stores.common.pagination import Page
+from stores.common.validation import check_limit, parse_id
+from stores.errors import ConflictError, InvalidInputError, NotFoundError, describe
+from stores.sessions import codec, keys, query
+from stores.sessions.coldtier import ColdCopy, ColdRow, PostgresColdTier, RedisColdTier
+from stores.sessions.models import PendingMigration, Session, SessionStatus, Tier, TierStats
+from stores.sessions.scripts import register, translated
+from stores.sessions.store import SessionStore
+
+_BATCH = 250
+"""Sessions per script call in sweeps and listings: keeps each script short."""
+
+_MAX_ATTEMPTS = 20
+"""How often ``save(overwrite=True)`` retries against concurrent writers before giving up."""
+
+_STATS_SAMPLE = 8
+"""Keys per tenant and tier whose ``MEMORY USAGE`` is sampled by ``stats``."""
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisSessionStore(SessionStore):
+    """A two-tier SessionStore on Redis (see the module docstring for the orderings)."""
+
+    def __init__(
+        self,
+        client: redis_lib.Redis,
+        *,
+        cold_tier: PostgresColdTier | RedisColdTier | None = None,
+        hot_ttl: timedelta = timedelta(minutes=30),
+        max_age: timedelta = timedelta(days=7),
+        clock: Clock = utc_now,
+        max_bytes: int = codec.DEFAULT_MAX_BYTES,
+        tombstone_ttl: timedelta = timedelta(hours=1),
+    ) -> None:
+        codec.check_durations(hot_ttl, max_age)
+        self.hot_ttl = hot_ttl
+        self.max_age = max_age
+        self.max_bytes = codec.check_max_bytes(max_bytes)
+        self.client = client
+        self._clock = clock
+        self._tombstone_ms = int(tombstone_ttl / timedelta(milliseconds=1))
+        if cold_tier is None:
+            cold_tier = RedisColdTier(ttl=max_age + timedelta(days=1))
+        self.cold_tier = cold_tier
+        self._pg = cold_tier if isinstance(cold_tier, PostgresColdTier) else None
+        self._rc = cold_tier if isinstance(cold_tier, RedisColdTier) else None
+        self._scripts = register(client)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        hot_ttl: timedelta = timedelta(minutes=30),
+        max_age: timedelta = timedelta(days=7),
+        cold_tier: Literal["postgres", "redis"] | None = None,
+        database_url: str | None = None,
+        clock: Clock = utc_now,
+        max_bytes: int = codec.DEFAULT_MAX_BYTES,
+        socket_timeout: float = 5.0,
+        pool_size: int = 5,
+    ) -> RedisSessionStore:
+        """A store on the Redis at ``url``; the cold tier defaults to PostgreSQL when a
+        ``database_url`` is given, else to Redis itself."""
+        tier_name = cold_tier or ("postgres" if database_url else "redis")
+        if tier_name not in ("postgres", "redis"):
+            raise InvalidInputError(
+                f"cold_tier must be 'postgres' or 'redis'; got {describe(cold_tier)}",
+                field="cold_tier",
+            )
+        if tier_name == "postgres" and not database_url:
+            raise InvalidInputError(
+                "the postgres cold tier needs a database_url", field="database_url"
+            )
+        client = redis_lib.Redis.from_url(
+            url,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            # A retried call is safe: the scripts recognise a write that already landed.
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+            health_check_interval=30,
+        )
+        tier: PostgresColdTier | RedisColdTier
+        if tier_name == "postgres":
+            assert database_url is not None
+            tier = PostgresColdTier.from_url(database_url, pool_size=pool_size)
+        else:
+            tier = RedisColdTier(ttl=max_age + timedelta(days=1))
+        return cls(
+            client,
+            cold_tier=tier,
+            hot_ttl=hot_ttl,
+            max_age=max_age,
+            clock=clock,
+            max_bytes=max_bytes,
+        )
+
+    # ---- single sessions ------------------------------------------------------------------
+
+    def save(self, session: Session, *, overwrite: bool = False) -> Session:
+        """See :meth:`SessionStore.save`."""
+        version, created = _store_fields(session)
+        now = self._clock()
+        expected = f"{version}:{keys.micros(created)}" if version else "none"
+        pg_state = "none" if self._pg is None else "?"
+        token = os.urandom(8).hex()
+        for attempt in range(_MAX_ATTEMPTS):
+            if expected == "none":
+                stamped = codec.stamp(session, version=1, created_at=now, now=now)
+            else:
+                v, c = expected.split(":")
+                stamped = codec.stamp(
+                    session, version=int(v) + 1, created_at=keys.from_micros(int(c)), now=now
+                )
+            stored, data = codec.encode(stamped, self.max_bytes)
+            if pg_state == "?" and expected == "none":
+                # A new session must not be in the cold table either.
+                pg_state = self._pg_state(stored.tenant_id, stored.id)
+            base = keys.base(stored.tenant_id)
+            args = [
+                str(stored.id),
+                expected,
+                data,
+                stored.version,
+                keys.micros(stored.created_at),
+                keys.micros(now),
+                keys.micros(now - self.max_age),
+                base,
+                keys.index_suffixes(stored),
+                pg_state,
+                "h",
+                token,
+            ]
+            first_update = attempt == 0 and expected != "none"
+            reply = self._run("save", stored.tenant_id, stored.id, args, register=not first_update)
+            if reply[0] == b"ok":
+                if self._pg is not None and pg_state not in ("?", "none"):
+                    self._pg.delete_versions(stored.tenant_id, [(stored.id, _version(pg_state))])
+                return stored
+            actual = _text(reply[1])
+            if actual == "?":
+                assert self._pg is not None
+                pg_state = self._pg_state(stored.tenant_id, stored.id)
+                continue
+            same_version = "none" not in (actual, expected) and _version(actual) == version
+            if overwrite or same_version:
+                # Last write wins, or the caller's created_at was not the stored one.
+                expected = actual
+                continue
+            if actual == "none":
+                raise NotFoundError(f"session {stored.id} does not exist")
+            current = _version(actual)
+            raise ConflictError(
+                f"session {stored.id} is at version {current}, not {session.version}",
+                current_version=current,
+            )
+        raise ConflictError(f"session {session.id} kept changing; try again")
+
+    def get(self, tenant_id: UUID | str, session_id: UUID | str) -> Session | None:
+        """See :meth:`SessionStore.get`."""
+        tenant, sid = codec.parse_ids(tenant_id, session_id)
+        base = keys.base(tenant)
+        for _ in range(3):
+            with translated():
+                reply = self._scripts["get"](
+                    keys=[keys.hot(base, sid), keys.cold(base, sid)], client=self.client
+                )
+            now = self._clock()
+            if reply and reply[0] == b"h":
+                return self._live(codec.decode(reply[1]), now)
+            if reply:
+                assert self._rc is not None
+                data = self._rc.decompress(reply[1])
+                version = int(reply[2])
+            else:
+                row = self._pg.get(tenant, sid) if self._pg is not None else None
+                if row is None:
+                    return None
+                data, version = row.data.encode(), row.version
+            session = self._live(codec.decode(data), now)
+            if session is None:
+                return None
+            promoted = self._promote(session, data, version, now)
+            if promoted is not False:
+                return promoted
+        return None
+
+    def _promote(
+        self, session: Session, data: bytes, version: int, now: datetime
+    ) -> Session | Literal[False] | None:
+        """Bring a cold session up; False means it moved meanwhile and must be read again."""
+        base = keys.base(session.tenant_id)
+        args = [
+            str(session.id),
+            data,
+            version,
+            keys.micros(session.created_at),
+            keys.micros(now),
+            base,
+            keys.index_suffixes(session),
+            "redis" if self._rc is not None else "postgres",
+        ]
+        reply = self._run("promote", session.tenant_id, session.id, args, register=True)
+        if reply[0] == b"hot":
+            return self._live(codec.decode(reply[1]), now)
+        if reply[0] == b"moved":
+            return None if self._pg is not None else False
+        if self._pg is not None:
+            self._pg.delete_versions(session.tenant_id, [(session.id, version)])
+        return session
+
+    def delete(self, tenant_id: UUID | str, session_id: UUID | str) -> bool:
+        """See :meth:`SessionStore.delete`."""
+        tenant, sid = codec.parse_ids(tenant_id, session_id)
+        now = self._clock()
+        existed = False
+        if self._pg is not None:
+            row = self._pg.delete(tenant, sid)
+            existed = row is not None and not codec.is_expired(row.created_at, now, self.max_age)
+        base = keys.base(tenant)
+        args = [str(sid), base, keys.micros(now - self.max_age), self._tombstone_ms]
+        return self._run("delete", tenant, sid, args) == 1 or existed
+
+    def tier_of(self, tenant_id: UUID | str, session_id: UUID | str) -> Tier | None:
+        """See :meth:`SessionStore.tier_of`."""
+        tenant, sid = codec.parse_ids(tenant_id, session_id)
+        base = keys.base(tenant)
+        cutoff = keys.micros(self._clock() - self.max_age)
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hget(keys.hot(base, sid), "c")
+            pipe.hget(keys.cold(base, sid), "c")
+            hot_created, cold_created = pipe.execute()
+        if hot_created is not None:
+            return Tier.HOT if int(hot_created) > cutoff else None
+        if cold_created is not None:
+            return Tier.COLD if int(cold_created) > cutoff else None
+        if self._pg is not None:
+            row = self._pg.get(tenant, sid)
+            if row is not None and keys.micros(row.created_at) > cutoff:
+                return Tier.COLD
+        return None
+
+    # ---- listings -------------------------------------------------------------------------
+
+    def get_by_channel(
+        self, tenant_id: UUID | str, channel: str, user_channel_id: str
+    ) -> Session | None:
+        """See :meth:`SessionStore.get_by_channel`."""
+        tenant = parse_id(tenant_id, "tenant_id")
+        query.check_channel(channel, user_channel_id)
+        base = keys.base(tenant)
+        index = keys.index(base, keys.channel_suffix(channel, user_channel_id))
+        now = self._clock()
+        cutoff = now - self.max_age
+        depth = 4
+        while True:
+            with translated():
+                hot_ids: list[bytes] = self.client.zrevrangebyscore(  # type: ignore[assignment]
+                    index, "+inf", f"({keys.micros(cutoff)}", start=0, num=depth
+                )
+            rows: list[ColdRow] = []
+            if self._pg is not None:
+                rows = self._pg.newest_by_channel(tenant, channel, user_channel_id, cutoff, depth)
+            found = [
+                s
+                for s in self._resolve(tenant, [UUID(_text(i)) for i in hot_ids], rows, now)
+                if s.channel == channel and s.user_channel_id == user_channel_id
+            ]
+            if found:
+                return max(found, key=lambda s: (s.created_at, str(s.id)))
+            if len(hot_ids) < depth and len(rows) < depth:
+                return None
+            depth *= 8
+
+    def list_by_agent(
+        self,
+        tenant_id: UUID | str,
+        agent_id: UUID | str,
+        *,
+        status: SessionStatus | str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Session]:
+        """See :meth:`SessionStore.list_by_agent`."""
+        return self._list(query.by_agent(tenant_id, agent_id, status, limit, cursor))
+
+    def list_by_customer(
+        self,
+        tenant_id: UUID | str,
+        customer_profile_id: UUID | str,
+        *,
+        status: SessionStatus | str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Session]:
+        """See :meth:`SessionStore.list_by_customer`."""
+        return self._list(query.by_customer(tenant_id, customer_profile_id, status, limit, cursor))
+
+    def find_by_scenario_step(
+        self,
+        tenant_id: UUID | str,
+        scenario_id: UUID | str,
+        scenario_version: int,
+        step_id: str | None,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Session]:
+        """See :meth:`SessionStore.find_by_scenario_step`."""
+        return self._list(
+            query.by_scenario_step(tenant_id, scenario_id, scenario_version, step_id, limit, cursor)
+        )
+
+    def _list(self, q: query.Query) -> Page[Session]:
+        items: list[Session] = []
+        for session in self._scan(q, self._clock()):
+            items.append(session)
+            if len(items) > q.limit:
+                page = items[: q.limit]
+                return Page[Session](items=page, next_cursor=codec.id_cursor(page[-1].id))
+        return Page[Session](items=items)
+
+    def _scan(self, q: query.Query, now: datetime) -> Iterator[Session]:
+        """Sessions matching ``q`` in id order, merging the Redis index with the cold table.
+
+        Each round reads a batch from both sources; only ids up to the smaller of the two
+        batches' last ids are certain to be complete, so the next round starts there.
+        """
+        index = keys.index(keys.base(q.tenant_id), keys.query_suffix(q))
+        cutoff = now - self.max_age
+        after = q.after
+        batch = min(q.limit + 1, _BATCH)
+        while True:
+            with translated():
+                hot_ids = [
+                    _text(i)
+                    for i in self.client.zrangebylex(
+                        index, f"({after}" if after else "-", "+", start=0, num=batch
+                    )
+                ]
+            rows = self._pg.find(q, after, batch, cutoff) if self._pg is not None else []
+            bounds = [ids[-1] for ids in (hot_ids, [str(r.id) for r in rows]) if len(ids) == batch]
+            bound = min(bounds) if bounds else None
+            candidates = sorted(
+                {i for i in hot_ids if bound is None or i <= bound}
+                | {str(r.id) for r in rows if bound is None or str(r.id) <= bound}
+            )
+            known = [r for r in rows if bound is None or str(r.id) <= bound]
+            resolved = self._resolve(q.tenant_id, [UUID(i) for i in candidates], known, now)
+            yield from sorted((s for s in resolved if q.matches(s)), key=lambda s: str(s.id))
+            if bound is None:
+                return
+            after = bound
+
+    def _resolve(
+        self, tenant: UUID, ids: list[UUID], rows: list[ColdRow], now: datetime
+    ) -> list[Session]:
+        """The current, unexpired version of each session: hot copy first, then cold."""
+        cold_rows = {r.id: r for r in rows}
+        wanted = list(dict.fromkeys([*ids, *cold_rows]))
+        base = keys.base(tenant)
+        out: list[Session] = []
+        missing: list[UUID] = []
+        for start in range(0, len(wanted), _BATCH):
+            chunk = wanted[start : start + _BATCH]
+            with translated():
+                reply = self._scripts["fetch"](
+                    keys=[keys.idle(base)], args=[base, *map(str, chunk)], client=self.client
+                )
+            for sid, (tier, payload) in zip(
+                chunk, zip(reply[::2], reply[1::2], strict=True), strict=True
+            ):
+                data: bytes | str | None = None
+                if tier == b"h":
+                    data = payload
+                elif tier == b"c":
+                    assert self._rc is not None
+                    data = self._rc.decompress(payload)
+                elif sid in cold_rows:
+                    data = cold_rows[sid].data
+                else:
+                    missing.append(sid)
+                if data is not None:
+                    session = self._live(codec.decode(data), now)
+                    if session is not None:
+                        out.append(session)
+        if missing and self._pg is not None:
+            # Demoted between the index read and the fetch.
+            for row in self._pg.get_many(tenant, missing).values():
+                session = self._live(codec.decode(row.data), now)
+                if session is not None:
+                    out.append(session)
+        return out
+
+    # ---- sweeps ---------------------------------------------------------------------------
+
+    def demote_idle(self, *, limit: int = 1000) -> int:
+        """See :meth:`SessionStore.demote_idle`."""
+        check_limit(limit)
+        cutoff = keys.micros(self._clock() - self.hot_ttl)
+        moved = 0
+        for tenant in self._tenants():
+            base = keys.base(tenant)
+            while moved < limit:
+                with translated():
+                    flat = self._scripts["idle"](
+                        keys=[keys.idle(base)],
+                        args=[cutoff, min(_BATCH, limit - moved), base],
+                        client=self.client,
+                    )
+                if not flat:
+                    break
+                batch = [flat[i : i + 5] for i in range(0, len(flat), 5)]
+                moved += self._demote_batch(tenant, base, batch)
+                if len(batch) < _BATCH:
+                    break
+            if moved >= limit:
+                break
+        return moved
+
+    def _demote_batch(self, tenant: UUID, base: str, batch: list[list[bytes]]) -> int:
+        if self._rc is not None:
+            args: list[Any] = [base, self._rc.ttl_ms]
+            for sid, data, version, _, _ in batch:
+                args += [sid, version, self._rc.compress(data)]
+            with translated():
+                return int(
+                    self._scripts["demote"](keys=[keys.idle(base)], args=args, client=self.client)
+                )
+        assert self._pg is not None
+        sessions = [(codec.decode(row[1]), row) for row in batch]
+        self._pg.put([ColdCopy(s, row[1]) for s, row in sessions])
+        pairs: list[Any] = [base]
+        for _, row in sessions:
+            pairs += [row[0], row[2]]
+        with translated():
+            codes = self._scripts["evict"](
+                keys=[keys.idle(base), keys.created(base)], args=pairs, client=self.client
+            )
+        # A copy whose hot session changed or was deleted meanwhile is stale: drop it again.
+        stale = [
+            (s.id, s.version)
+            for (s, _), code in zip(sessions, codes, strict=True)
+            if code in (b"c", b"d")
+        ]
+        self._pg.delete_versions(tenant, stale)
+        return sum(1 for code in codes if code == b"e")
+
+    def purge_expired(self, *, limit: int = 1000) -> int:
+        """See :meth:`SessionStore.purge_expired`."""
+        check_limit(limit)
+        cutoff = self._clock() - self.max_age
+        removed = 0
+        for tenant in self._tenants():
+            if removed >= limit:
+                break
+            base = keys.base(tenant)
+            with translated():
+                removed += int(
+                    self._scripts["purge"](
+                        keys=[keys.created(base)],
+                        args=[base, keys.micros(cutoff), limit - removed],
+                        client=self.client,
+                    )
+                )
+        if self._pg is not None and removed < limit:
+            removed += self._pg.purge(cutoff, limit - removed)
+        return removed
+
+    def mark_pending_migration(
+        self,
+        tenant_id: UUID | str,
+        scenario_id: UUID | str,
+        from_version: int,
+        migration: PendingMigration,
+        *,
+        limit: int = 1000,
+    ) -> int:
+        """See :meth:`SessionStore.mark_pending_migration`."""
+        q = query.unmarked(tenant_id, scenario_id, from_version, limit)
+        now = self._clock()
+        mark = query.checked_migration(migration, q, now)
+        marked = 0
+        for session in self._scan(q, now):
+            if marked >= q.limit:
+                break
+            marked += self._mark(session, mark)
+        return marked
+
+    def _mark(self, session: Session, mark: PendingMigration) -> int:
+        """Set the mark on one session in the tier it is in; 1 if it landed."""
+        update = {"pending_migration": mark, "version": session.version + 1}
+        stored, data = codec.encode(session.model_copy(update=update), self.max_bytes)
+        base = keys.base(stored.tenant_id)
+        expected = f"{session.version}:{keys.micros(session.created_at)}"
+        with translated():
+            in_hot = self.client.exists(keys.hot(base, stored.id)) == 1
+        if not in_hot and self._pg is not None:
+            return int(self._pg.rewrite(stored, data, session.version))
+        target = "H" if in_hot else "C"
+        if target == "C":
+            assert self._rc is not None
+            data = self._rc.compress(data)
+        args = [
+            str(stored.id),
+            expected,
+            data,
+            stored.version,
+            keys.micros(stored.created_at),
+            "",
+            keys.micros(self._clock() - self.max_age),
+            base,
+            keys.index_suffixes(stored),
+            "none",
+            target,
+            os.urandom(8).hex(),
+        ]
+        return int(self._run("save", stored.tenant_id, stored.id, args)[0] == b"ok")
+
+    def stats(self) -> TierStats:
+        """See :meth:`SessionStore.stats`: Redis bytes are sampled with ``MEMORY USAGE``."""
+        stats = TierStats()
+        for tenant in self._tenants():
+            base = keys.base(tenant)
+            with translated():
+                pipe = self.client.pipeline(transaction=False)
+                pipe.zcard(keys.idle(base))
+                pipe.zcard(keys.created(base))
+                pipe.zrandmember(keys.idle(base), _STATS_SAMPLE)
+                pipe.zrandmember(keys.created(base), _STATS_SAMPLE)
+                hot_count, held, hot_sample, held_sample = pipe.execute()
+                hot_bytes = self._sample(base, keys.hot, hot_sample or [])
+                stats.hot_sessions += hot_count
+                stats.hot_bytes += int(hot_bytes * hot_count)
+                if self._rc is not None:
+                    cold_count = max(held - hot_count, 0)
+                    cold_bytes = self._sample(base, keys.cold, held_sample or [])
+                    stats.cold_sessions += cold_count
+                    stats.cold_bytes += int(cold_bytes * cold_count)
+        if self._pg is not None:
+            stats.cold_sessions, stats.cold_bytes = self._pg.stats()
+        return stats
+
+    def _sample(self, base: str, key: Callable[[str, str], str], ids: list[bytes]) -> float:
+        """The mean ``MEMORY USAGE`` of the sampled sessions present in that tier."""
+        pipe = self.client.pipeline(transaction=False)
+        for sid in ids:
+            pipe.memory_usage(key(base, _text(sid)))
+        sizes = [size for size in pipe.execute() if size is not None]
+        return sum(sizes) / len(sizes) if sizes else 0.0
+
+    def close(self) -> None:
+        """Close the Redis connections and dispose of the PostgreSQL engine."""
+        self.client.close()
+        if self._pg is not None:
+            self._pg.close()
+
+    # ---- helpers --------------------------------------------------------------------------
+
+    def _run(
+        self, name: str, tenant: UUID, sid: UUID, args: list[Any], *, register: bool = False
+    ) -> Any:
+        """Run a per-session script; ``register`` also records the tenant for the sweeps."""
+        script_keys = keys.session_keys(keys.base(tenant), sid)
+        with translated():
+            if not register:
+                return self._scripts[name](keys=script_keys, args=args, client=self.client)
+            # One round trip: the registry has its own slot, so it cannot be in the script.
+            pipe = self.client.pipeline(transaction=False)
+            pipe.sadd(keys.TENANTS, str(tenant))
+            self._scripts[name](keys=script_keys, args=args, client=pipe)
+            return pipe.execute()[1]
+
+    def _tenants(self) -> Iterator[UUID]:
+        with translated():
+            members = list(self.client.sscan_iter(keys.TENANTS, count=1000))
+        for member in members:
+            yield UUID(_text(member))
+
+    def _pg_state(self, tenant: UUID, sid: UUID) -> str:
+        assert self._pg is not None
+        row = self._pg.get(tenant, sid)
+        return "none" if row is None else f"{row.version}:{keys.micros(row.created_at)}"
+
+    def _live(self, session: Session, now: datetime) -> Session | None:
+        return None if codec.is_expired(session.created_at, now, self.max_age) else session
+
+
+def _store_fields(session: Session) -> tuple[int, datetime]:
+    """The version and created_at a save starts from, checked before they are used."""
+    if not isinstance(session, Session):
+        raise InvalidInputError(f"expected a Session; got {describe(session)}", field="session")
+    version, created = session.version, session.created_at
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise InvalidInputError(
+            f"version must be an integer >= 0; got {describe(version)}", field="version"
+        )
+    if not isinstance(created, datetime) or created.tzinfo is None:
+        raise InvalidInputError("created_at must be a timezone-aware datetime", field="created_at")
+    return version, created
+
+
+def _version(state: str) -> int:
+    return int(state.split(":")[0])
