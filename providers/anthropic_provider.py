@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import anthropic
 from anthropic.types import Message
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 from providers import checks
 from providers.base import (
@@ -24,7 +24,7 @@ from providers.catalog import ANTHROPIC_INPUT_TOKENS, DEFAULT_ANTHROPIC_MODEL
 from providers.credentials import resolve_api_key
 from providers.errors import ContentFilterError, InvalidRequestError
 from providers.http import shared_ssl_context
-from providers.structured import parse_reply, schema_name
+from providers.structured import json_schema_for, parse_reply, schema_name
 from providers.translate import call_sdk, unreadable_reply
 
 logger = logging.getLogger(__name__)
@@ -134,9 +134,8 @@ class AnthropicProvider(LLMProvider):
         checks.check_schema(schema)
         request = self._request(prompt, system_prompt, max_tokens, temperature)
         if self._structured_output == "json_schema":
-            request["output_config"] = {
-                "format": {"type": "json_schema", "schema": anthropic.transform_schema(schema)}
-            }
+            json_schema = json_schema_for(schema, anthropic.transform_schema, PROVIDER)
+            request["output_config"] = {"format": {"type": "json_schema", "schema": json_schema}}
         else:
             name = schema_name(schema)
             request["tools"] = [
@@ -144,7 +143,7 @@ class AnthropicProvider(LLMProvider):
                     "name": name,
                     "description": (schema.__doc__ or "").strip()
                     or f"Record the answer as a {schema.__name__}.",
-                    "input_schema": schema.model_json_schema(),
+                    "input_schema": json_schema_for(schema, _plain_schema, PROVIDER),
                 }
             ]
             request["tool_choice"] = {"type": "tool", "name": name}
@@ -250,3 +249,7 @@ class AnthropicProvider(LLMProvider):
 
 def _text_of(message: Message) -> str:
     return "".join(block.text for block in message.content if block.type == "text")
+
+
+def _plain_schema(schema: type[BaseModel]) -> dict[str, Any]:
+    return schema.model_json_schema()

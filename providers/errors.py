@@ -54,6 +54,10 @@ class ProviderError(Exception):
             "error_type": self.error_type,
         }
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready description: ``type`` (the class name), ``message`` and the fields."""
+        return {"type": type(self).__name__, "message": self.message, **self._fields()}
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.message, self._fields()))
 

@@ -23,7 +23,7 @@ from providers.base import (
 from providers.catalog import DEFAULT_OPENAI_MODEL, openai_input_tokens
 from providers.errors import ContentFilterError
 from providers.openai_client import PROVIDER, build_client, secrets_of
-from providers.structured import parse_reply, schema_name
+from providers.structured import json_schema_for, parse_reply, schema_name
 from providers.translate import call_sdk, unreadable_reply
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class OpenAIProvider(LLMProvider):
             "type": "json_schema",
             "json_schema": {
                 "name": schema_name(schema),
-                "schema": to_strict_json_schema(schema),
+                "schema": json_schema_for(schema, to_strict_json_schema, PROVIDER),
                 "strict": True,
             },
         }

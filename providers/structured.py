@@ -3,17 +3,37 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, PydanticUserError, ValidationError
 
 from providers.base import LLMResponse, SchemaT
-from providers.errors import StructuredOutputError
+from providers.errors import InvalidRequestError, StructuredOutputError
 
 
 def schema_name(schema: type[BaseModel]) -> str:
     """``schema``'s name as the vendors accept it (``^[a-zA-Z0-9_-]{1,64}$``)."""
     name = re.sub(r"[^a-zA-Z0-9_-]", "_", schema.__name__)[:64]
     return name or "answer"
+
+
+def json_schema_for(
+    schema: type[BaseModel], convert: Callable[[type[BaseModel]], dict[str, Any]], vendor: str
+) -> dict[str, Any]:
+    """``convert(schema)``: the vendor's JSON schema for ``schema``, or a clear error.
+
+    Raises:
+        InvalidRequestError: ``schema`` has fields no JSON schema (or no schema the vendor
+            accepts) can describe, such as ``Any`` or callables.
+    """
+    try:
+        return convert(schema)
+    except (PydanticUserError, TypeError, ValueError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InvalidRequestError(
+            f"{schema.__name__} cannot be used for {vendor} structured output: {first_line}"
+        ) from exc
 
 
 def parse_reply(schema: type[SchemaT], raw_text: str, response: LLMResponse) -> SchemaT:

@@ -77,6 +77,8 @@ def test_generate_sends_a_messages_request_and_reads_the_reply(
     assert response.latency_ms > 0
     assert response.request_id is not None
     assert response.request_id.startswith("req_fake_")
+    # Responses travel as JSON (task results) and come back equal.
+    assert LLMResponse.model_validate_json(response.model_dump_json()) == response
 
     (request,) = server.requests_for(ANTHROPIC)
     assert request.path == "/v1/messages"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -160,3 +161,19 @@ def test_errors_survive_pickling(error: ProviderError) -> None:
     assert type(copy) is type(error)
     assert str(copy) == str(error)
     assert copy.__dict__ == error.__dict__
+
+
+def test_to_dict_is_json_ready_and_names_the_type() -> None:
+    error = RateLimitError("slow", retry_after=2.5, provider="anthropic", status_code=429)
+    data = error.to_dict()
+    assert json.loads(json.dumps(data)) == data
+    assert data == {
+        "type": "RateLimitError",
+        "message": "slow",
+        "provider": "anthropic",
+        "status_code": 429,
+        "request_id": None,
+        "error_type": None,
+        "retry_after": 2.5,
+    }
+    assert StructuredOutputError("bad", raw_text="{").to_dict()["raw_text"] == "{"

@@ -42,6 +42,10 @@ class Answer(BaseModel):
     value: int
 
 
+class Unschemable(BaseModel):
+    callback: Callable[[], int]
+
+
 @dataclass
 class Kind:
     """How to build and call one provider against the fake server."""
@@ -236,6 +240,7 @@ def test_the_key_never_shows_in_errors_reprs_or_logs(
         (lambda p: p.generate_structured("hi", {"type": "object"}), "pydantic"),
         (lambda p: p.generate_structured("hi", Answer(value=1)), "pydantic"),
         (lambda p: p.generate_structured("hi", dict), "pydantic"),
+        (lambda p: p.generate_structured("hi", Unschemable), "cannot be used"),
         (lambda p: p.generate_structured("", Answer), "prompt is empty"),
     ],
 )
