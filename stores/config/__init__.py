@@ -1,6 +1,6 @@
 """Configuration of agents: rules, versioned scenarios, templates, variables, tools, plans."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stores.config.inmemory import InMemoryConfigStore
 from stores.config.models import (
@@ -20,6 +20,9 @@ from stores.config.models import (
     VariableUpdatePolicy,
 )
 from stores.config.store import ConfigStore
+
+if TYPE_CHECKING:
+    from stores.config.postgres import PostgresConfigStore
 
 __all__ = [
     "MIGRATION_PLAN_TRANSITIONS",

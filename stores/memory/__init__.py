@@ -1,6 +1,6 @@
 """Agent memory: episodes with vector search, entities and their relationships."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stores.memory.inmemory import InMemoryMemoryStore
 from stores.memory.models import (
@@ -12,6 +12,9 @@ from stores.memory.models import (
     RelationshipDirection,
 )
 from stores.memory.store import MemoryStore
+
+if TYPE_CHECKING:
+    from stores.memory.postgres import PostgresMemoryStore
 
 __all__ = [
     "Entity",

@@ -133,7 +133,8 @@ class VectorSearcher:
         """Whether the server's pgvector has ``hnsw.iterative_scan`` (0.8 and later)."""
         return self.pgvector_version(conn) >= (0, 8)
 
-    def _table_size(self, conn: sa.Connection, table: sa.Table) -> float:
+    def estimated_table_rows(self, conn: sa.Connection, table: sa.Table) -> float:
+        """The planner's row count of ``table`` (``pg_class.reltuples``), cached a while."""
         now = time.monotonic()
         cached = self._table_rows.get(table.name)
         if cached is not None and cached[1] > now:
@@ -160,7 +161,7 @@ class VectorSearcher:
         policy = self.policy
         where = [table.c.embedding.is_not(None), *filters]
         iterative = self.has_iterative_scan(conn)
-        total = self._table_size(conn, table)
+        total = self.estimated_table_rows(conn, table)
         threshold = max(policy.exact_max_rows, limit)
         if not iterative:
             # Below this many matches even the largest ef_search would not yield enough.
