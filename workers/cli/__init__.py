@@ -6,7 +6,7 @@ import importlib.metadata
 
 import typer
 
-from workers.cli import db
+from workers.cli import db, run
 
 app = typer.Typer(
     name="hearth",
@@ -16,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db.app, name="db")
+run.register(app)
 
 
 @app.command()

@@ -1,0 +1,196 @@
+"""The Celery app: ``celery -A workers.app worker`` and ``celery -A workers.app beat``.
+
+Configured from settings (``HEARTH_*``): a Redis or RabbitMQ broker, JSON only, UTC, two
+queues (``maintenance`` for the periodic sweeps, ``providers`` for slow LLM calls, so one
+never blocks the other), and the same visibility timeout for the broker and the result
+backend. Nothing connects at import; each worker process builds its stores on first use
+(``workers.context``) and closes them at shutdown. A worker refuses to start on a schema
+older than this code unless ``HEARTH_ALLOW_BEHIND_SCHEMA`` is set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import redis
+from celery import Celery, bootsteps, signals
+from kombu import Queue
+
+import beat_schedule
+from stores.common.clock import utc_now
+from workers import context as worker_context
+from workers import jobs, schema_guard
+from workers.migrations import SchemaState
+from workers.settings import Settings, get_settings
+
+logger = logging.getLogger("hearth.worker")
+
+QUEUES = (beat_schedule.MAINTENANCE_QUEUE, beat_schedule.PROVIDERS_QUEUE)
+DEFAULT_BROKER_URL = "redis://localhost:6379/0"
+"""Only used when neither HEARTH_BROKER_URL nor HEARTH_REDIS_URL is set."""
+
+
+def celery_url(redis_url: str) -> str:
+    """A redis-py URL as Celery/kombu spell it (``unix://path`` -> ``redis+socket://path``)."""
+    parts = urlsplit(redis_url)
+    if parts.scheme != "unix":
+        return redis_url
+    db = parse_qs(parts.query).get("db", ["0"])[0]
+    suffix = f"?virtual_host={db}" if db not in ("", "0") else ""
+    return f"redis+socket://{parts.path}{suffix}"
+
+
+def broker_url(settings: Settings) -> str:
+    """The broker: HEARTH_BROKER_URL, else the sessions Redis."""
+    if settings.broker_url:
+        return celery_url(settings.broker_url)
+    if settings.redis_url:
+        return celery_url(settings.redis_url)
+    return DEFAULT_BROKER_URL
+
+
+def result_backend(settings: Settings) -> str:
+    """The result backend: HEARTH_RESULT_BACKEND, else the sessions Redis, else the broker's."""
+    if settings.result_backend:
+        return celery_url(settings.result_backend)
+    if settings.redis_url:
+        return celery_url(settings.redis_url)
+    broker = broker_url(settings)
+    return broker if broker.startswith(("redis", "rediss")) else "rpc://"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The Celery configuration hearth runs with."""
+    visibility = settings.broker_visibility_timeout_seconds
+    return {
+        "broker_url": broker_url(settings),
+        "result_backend": result_backend(settings),
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "timezone": "UTC",
+        "enable_utc": True,
+        "task_queues": tuple(Queue(name, routing_key=name) for name in QUEUES),
+        "task_default_queue": beat_schedule.MAINTENANCE_QUEUE,
+        "task_routes": {
+            "hearth.maintenance.*": {"queue": beat_schedule.MAINTENANCE_QUEUE},
+            "hearth.providers.*": {"queue": beat_schedule.PROVIDERS_QUEUE},
+        },
+        # A message unacknowledged for this long is redelivered by a Redis broker; every
+        # task countdown stays below it, and the result backend must agree.
+        "broker_transport_options": {"visibility_timeout": visibility},
+        "result_backend_transport_options": {"visibility_timeout": visibility},
+        "result_expires": timedelta(days=1),
+        "broker_connection_retry_on_startup": True,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # Sweeps are long and few: a worker takes one message at a time per process.
+        "worker_prefetch_multiplier": 1,
+        "task_track_started": True,
+        "beat_schedule": beat_schedule.build_schedule(settings),
+        "beat_max_loop_interval": 30,
+        "worker_hijack_root_logger": False,
+    }
+
+
+class HearthCelery(Celery):
+    """A Celery app that knows the hearth settings it was made from."""
+
+    settings: Settings
+
+
+def create_app(settings: Settings | None = None) -> HearthCelery:
+    """A Celery app for ``settings`` (default: the environment), with every hearth task."""
+    s = settings or get_settings()
+    app = HearthCelery("hearth", include=["workers.tasks"], set_as_current=True)
+    app.settings = s
+    app.config_from_object(celery_config(s))
+    app.steps["worker"].add(SchemaGuard)
+    return app
+
+
+class SchemaGuard(bootsteps.Step):
+    """Checks the schema while the worker is built: a behind schema stops it from starting.
+
+    Raising here (rather than in a signal handler, whose errors Celery only logs) makes
+    ``celery worker`` exit with the message, before it consumes a single task.
+    """
+
+    name = "hearth.SchemaGuard"
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        settings: Settings = getattr(parent.app, "settings", None) or get_settings()
+        guard_worker_start(settings, worker=getattr(parent, "hostname", None))
+
+
+def guard_worker_start(settings: Settings, *, worker: str | None = None) -> dict[str, Any] | None:
+    """Check the schema at worker start, keep the answer, and refuse a behind schema."""
+    if not settings.database_url:
+        return None
+    started_at = utc_now()
+    status = schema_guard.check(settings.database_url)
+    result = schema_guard.as_result(status)
+    _record_start_check(settings, result, started_at, worker)
+    message = schema_guard.describe(status)
+    if schema_guard.refuses(status) and settings.allow_behind_schema:
+        logger.warning("%s; starting anyway (HEARTH_ALLOW_BEHIND_SCHEMA)", message)
+    elif status.state is SchemaState.CURRENT:
+        logger.info(message)
+    else:
+        logger.warning(message)
+    try:
+        schema_guard.enforce(status, allow_behind=settings.allow_behind_schema)
+    except schema_guard.SchemaNotReadyError as exc:
+        logger.critical("%s", exc)
+        raise
+    return result
+
+
+def _record_start_check(
+    settings: Settings, result: dict[str, Any], started_at: Any, worker: str | None
+) -> None:
+    if not settings.redis_url:
+        return
+    # A client of its own, closed at once: this runs in the parent of a prefork pool.
+    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        jobs.record(
+            client,
+            jobs.JobRun(
+                job=jobs.SCHEMA_CHECK,
+                status=jobs.RunStatus.OK,
+                started_at=started_at,
+                finished_at=utc_now(),
+                result=result,
+                worker=worker,
+                trigger="worker-start",
+            ),
+        )
+    except Exception:
+        logger.warning("could not record the schema check", exc_info=True)
+    finally:
+        with contextlib.suppress(Exception):
+            client.close()
+
+
+@signals.worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    worker_context.reset_after_fork()
+
+
+@signals.worker_process_shutdown.connect
+def _process_shutdown(**_: Any) -> None:
+    worker_context.close_context()
+
+
+@signals.worker_shutdown.connect
+def _worker_shutdown(**_: Any) -> None:
+    worker_context.close_context()
+
+
+app = create_app()

@@ -1,0 +1,213 @@
+"""``hearth up``, ``hearth worker``, ``hearth beat``, ``hearth status``, ``hearth sweep``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from workers import schema_guard
+from workers.cli.display import summary
+from workers.settings import Settings, get_settings
+
+sweep_app = typer.Typer(
+    help="Run a sweep now, in this process, under the same lock as the scheduled one.",
+    no_args_is_help=True,
+)
+
+LOGLEVEL = typer.Option("INFO", "--loglevel", "-l", envvar="HEARTH_LOG_LEVEL", help="log level")
+
+
+def _fail(message: str, exc: BaseException | None = None) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    cause = exc.__cause__ if exc is not None else None
+    while cause is not None:
+        first = (str(cause).strip().splitlines() or [""])[0]
+        typer.secho(f"  caused by: {type(cause).__name__}: {first}", err=True)
+        cause = cause.__cause__
+    raise typer.Exit(code=1)
+
+
+def _resolved(settings: Settings) -> Settings:
+    # An absolute data dir: the embedded servers derive socket and runtime paths from it.
+    return settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
+
+
+def _require_servers(settings: Settings, what: str) -> None:
+    if not settings.redis_url:
+        _fail(
+            f"{what} needs configured servers: set HEARTH_REDIS_URL and HEARTH_DATABASE_URL "
+            "(or run `hearth up`, which starts embedded ones)"
+        )
+
+
+def up(
+    concurrency: int = typer.Option(
+        2, "--concurrency", "-c", envvar="HEARTH_WORKER_CONCURRENCY", help="worker processes"
+    ),
+    loglevel: str = LOGLEVEL,
+) -> None:
+    """Start everything: servers (embedded unless configured), migrations, a worker and a beat.
+
+    Shows each periodic job's result as it happens; Ctrl-C stops everything cleanly and the
+    embedded servers keep their data under HEARTH_DATA_DIR (.hearth) for the next start.
+    """
+    from workers.cli.up import UpError, run_up
+    from workers.migrations import MigrationError
+
+    console = Console()
+    try:
+        code = run_up(get_settings(), console, concurrency=concurrency, loglevel=loglevel.upper())
+    except (UpError, MigrationError, RuntimeError) as exc:
+        _fail(str(exc), exc)
+        return
+    raise typer.Exit(code=code)
+
+
+def worker(
+    concurrency: int = typer.Option(
+        0, "--concurrency", "-c", envvar="HEARTH_WORKER_CONCURRENCY", help="0: one per CPU"
+    ),
+    queues: str = typer.Option(
+        "maintenance,providers", "--queues", "-Q", envvar="HEARTH_WORKER_QUEUES"
+    ),
+    pool: str = typer.Option("prefork", "--pool", "-P", envvar="HEARTH_WORKER_POOL"),
+    loglevel: str = LOGLEVEL,
+) -> None:
+    """Run a Celery worker (``celery -A workers.app worker``) on the configured servers.
+
+    Refuses to start on a schema older than this code unless HEARTH_ALLOW_BEHIND_SCHEMA=true.
+    """
+    settings = get_settings()
+    _require_servers(settings, "a worker")
+    if settings.database_url:
+        status = schema_guard.check(settings.database_url)
+        try:
+            schema_guard.enforce(status, allow_behind=settings.allow_behind_schema)
+        except schema_guard.SchemaNotReadyError as exc:
+            _fail(str(exc))
+    from workers.app import app
+
+    argv = ["worker", f"--loglevel={loglevel.upper()}", f"--queues={queues}", f"--pool={pool}"]
+    if concurrency:
+        argv.append(f"--concurrency={concurrency}")
+    app.worker_main(argv)
+
+
+def beat(
+    schedule: str = typer.Option(
+        "",
+        "--schedule",
+        "-s",
+        envvar="HEARTH_BEAT_SCHEDULE",
+        help="schedule state file (default: <data dir>/beat-schedule)",
+    ),
+    loglevel: str = LOGLEVEL,
+) -> None:
+    """Run the beat (``celery -A workers.app beat``). Run exactly one per deployment."""
+    settings = get_settings()
+    _require_servers(settings, "the beat")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    path = schedule or str(settings.data_dir / "beat-schedule")
+    from workers.app import app
+
+    app.start(["beat", f"--loglevel={loglevel.upper()}", f"--schedule={path}"])
+
+
+def status(
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+) -> None:
+    """Show session tiers, each periodic job's last run, schema state, queue depths, Redis."""
+    from workers.cli.status import gather, render
+    from workers.runtime import servers
+
+    settings = _resolved(get_settings())
+    try:
+        with servers(settings) as found:
+            live = settings.model_copy(
+                update={"database_url": found.database_url, "redis_url": found.redis_url}
+            )
+            if not settings.broker_url and found.broker_url:
+                live = live.model_copy(update={"broker_url": found.broker_url})
+            report = gather(live)
+    except RuntimeError as exc:
+        _fail(str(exc), exc)
+        return
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, default=str))
+    else:
+        render(report, Console())
+
+
+def _sweep(job: str, dry_run: bool, batch_size: int, budget: float) -> None:
+    from stores.common.clock import utc_now
+    from workers import candidates
+    from workers.context import WorkerContext
+    from workers.runtime import servers
+    from workers.tasks import maintenance
+    from workers.tasks.periodic import RunInfo
+
+    settings = _resolved(get_settings())
+    with servers(settings) as found:
+        live = settings.model_copy(
+            update={"database_url": found.database_url, "redis_url": found.redis_url}
+        )
+        context = WorkerContext.build(live)
+        try:
+            result: dict[str, Any]
+            if dry_run:
+                now = utc_now()
+                if job == "demote":
+                    n = candidates.count_idle(context.redis, hot_ttl=live.hot_ttl, now=now)
+                    result = {"would_demote": n, "idle_for": f">= {live.hot_ttl}"}
+                else:
+                    cold_db = live.database_url if _cold_tier(live) == "postgres" else None
+                    n = candidates.count_expired(
+                        context.redis, max_age=live.max_age, now=now, database_url=cold_db
+                    )
+                    result = {"would_purge": n, "older_than": str(live.max_age)}
+            else:
+                run = maintenance.demote if job == "demote" else maintenance.purge
+                result = run(
+                    context,
+                    batch_size=batch_size or None,
+                    time_budget_seconds=budget or None,
+                    info=RunInfo(trigger="cli"),
+                )
+        finally:
+            context.close()
+    typer.echo(summary(result) or json.dumps(result))
+
+
+def _cold_tier(settings: Settings) -> str:
+    from workers.context import cold_tier
+
+    return cold_tier(settings)
+
+
+DRY_RUN = typer.Option(False, "--dry-run", help="count what would be done; change nothing")
+BATCH = typer.Option(0, "--batch-size", help="sessions per batch (0: HEARTH_SWEEP_BATCH_SIZE)")
+BUDGET = typer.Option(0.0, "--budget", help="seconds (0: HEARTH_SWEEP_TIME_BUDGET_SECONDS)")
+
+
+@sweep_app.command("demote")
+def sweep_demote(dry_run: bool = DRY_RUN, batch_size: int = BATCH, budget: float = BUDGET) -> None:
+    """Demote hot sessions idle for HEARTH_SESSION_HOT_TTL_SECONDS to the cold tier."""
+    _sweep("demote", dry_run, batch_size, budget)
+
+
+@sweep_app.command("purge")
+def sweep_purge(dry_run: bool = DRY_RUN, batch_size: int = BATCH, budget: float = BUDGET) -> None:
+    """Remove sessions older than HEARTH_SESSION_MAX_AGE_SECONDS from every tier."""
+    _sweep("purge", dry_run, batch_size, budget)
+
+
+def register(app: typer.Typer) -> None:
+    """Add these commands to the ``hearth`` command line."""
+    app.command()(up)
+    app.command()(worker)
+    app.command()(beat)
+    app.command()(status)
+    app.add_typer(sweep_app, name="sweep")

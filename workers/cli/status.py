@@ -1,0 +1,180 @@
+"""``hearth status``: tiers, periodic jobs, schema, queues and Redis memory policy at a glance."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from typing import Any
+
+import redis
+from kombu import Connection
+from rich.console import Console
+from rich.table import Table
+
+from workers import jobs, locks, migrations, schema_guard
+from workers.app import QUEUES, broker_url, celery_config
+from workers.cli.display import summary
+from workers.context import build_session_store, redis_client
+from workers.settings import Settings
+
+
+def _error(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
+
+
+def tier_stats(settings: Settings) -> dict[str, Any]:
+    """Sessions and bytes in each tier."""
+    try:
+        store = build_session_store(settings)
+    except Exception as exc:
+        return {"error": _error(exc)}
+    try:
+        return store.stats().model_dump()
+    except Exception as exc:
+        return {"error": _error(exc)}
+    finally:
+        with contextlib.suppress(Exception):
+            store.close()
+
+
+def job_runs(client: redis.Redis) -> dict[str, Any]:
+    """The last run of every periodic job and whether its lock is held now."""
+    out: dict[str, Any] = {}
+    for job, run in jobs.last_runs(client).items():
+        entry: dict[str, Any] = {"last_run": None}
+        if run is not None:
+            entry["last_run"] = run.model_dump(mode="json")
+        left = locks.remaining_seconds(client, job)
+        entry["running"] = left is not None
+        out[job] = entry
+    return out
+
+
+def queue_depths(settings: Settings) -> dict[str, Any]:
+    """Messages waiting in each queue of the broker."""
+    options = celery_config(settings)["broker_transport_options"]
+    depths: dict[str, Any] = {}
+    try:
+        with Connection(broker_url(settings), transport_options=options) as conn:
+            conn.ensure_connection(max_retries=1, timeout=5)
+            channel: Any = conn.default_channel
+            for name in QUEUES:
+                try:
+                    depths[name] = int(
+                        channel.queue_declare(queue=name, passive=True).message_count
+                    )
+                except conn.channel_errors:
+                    # A queue nobody declared yet holds nothing.
+                    depths[name] = 0
+                    channel = conn.channel()
+    except Exception as exc:
+        return {"error": _error(exc)}
+    return depths
+
+
+def redis_memory(client: redis.Redis) -> dict[str, Any]:
+    """Memory use and eviction policy of the sessions Redis (an evicting policy loses sessions)."""
+    out: dict[str, Any] = {}
+    try:
+        info = client.info("memory")
+        out["used_memory"] = int(info.get("used_memory", 0))
+        out["maxmemory"] = int(info.get("maxmemory", 0))
+        out["maxmemory_policy"] = info.get("maxmemory_policy")
+    except redis.RedisError as exc:
+        out["error"] = _error(exc)
+    if out.get("maxmemory_policy") is None and "error" not in out:
+        with contextlib.suppress(redis.RedisError):
+            value = client.config_get("maxmemory-policy").get("maxmemory-policy")
+            out["maxmemory_policy"] = value
+    return out
+
+
+def gather(settings: Settings) -> dict[str, Any]:
+    """Everything ``hearth status`` shows, as JSON-ready data."""
+    report: dict[str, Any] = {}
+    if settings.database_url:
+        report["schema"] = schema_guard.as_result(migrations.status(settings.database_url))
+    else:
+        report["schema"] = {"state": "not-configured", "message": "no database configured"}
+    report["sessions"] = tier_stats(settings)
+    client = redis_client(settings)
+    try:
+        try:
+            report["jobs"] = job_runs(client)
+        except Exception as exc:
+            report["jobs"] = {"error": _error(exc)}
+        report["redis"] = redis_memory(client)
+    finally:
+        client.close()
+    report["queues"] = queue_depths(settings)
+    return report
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def _when(value: str | None) -> str:
+    if not value:
+        return "never"
+    return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def render(report: dict[str, Any], console: Console) -> None:
+    """Print the report as tables."""
+    schema = report["schema"]
+    style = "green" if schema["state"] == "current" else "red"
+    console.print(f"[bold]schema[/]   [{style}]{schema['state']}[/]  {schema.get('message', '')}")
+
+    sessions = report["sessions"]
+    if "error" in sessions:
+        console.print(f"[bold]sessions[/] [red]{sessions['error']}[/]")
+    else:
+        console.print(
+            f"[bold]sessions[/] hot {sessions['hot_sessions']} ({_size(sessions['hot_bytes'])})"
+            f"   cold {sessions['cold_sessions']} ({_size(sessions['cold_bytes'])})"
+        )
+
+    mem = report["redis"]
+    if "error" in mem:
+        console.print(f"[bold]redis[/]    [red]{mem['error']}[/]")
+    else:
+        policy = mem.get("maxmemory_policy") or "unknown"
+        warn = "" if policy in ("noeviction", "unknown") else "  [red](evicts sessions!)[/]"
+        limit = _size(mem["maxmemory"]) if mem.get("maxmemory") else "no limit"
+        console.print(
+            f"[bold]redis[/]    used {_size(mem.get('used_memory', 0))}, maxmemory {limit},"
+            f" policy {policy}{warn}"
+        )
+
+    queues = report["queues"]
+    if "error" in queues:
+        console.print(f"[bold]queues[/]   [red]{queues['error']}[/]")
+    else:
+        console.print("[bold]queues[/]   " + "   ".join(f"{q} {n}" for q, n in queues.items()))
+
+    runs = report["jobs"]
+    if "error" in runs:
+        console.print(f"[bold]jobs[/]     [red]{runs['error']}[/]")
+        return
+    table = Table(box=None, pad_edge=False, title="periodic jobs", title_justify="left")
+    for column in ("job", "last run", "status", "result", "took", "now"):
+        table.add_column(column)
+    for job, entry in runs.items():
+        run = entry["last_run"]
+        now = "[yellow]running[/]" if entry["running"] else ""
+        if run is None:
+            table.add_row(job, "never", "", "", "", now)
+            continue
+        took = (
+            datetime.fromisoformat(run["finished_at"]) - datetime.fromisoformat(run["started_at"])
+        ).total_seconds()
+        result = run["error"] or summary(run["result"])
+        table.add_row(job, _when(run["finished_at"]), run["status"], result, f"{took:.2f}s", now)
+    console.print(table)

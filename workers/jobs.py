@@ -1,0 +1,122 @@
+"""What each periodic job did last, kept in Redis for ``hearth status`` and ``hearth up``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+import redis
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from stores.errors import StoreUnavailableError
+from workers.keys import JOB_STREAM, JOB_STREAM_MAXLEN, job_key
+
+DEMOTE = "demote-idle-sessions"
+PURGE = "purge-expired-sessions"
+SCHEMA_CHECK = "schema-check"
+SCENARIO_MIGRATION = "scenario-migration-sweep"
+EMBEDDING_BACKFILL = "embedding-backfill"
+
+JOBS: tuple[str, ...] = (DEMOTE, PURGE, SCHEMA_CHECK, SCENARIO_MIGRATION, EMBEDDING_BACKFILL)
+"""Every periodic job, in the order ``hearth status`` shows them."""
+
+TASK_NAMES: dict[str, str] = {
+    DEMOTE: "hearth.maintenance.demote_idle_sessions",
+    PURGE: "hearth.maintenance.purge_expired_sessions",
+    SCHEMA_CHECK: "hearth.maintenance.check_schema",
+    SCENARIO_MIGRATION: "hearth.maintenance.mark_scenario_migrations",
+    EMBEDDING_BACKFILL: "hearth.providers.embedding_backfill",
+}
+"""The Celery task of each job; ``hearth.maintenance.*`` and ``hearth.providers.*`` are routed
+to the queues of those names."""
+
+
+class RunStatus(StrEnum):
+    """How a run of a periodic job ended."""
+
+    OK = "ok"
+    SKIPPED = "skipped"
+    """Another run held the job's lock; this one did nothing."""
+    FAILED = "failed"
+
+
+class JobRun(BaseModel):
+    """One run of a periodic job: when, how it ended, and the counts it returned."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job: str
+    status: RunStatus
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
+    result: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+    task_id: str | None = None
+    worker: str | None = None
+    trigger: str = "schedule"
+
+    @property
+    def duration_seconds(self) -> float:
+        """Wall time of the run."""
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+def record(client: redis.Redis, run: JobRun) -> str:
+    """Keep ``run`` as its job's last run and append it to the stream; returns the stream id."""
+    data = run.model_dump_json()
+    try:
+        pipe = client.pipeline(transaction=True)
+        pipe.set(job_key(run.job), data)
+        pipe.xadd(JOB_STREAM, {"run": data}, maxlen=JOB_STREAM_MAXLEN, approximate=True)
+        results = pipe.execute()
+    except redis.RedisError as exc:
+        raise StoreUnavailableError(f"cannot record the {run.job} run: {exc}") from exc
+    stream_id = results[1]
+    return stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
+
+
+def last_runs(client: redis.Redis, jobs: tuple[str, ...] = JOBS) -> dict[str, JobRun | None]:
+    """The last run of each job (None for a job that never ran)."""
+    try:
+        values = client.mget([job_key(job) for job in jobs])
+    except redis.RedisError as exc:
+        raise StoreUnavailableError(f"cannot read job runs: {exc}") from exc
+    return {
+        job: JobRun.model_validate_json(value) if value else None
+        for job, value in zip(jobs, values, strict=True)
+    }
+
+
+def latest_stream_id(client: redis.Redis) -> str:
+    """The id of the newest run in the stream ("0-0" when empty), to tail from."""
+    try:
+        entries = client.xrevrange(JOB_STREAM, count=1)
+    except redis.RedisError as exc:
+        raise StoreUnavailableError(f"cannot read job runs: {exc}") from exc
+    if not entries:
+        return "0-0"
+    entry_id = entries[0][0]
+    return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
+
+
+def read_new(
+    client: redis.Redis, after: str, *, block_ms: int = 1000, count: int = 100
+) -> list[tuple[str, JobRun]]:
+    """Runs recorded after stream id ``after``, waiting up to ``block_ms`` for the first."""
+    try:
+        answer = client.xread({JOB_STREAM: after}, count=count, block=block_ms)
+    except redis.RedisError as exc:
+        raise StoreUnavailableError(f"cannot read job runs: {exc}") from exc
+    runs: list[tuple[str, JobRun]] = []
+    streams: list[Any] = list(answer or [])
+    for _stream, entries in streams:
+        for entry_id, fields in entries:
+            raw = fields.get(b"run") or fields.get("run")
+            if raw is None:
+                continue
+            runs.append((_text(entry_id), JobRun.model_validate_json(raw)))
+    return runs
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

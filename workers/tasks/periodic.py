@@ -1,0 +1,104 @@
+"""Running a periodic job: take its lock, do the work, record and log the outcome.
+
+Every periodic task goes through :func:`run_job`, so each one holds a lock with an expiry
+(two beats or a slow run never overlap), returns JSON counts, and leaves its last run in Redis
+for ``hearth status`` and ``hearth up``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from stores.common.clock import utc_now
+from workers import jobs
+from workers.context import WorkerContext
+from workers.locks import JobLock, remaining_seconds
+
+logger = logging.getLogger("hearth.jobs")
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Who started a run: the Celery task id and worker, and what triggered it."""
+
+    task_id: str | None = None
+    worker: str | None = None
+    trigger: str = "schedule"
+
+
+def run_job(
+    context: WorkerContext,
+    job: str,
+    work: Callable[[], dict[str, Any]],
+    *,
+    lock_ttl_seconds: float | None = None,
+    info: RunInfo | None = None,
+) -> dict[str, Any]:
+    """Run ``work`` under the job's lock; returns ``{"job", "status", **counts}``.
+
+    A run that finds the lock taken does nothing and returns status ``skipped``. A failing
+    run is recorded as ``failed`` and its exception propagates (Celery marks the task failed).
+    """
+    info = info or RunInfo()
+    ttl = context.lock_ttl() if lock_ttl_seconds is None else lock_ttl_seconds
+    lock = JobLock(context.redis, job, ttl)
+    started_at = utc_now()
+    started = time.monotonic()
+    if not lock.acquire():
+        result: dict[str, Any] = {"reason": "another run holds the lock"}
+        left = remaining_seconds(context.redis, job)
+        if left is not None and not math.isinf(left):
+            result["lock_expires_in"] = round(left, 3)
+        _record(context, job, jobs.RunStatus.SKIPPED, started_at, info, result=result)
+        logger.info("%s skipped: another run holds the lock", job)
+        return {"job": job, "status": jobs.RunStatus.SKIPPED.value, **result}
+    try:
+        result = work()
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        _record(context, job, jobs.RunStatus.FAILED, started_at, info, error=error)
+        logger.exception("%s failed after %.2f s", job, time.monotonic() - started)
+        raise
+    finally:
+        lock.release()
+    _record(context, job, jobs.RunStatus.OK, started_at, info, result=result)
+    logger.info("%s done in %.2f s: %s", job, time.monotonic() - started, _summary(result))
+    return {"job": job, "status": jobs.RunStatus.OK.value, **result}
+
+
+def _summary(result: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in result.items() if not isinstance(v, list | dict))
+
+
+def _record(
+    context: WorkerContext,
+    job: str,
+    status: jobs.RunStatus,
+    started_at: datetime,
+    info: RunInfo,
+    *,
+    result: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> None:
+    run = jobs.JobRun(
+        job=job,
+        status=status,
+        started_at=started_at,
+        finished_at=utc_now(),
+        result=result or {},
+        error=error,
+        task_id=info.task_id,
+        worker=info.worker,
+        trigger=info.trigger,
+    )
+    try:
+        jobs.record(context.redis, run)
+    except Exception:
+        # The work is done (or failed on its own); a lost record must not turn it into an error.
+        logger.warning("could not record the %s run", job, exc_info=True)
