@@ -7,6 +7,9 @@ import operator
 from array import array
 from collections.abc import Sequence
 
+from stores.common.validation import validate_embedding
+from stores.errors import InvalidInputError
+
 
 def float32_list(vector: Sequence[float] | None) -> list[float] | None:
     """Round ``vector`` to float32 precision, as a ``vector`` column stores it."""
@@ -22,3 +25,25 @@ def cosine_similarity(a: Sequence[float], b: Sequence[float]) -> float:
     dot = sum(map(operator.mul, a, b))
     norm = math.sqrt(sum(map(operator.mul, a, a))) * math.sqrt(sum(map(operator.mul, b, b)))
     return float(dot / norm)
+
+
+def checked_query(
+    embedding: Sequence[float], dimensions: int, field: str = "embedding"
+) -> list[float]:
+    """Validate a query vector as :func:`validate_embedding` does, quickly on valid input.
+
+    A query is validated on every search; the plain per-component loop costs about half a
+    millisecond at 1536 dimensions, this path some tens of microseconds.
+    """
+    try:
+        # Exactly int and float (not bool, not numpy scalars), as validate_embedding allows.
+        if len(embedding) == dimensions and set(map(type, embedding)) <= {float, int}:
+            values = array("d", embedding)
+            if all(map(math.isfinite, values)) and any(values):
+                return values.tolist()
+    except TypeError:
+        pass
+    checked = validate_embedding(embedding, dimensions, field)
+    if checked is None:  # pragma: no cover - validate_embedding only returns None for None
+        raise InvalidInputError(f"{field} is required", field=field)
+    return checked

@@ -17,7 +17,7 @@ from stores.common.validation import (
     parse_id,
     validate_embedding,
 )
-from stores.common.vectors import cosine_similarity, float32_list
+from stores.common.vectors import checked_query, cosine_similarity, float32_list
 from stores.config import checks
 from stores.config.models import (
     MIGRATION_PLAN_TRANSITIONS,
@@ -161,8 +161,7 @@ class InMemoryConfigStore(ConfigStore):
         limit: int,
         min_score: float | None,
     ) -> list[tuple[T, float]]:
-        query = validate_embedding(embedding, self.dimensions, "embedding")
-        assert query is not None
+        query = checked_query(embedding, self.dimensions)
         check_limit(limit)
         scored = [
             (row, cosine_similarity(query, getattr(row, "embedding")))  # noqa: B009

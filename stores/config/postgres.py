@@ -22,6 +22,7 @@ from stores.common.clock import Clock, utc_now
 from stores.common.keyset import as_datetime, as_int, as_str, as_uuid, cursor_key, page_of
 from stores.common.pagination import Page
 from stores.common.validation import check_limit, parse_enum, parse_id, validate_embedding
+from stores.common.vectors import checked_query
 from stores.config import checks
 from stores.config.models import (
     MIGRATION_PLAN_TRANSITIONS,
@@ -41,7 +42,7 @@ from stores.config.store import DEFAULT_PAGE_SIZE, ConfigStore
 from stores.errors import ConflictError, InvalidInputError, NotFoundError
 from stores.postgres import schema
 from stores.postgres.engine import create_engine, translated
-from stores.postgres.rows import after, row_values, to_model
+from stores.postgres.rows import after, plain_row, row_values, selectable, to_model
 from stores.postgres.vectors import VectorSearcher, VectorSearchPolicy, embedding_dimensions
 
 AG = schema.agents
@@ -129,7 +130,7 @@ class PostgresConfigStore(ConfigStore):
         where = [table.c.tenant_id == tid, table.c.id == iid]
         if "deleted_at" in table.c:
             where.append(table.c.deleted_at.is_(None))
-        rows = self._read(sa.select(table).where(*where))
+        rows = self._read(sa.select(*selectable(table)).where(*where))
         return to_model(cls, rows[0]) if rows else None
 
     def _list(
@@ -145,7 +146,10 @@ class PostgresConfigStore(ConfigStore):
         order = [table.c.created_at, table.c.id]
         if "deleted_at" in table.c:
             where = [*where, table.c.deleted_at.is_(None)]
-        stmt = sa.select(table).where(*where, *after(order, key)).order_by(*order).limit(limit + 1)
+        stmt = (
+            sa.select(*selectable(table))
+            .where(*where, *after(order, key)).order_by(*order).limit(limit + 1)
+        )
         items = [to_model(cls, r) for r in self._read(stmt)]
         return page_of(items, limit, _created_key)
 
@@ -155,23 +159,28 @@ class PostgresConfigStore(ConfigStore):
             if agent:
                 _lock_agent(conn, item.tenant_id, getattr(item, "agent_id"))  # noqa: B009
             row = conn.execute(
-                table.insert().values(**row_values(item, exclude=exclude)).returning(table)
+                table.insert()
+                .values(**row_values(item, exclude=exclude))
+                .returning(*selectable(table))
             ).mappings().one()
         return to_model(type(item), row)
 
     def _locked(self, conn: sa.Connection, table: sa.Table, tenant_id: UUID,
-                item_id: UUID) -> sa.RowMapping | None:
+                item_id: UUID) -> dict[str, Any] | None:
         where = [table.c.tenant_id == tenant_id, table.c.id == item_id]
         if "deleted_at" in table.c:
             where.append(table.c.deleted_at.is_(None))
-        return conn.execute(sa.select(table).where(*where).with_for_update()).mappings().first()
+        row = conn.execute(
+            sa.select(*selectable(table)).where(*where).with_for_update()
+        ).mappings().first()
+        return None if row is None else plain_row(row)
 
     def _update(
         self,
         table: sa.Table,
         item: M,
         what: str,
-        adjust: Callable[[sa.RowMapping, dict[str, Any]], None] | None = None,
+        adjust: Callable[[dict[str, Any], dict[str, Any]], None] | None = None,
     ) -> M:
         with translated(), self._engine.begin() as conn:
             old = self._locked(conn, table, item.tenant_id, item.id)
@@ -187,7 +196,7 @@ class PostgresConfigStore(ConfigStore):
                 table.update()
                 .where(table.c.tenant_id == item.tenant_id, table.c.id == item.id)
                 .values(**values)
-                .returning(table)
+                .returning(*selectable(table))
             ).mappings().one()
         return to_model(type(item), row)
 
@@ -209,8 +218,7 @@ class PostgresConfigStore(ConfigStore):
         self, table: sa.Table, cls: type[M], filters: list[sa.ColumnElement[bool]],
         embedding: Sequence[float], limit: int, min_score: float | None,
     ) -> list[tuple[M, float]]:
-        query = validate_embedding(embedding, self.dimensions)
-        assert query is not None
+        query = checked_query(embedding, self.dimensions)
         check_limit(limit)
         with translated(), self._engine.begin() as conn:
             outcome = self._searcher.search(conn, table, filters, query, limit)
@@ -228,7 +236,7 @@ class PostgresConfigStore(ConfigStore):
         check_limit(limit)
         key = cursor_key(cursor, (as_uuid,))
         stmt = (
-            sa.select(table)
+            sa.select(*selectable(table))
             .where(
                 table.c.deleted_at.is_(None),
                 text.is_not(None),
@@ -356,7 +364,7 @@ class PostgresConfigStore(ConfigStore):
     def update_rule(self, rule: Rule) -> Rule:
         item = checks.checked_rule(rule, self.dimensions)
 
-        def adjust(old: sa.RowMapping, values: dict[str, Any]) -> None:
+        def adjust(old: dict[str, Any], values: dict[str, Any]) -> None:
             if checks.text_changed_keeping_embedding(
                 old["condition_text"], item.condition_text, old["embedding"], item.embedding
             ):
@@ -416,7 +424,7 @@ class PostgresConfigStore(ConfigStore):
         checks.check_int32(version, "version", 1)
         with translated(), self._engine.connect() as conn:
             current = conn.execute(
-                sa.select(SC).where(SC.c.tenant_id == tid, SC.c.id == sid,
+                sa.select(*selectable(SC)).where(SC.c.tenant_id == tid, SC.c.id == sid,
                                     SC.c.deleted_at.is_(None))
             ).mappings().first()
             if current is None:
@@ -485,7 +493,7 @@ class PostgresConfigStore(ConfigStore):
                 values.update(embedding=None, embedding_model=None)
             row = conn.execute(
                 SC.update().where(SC.c.tenant_id == item.tenant_id, SC.c.id == item.id)
-                .values(**values).returning(SC)
+                .values(**values).returning(*selectable(SC))
             ).mappings().one()
         return to_model(Scenario, row)
 

@@ -19,7 +19,7 @@ from stores.common.validation import (
     parse_id,
     validate_embedding,
 )
-from stores.common.vectors import cosine_similarity, float32_list
+from stores.common.vectors import checked_query, cosine_similarity, float32_list
 from stores.errors import DuplicateError, InvalidInputError, NotFoundError
 from stores.memory import checks
 from stores.memory.graph import check_depth, next_hop, traversal_types
@@ -228,8 +228,7 @@ class InMemoryMemoryStore(MemoryStore):
         episode_types: Sequence[EpisodeType | str] | None = None,
         valid_at: datetime | None = None,
     ) -> list[tuple[Episode, float]]:
-        query = validate_embedding(embedding, self.dimensions)
-        assert query is not None
+        query = checked_query(embedding, self.dimensions)
         check_limit(limit)
         with self._lock:
             rows = self._episode_rows(

@@ -26,6 +26,7 @@ from stores.common.validation import (
     parse_id,
     validate_embedding,
 )
+from stores.common.vectors import checked_query
 from stores.errors import InvalidInputError, NotFoundError
 from stores.memory import checks
 from stores.memory.graph import check_depth, next_hop, traversal_types
@@ -40,7 +41,7 @@ from stores.memory.models import (
 from stores.memory.store import DEFAULT_PAGE_SIZE, MemoryStore
 from stores.postgres import schema
 from stores.postgres.engine import create_engine, translated
-from stores.postgres.rows import after, row_values, to_model
+from stores.postgres.rows import after, plain_row, row_values, selectable, to_model
 from stores.postgres.vectors import VectorSearcher, VectorSearchPolicy, embedding_dimensions
 
 EP = schema.episodes
@@ -134,14 +135,14 @@ class PostgresMemoryStore(MemoryStore):
             return []
         with translated(), self._engine.begin() as conn:
             rows = conn.execute(
-                EP.insert().returning(EP, sort_by_parameter_order=True),
+                EP.insert().returning(*selectable(EP), sort_by_parameter_order=True),
                 [row_values(item) for item in items],
             ).mappings().all()
         return [to_model(Episode, r) for r in rows]
 
     def get_episode(self, tenant_id: UUID | str, episode_id: UUID | str) -> Episode | None:
         tid, eid = parse_id(tenant_id, "tenant_id"), parse_id(episode_id, "episode_id")
-        rows = self._read(sa.select(EP).where(EP.c.tenant_id == tid, EP.c.id == eid))
+        rows = self._read(sa.select(*selectable(EP)).where(EP.c.tenant_id == tid, EP.c.id == eid))
         return to_model(Episode, rows[0]) if rows else None
 
     def _episode_filters(
@@ -196,7 +197,7 @@ class PostgresMemoryStore(MemoryStore):
         key = cursor_key(cursor, _CREATED)
         order = [EP.c.recorded_at, EP.c.id]
         stmt = (
-            sa.select(EP)
+            sa.select(*selectable(EP))
             .where(*where, *after(order, key, descending=True))
             .order_by(*(c.desc() for c in order))
             .limit(limit + 1)
@@ -207,12 +208,14 @@ class PostgresMemoryStore(MemoryStore):
     def update_episode(self, episode: Episode) -> Episode:
         item = checks.checked_episode(episode, self.dimensions)
         with translated(), self._engine.begin() as conn:
-            old = conn.execute(
-                sa.select(EP).where(EP.c.tenant_id == item.tenant_id, EP.c.id == item.id)
+            found = conn.execute(
+                sa.select(*selectable(EP))
+                .where(EP.c.tenant_id == item.tenant_id, EP.c.id == item.id)
                 .with_for_update()
             ).mappings().first()
-            if old is None:
+            if found is None:
                 raise NotFoundError(f"episode {item.id} not found")
+            old = plain_row(found)
             if item.agent_id != old["agent_id"]:
                 raise InvalidInputError("agent_id cannot change", field="agent_id")
             values = row_values(item, exclude={"id", "tenant_id", "recorded_at"})
@@ -224,7 +227,7 @@ class PostgresMemoryStore(MemoryStore):
                 values.update(embedding=None, embedding_model=None)
             row = conn.execute(
                 EP.update().where(EP.c.tenant_id == item.tenant_id, EP.c.id == item.id)
-                .values(**values).returning(EP)
+                .values(**values).returning(*selectable(EP))
             ).mappings().one()
         return to_model(Episode, row)
 
@@ -245,7 +248,7 @@ class PostgresMemoryStore(MemoryStore):
                 raise InvalidInputError("at must be after the episode's valid_from", field="at")
             row = conn.execute(
                 EP.update().where(EP.c.tenant_id == tid, EP.c.id == eid)
-                .values(valid_to=end).returning(EP)
+                .values(valid_to=end).returning(*selectable(EP))
             ).mappings().one()
         return to_model(Episode, row)
 
@@ -282,8 +285,7 @@ class PostgresMemoryStore(MemoryStore):
         episode_types: Sequence[EpisodeType | str] | None = None,
         valid_at: datetime | None = None,
     ) -> list[tuple[Episode, float]]:
-        query = validate_embedding(embedding, self.dimensions)
-        assert query is not None
+        query = checked_query(embedding, self.dimensions)
         check_limit(limit)
         where = self._episode_filters(
             tenant_id, agent_id, customer_profile_id, session_id, None, episode_types, valid_at
@@ -303,7 +305,7 @@ class PostgresMemoryStore(MemoryStore):
         check_limit(limit)
         key = cursor_key(cursor, (as_uuid,))
         stmt = (
-            sa.select(EP)
+            sa.select(*selectable(EP))
             .where(
                 EP.c.content != "",
                 sa.or_(EP.c.embedding.is_(None), EP.c.embedding_model.is_distinct_from(model)),
@@ -442,7 +444,8 @@ class PostgresMemoryStore(MemoryStore):
         item = checks.checked_relationship(relationship)
         with translated(), self._engine.begin() as conn:
             old = conn.execute(
-                sa.select(RE).where(RE.c.tenant_id == item.tenant_id, RE.c.id == item.id)
+                sa.select(RE)
+                .where(RE.c.tenant_id == item.tenant_id, RE.c.id == item.id)
                 .with_for_update()
             ).mappings().first()
             if old is None:

@@ -37,9 +37,10 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from pgvector.sqlalchemy import Vector
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ClauseElement, Executable
+
+from stores.postgres.rows import plain_row, register_vector_types, selectable, vector_param
 
 SearchPath = Literal["exact", "iterative", "index"]
 
@@ -86,7 +87,7 @@ class SearchPlan:
 class SearchOutcome:
     """The rows found, best first, with their cosine similarity, and how they were found."""
 
-    rows: list[tuple[sa.RowMapping, float]]
+    rows: list[tuple[dict[str, Any], float]]
     path: SearchPath
     fell_back: bool = False
     """The index path returned too few rows and the search was repeated exactly."""
@@ -191,8 +192,7 @@ class VectorSearcher:
         return SearchPlan(path, matching, settings, statement)
 
     def _distance(self, table: sa.Table, query: Sequence[float]) -> sa.ColumnElement[float]:
-        vector = sa.cast(sa.literal(_vector_text(query), sa.Text), Vector())
-        return table.c.embedding.op("<=>", return_type=sa.Float)(vector)
+        return table.c.embedding.op("<=>", return_type=sa.Float)(vector_param(query))
 
     def _exact_statement(
         self, table: sa.Table, where: list[sa.ColumnElement[bool]], query: Sequence[float],
@@ -201,7 +201,7 @@ class VectorSearcher:
         # "+ 0" makes the sort key an expression no index provides: the ranking is exact.
         distance = (self._distance(table, query) + sa.literal_column("0")).label("distance")
         return (
-            sa.select(*table.c, distance).where(*where)
+            sa.select(*selectable(table), distance).where(*where)
             .order_by(distance, table.c.id).limit(limit)
         )
 
@@ -210,7 +210,9 @@ class VectorSearcher:
         limit: int,
     ) -> sa.Select[Any]:
         distance = self._distance(table, query).label("distance")
-        return sa.select(*table.c, distance).where(*where).order_by(distance).limit(limit)
+        return (
+            sa.select(*selectable(table), distance).where(*where).order_by(distance).limit(limit)
+        )
 
     # ---- running -------------------------------------------------------------------
 
@@ -223,7 +225,7 @@ class VectorSearcher:
         limit: int,
     ) -> SearchOutcome:
         """Search within the connection's current transaction (settings are SET LOCAL)."""
-        _unprepared(conn)
+        _prepare(conn)
         plan = self.plan(conn, table, filters, query, limit)
         _apply(conn, plan.settings)
         rows = _scored(conn, plan.statement)
@@ -247,25 +249,26 @@ class VectorSearcher:
         limit: int,
     ) -> tuple[SearchPlan, str]:
         """The plan a search would take and PostgreSQL's EXPLAIN of its statement."""
-        _unprepared(conn)
+        _prepare(conn)
         plan = self.plan(conn, table, filters, query, limit)
         _apply(conn, plan.settings)
         lines = conn.execute(_Explain(plan.statement)).scalars().all()
         return plan, "\n".join(str(line) for line in lines)
 
 
-def _scored(conn: sa.Connection, statement: sa.Select[Any]) -> list[tuple[sa.RowMapping, float]]:
-    return [(row, 1.0 - float(row["distance"])) for row in conn.execute(statement).mappings()]
+def _scored(conn: sa.Connection, statement: sa.Select[Any]) -> list[tuple[dict[str, Any], float]]:
+    return [
+        (plain_row(row), 1.0 - float(row["distance"]))
+        for row in conn.execute(statement).mappings()
+    ]
 
 
-def _vector_text(query: Sequence[float]) -> str:
-    return "[" + ",".join(repr(float(x)) for x in query) + "]"
-
-
-def _unprepared(conn: sa.Connection) -> None:
+def _prepare(conn: sa.Connection) -> None:
+    """Plans must follow each call's arguments; vectors travel in binary."""
     driver = conn.connection.driver_connection
     if driver is not None and hasattr(driver, "prepare_threshold"):
         driver.prepare_threshold = None
+    register_vector_types(conn)
 
 
 def _apply(conn: sa.Connection, settings: dict[str, str]) -> None:
