@@ -26,6 +26,7 @@ from workers import context as worker_context
 from workers import jobs, schema_guard
 from workers.migrations import SchemaState
 from workers.settings import Settings, get_settings
+from workers.tasks import task_modules
 
 logger = logging.getLogger("hearth.worker")
 
@@ -106,7 +107,7 @@ class HearthCelery(Celery):
 def create_app(settings: Settings | None = None) -> HearthCelery:
     """A Celery app for ``settings`` (default: the environment), with every hearth task."""
     s = settings or get_settings()
-    app = HearthCelery("hearth", include=["workers.tasks"], set_as_current=True)
+    app = HearthCelery("hearth", include=task_modules(), set_as_current=True)
     app.settings = s
     app.config_from_object(celery_config(s))
     app.steps["worker"].add(SchemaGuard)

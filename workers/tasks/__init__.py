@@ -1,19 +1,19 @@
-"""Celery tasks: maintenance (this package) and, when present, provider tasks.
+"""Celery tasks: ``maintenance`` (the periodic sweeps) and, when present, ``providers``.
 
-Importing this package registers every task with the Celery app.
+The Celery app imports them when a worker starts (``TASK_MODULES``); importing this package
+alone imports none of them, so a process that only runs a sweep body stays light.
 """
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
-from workers.tasks import maintenance
 
-__all__ = ["maintenance"]
-
-# Provider tasks live in their own module, which may not exist in every build; a module that
-# exists but fails to import must still fail loudly, hence a look for the file rather than
-# try/except ImportError.
-if (Path(__file__).resolve().parent / "providers.py").is_file():
-    importlib.import_module("workers.tasks.providers")
+def task_modules() -> list[str]:
+    """The modules holding hearth's tasks; provider tasks only where this build has them."""
+    modules = ["workers.tasks.maintenance"]
+    # A look for the file rather than try/except ImportError: a provider module that exists
+    # but fails to import must fail the worker loudly.
+    if (Path(__file__).resolve().parent / "providers.py").is_file():
+        modules.append("workers.tasks.providers")
+    return modules
