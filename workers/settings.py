@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     broker_visibility_timeout_seconds: int = Field(default=3600, ge=60)
     provider_task_deadline_seconds: float = Field(default=600.0, gt=0)
     provider_max_attempts: int = Field(default=6, ge=1, le=50)
+    provider_backoff_base_seconds: float = Field(
+        default=1.0, gt=0, description="jitter ceiling of a provider task's first retry"
+    )
+    provider_backoff_max_seconds: float = Field(
+        default=300.0, gt=0, description="largest jitter ceiling of a provider task's retries"
+    )
 
     llm_provider: Literal["anthropic", "openai"] | None = None
     llm_model: str | None = None
@@ -81,7 +87,9 @@ class Settings(BaseSettings):
     def _level(cls, value: str) -> str:
         level = value.upper()
         if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise ValueError(f"log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL; got {value}")
+            raise ValueError(
+                f"log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL; got {value}"
+            )
         return level
 
     @property

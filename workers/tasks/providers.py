@@ -1,0 +1,406 @@
+"""Provider tasks: ``generate``, ``generate_structured``, ``embed`` and ``embed_batch``.
+
+They run on the ``providers`` queue (``hearth.providers.*``), so slow LLM calls never hold
+up the maintenance sweeps. Each worker process builds its providers once, from settings,
+with the SDKs' own retries off (:mod:`workers.provider_registry`): this layer is the one
+retry owner.
+
+Retries
+    :class:`~providers.errors.RateLimitError` and
+    :class:`~providers.errors.TransientProviderError` are retried with
+    ``self.retry(countdown=...)``, the countdown from :func:`workers.backoff.countdown_for`:
+    exponential with full jitter, the server's ``retry_after`` as a floor, capped below the
+    broker's visibility timeout, and never past the total deadline counted from the first
+    attempt's start (carried from attempt to attempt in the ``hearth_first_attempt_at``
+    message header). Every other error fails at once.
+
+Results (always JSON)
+    Success: ``{"ok": true, "attempts": n, ...}`` with ``response`` (an
+    :class:`~providers.LLMResponse` as JSON) for ``generate``; ``data`` (the parsed model as
+    JSON) and ``response`` for ``generate_structured``; ``embedding`` or ``embeddings`` plus
+    ``model`` and ``dimensions`` for the embedding tasks.
+
+    Failure: ``{"ok": false, "error": {...}, "retryable": bool, "attempts": n,
+    "elapsed_seconds": s, "gave_up": null | "max_attempts" | "deadline"}``, where ``error``
+    is :meth:`ProviderError.to_dict` (``type`` is the error's class name, e.g.
+    ``"AuthenticationError"``; ``status_code``, ``request_id``, ``retry_after``,
+    ``raw_text`` are kept). The task itself succeeds, so the error reaches the caller whole,
+    every field intact, with no exception class to import; :func:`unwrap` turns a result
+    back into the value or raises the matching :class:`ProviderError`. Only a bug (an
+    exception that is not a provider error) fails the task.
+
+Bad input is refused before any network call, as an ``InvalidRequestError`` result: an
+empty prompt or text, an empty batch, a text over the model's limit, a schema path that
+does not name a pydantic model, a bad ``deadline_seconds``. Wrong settings (no provider, a
+model of another vendor) give a ``ProviderSettingsError`` result.
+
+``generate_structured`` takes the schema as an importable dotted path to a pydantic model,
+``"package.module:Model"`` or ``"package.module.Model"`` (:func:`schema_path` makes one
+from a class). The worker imports that module; only a pydantic ``BaseModel`` subclass is
+accepted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import math
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from celery import Task, shared_task, signals
+from pydantic import BaseModel
+
+from providers.base import DEFAULT_MAX_TOKENS
+from providers.errors import (
+    AuthenticationError,
+    ContentFilterError,
+    InvalidRequestError,
+    ModelError,
+    ProviderError,
+    RateLimitError,
+    StructuredOutputError,
+    TransientProviderError,
+)
+from workers import provider_registry
+from workers.backoff import BackoffPolicy, countdown_for, is_retryable
+from workers.provider_registry import ProviderSettingsError
+from workers.settings import Settings, get_settings
+
+logger = logging.getLogger("hearth.providers")
+
+FIRST_ATTEMPT_HEADER = "hearth_first_attempt_at"
+"""Message header: the Unix time the first attempt started, kept across retries."""
+
+TASK_OPTIONS: dict[str, Any] = {
+    "bind": True,
+    # A provider call has no side effect here, so running it again after a lost worker is
+    # safe; the retry count is this module's business (max_retries=None lets it decide).
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "max_retries": None,
+    "ignore_result": False,
+}
+
+_ERROR_TYPES: dict[str, type[ProviderError]] = {
+    cls.__name__: cls
+    for cls in (
+        ProviderError,
+        AuthenticationError,
+        ModelError,
+        RateLimitError,
+        TransientProviderError,
+        InvalidRequestError,
+        ContentFilterError,
+        StructuredOutputError,
+        ProviderSettingsError,
+    )
+}
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_DOTTED_PATH = re.compile(rf"^{_NAME}(\.{_NAME})*(:{_NAME}(\.{_NAME})*)?$")
+
+
+# ---- the tasks ------------------------------------------------------------------------
+
+
+@shared_task(name="hearth.providers.generate", **TASK_OPTIONS)
+def generate(
+    self: Task[Any, Any],
+    prompt: str,
+    system_prompt: str | None = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    temperature: float | None = None,
+    stop_sequences: list[str] | None = None,
+    deadline_seconds: float | None = None,
+) -> dict[str, Any]:
+    """Generate a reply to ``prompt`` with the configured LLM; see the module docstring."""
+    settings = settings_of(self)
+
+    def call() -> dict[str, Any]:
+        response = provider_registry.llm_provider(settings).generate(
+            prompt,
+            system_prompt=system_prompt,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            stop_sequences=stop_sequences,
+        )
+        return {"response": response.model_dump(mode="json")}
+
+    return run_attempt(self, settings, call, deadline_seconds=deadline_seconds)
+
+
+@shared_task(name="hearth.providers.generate_structured", **TASK_OPTIONS)
+def generate_structured(
+    self: Task[Any, Any],
+    prompt: str,
+    schema: str,
+    system_prompt: str | None = None,
+    max_tokens: int = DEFAULT_MAX_TOKENS,
+    temperature: float | None = None,
+    deadline_seconds: float | None = None,
+) -> dict[str, Any]:
+    """Generate a reply shaped by the pydantic model at dotted path ``schema``."""
+    settings = settings_of(self)
+
+    def call() -> dict[str, Any]:
+        model_cls = resolve_schema(schema)
+        parsed, response = provider_registry.llm_provider(settings).generate_structured(
+            prompt,
+            model_cls,
+            system_prompt=system_prompt,
+            max_tokens=max_tokens,
+            temperature=temperature,
+        )
+        return {
+            "data": parsed.model_dump(mode="json"),
+            "response": response.model_dump(mode="json"),
+        }
+
+    return run_attempt(self, settings, call, deadline_seconds=deadline_seconds)
+
+
+@shared_task(name="hearth.providers.embed", **TASK_OPTIONS)
+def embed(self: Task[Any, Any], text: str, deadline_seconds: float | None = None) -> dict[str, Any]:
+    """Embed one text with the configured embedding model."""
+    settings = settings_of(self)
+
+    def call() -> dict[str, Any]:
+        provider = provider_registry.require_embedding_provider(settings)
+        vector = provider.embed(text)
+        return {"embedding": vector, "model": provider.model_id, "dimensions": len(vector)}
+
+    return run_attempt(self, settings, call, deadline_seconds=deadline_seconds)
+
+
+@shared_task(name="hearth.providers.embed_batch", **TASK_OPTIONS)
+def embed_batch(
+    self: Task[Any, Any], texts: list[str], deadline_seconds: float | None = None
+) -> dict[str, Any]:
+    """Embed many texts, one vector per text in order (chunked to the API's limits)."""
+    settings = settings_of(self)
+
+    def call() -> dict[str, Any]:
+        provider = provider_registry.require_embedding_provider(settings)
+        vectors = provider.embed_batch(texts)
+        return {
+            "embeddings": vectors,
+            "model": provider.model_id,
+            "dimensions": provider.dimensions,
+        }
+
+    return run_attempt(self, settings, call, deadline_seconds=deadline_seconds)
+
+
+# ---- one attempt, and what follows it ----------------------------------------------------
+
+
+def settings_of(task: Task[Any, Any]) -> Settings:
+    """The settings of the app running ``task`` (``workers.app`` keeps them on the app)."""
+    settings = getattr(task.app, "settings", None)
+    return settings if isinstance(settings, Settings) else get_settings()
+
+
+def backoff_policy(settings: Settings, deadline_seconds: float | None = None) -> BackoffPolicy:
+    """The retry limits of provider tasks under ``settings``.
+
+    Raises:
+        InvalidRequestError: ``deadline_seconds`` is not a positive number.
+    """
+    deadline = settings.provider_task_deadline_seconds
+    if deadline_seconds is not None:
+        if (
+            isinstance(deadline_seconds, bool)
+            or not isinstance(deadline_seconds, int | float)
+            or not math.isfinite(deadline_seconds)
+            or deadline_seconds <= 0
+        ):
+            raise InvalidRequestError(
+                f"deadline_seconds must be a positive number; got {deadline_seconds!r}"
+            )
+        deadline = float(deadline_seconds)
+    return BackoffPolicy(
+        base=settings.provider_backoff_base_seconds,
+        max_delay=settings.provider_backoff_max_seconds,
+        max_attempts=settings.provider_max_attempts,
+        deadline=deadline,
+        visibility_timeout=float(settings.broker_visibility_timeout_seconds),
+    )
+
+
+def first_attempt_at(task: Task[Any, Any], now: float) -> float:
+    """When the first attempt of this task started (``now`` on the first attempt)."""
+    headers = task.request.headers or {}
+    raw = headers.get(FIRST_ATTEMPT_HEADER, getattr(task.request, FIRST_ATTEMPT_HEADER, None))
+    try:
+        value = float(raw) if raw is not None else now
+    except (TypeError, ValueError):
+        return now
+    return value if math.isfinite(value) and value <= now else now
+
+
+def run_attempt(
+    task: Task[Any, Any],
+    settings: Settings,
+    call: Callable[[], dict[str, Any]],
+    *,
+    deadline_seconds: float | None = None,
+) -> dict[str, Any]:
+    """Run one attempt of ``call``: its result, a retry, or a failure result."""
+    now = time.time()
+    started = first_attempt_at(task, now)
+    attempts = task.request.retries + 1
+    try:
+        policy = backoff_policy(settings, deadline_seconds)
+        payload = call()
+    except ProviderError as exc:
+        elapsed = max(time.time() - started, 0.0)
+        if not is_retryable(exc):
+            logger.warning("%s failed, not retried: %s", task.name, _describe(exc))
+            return failure(exc, attempts=attempts, elapsed=elapsed, gave_up=None)
+        countdown = countdown_for(exc, attempts, elapsed=elapsed, policy=policy)
+        if countdown is None:
+            gave_up = "max_attempts" if attempts >= policy.max_attempts else "deadline"
+            logger.warning(
+                "%s gave up after %d attempt(s) in %.1f s (%s): %s",
+                task.name,
+                attempts,
+                elapsed,
+                gave_up,
+                _describe(exc),
+            )
+            return failure(exc, attempts=attempts, elapsed=elapsed, gave_up=gave_up)
+        logger.info(
+            "%s attempt %d failed (%s); retrying in %.2f s",
+            task.name,
+            attempts,
+            _describe(exc),
+            countdown,
+        )
+        headers = {**(task.request.headers or {}), FIRST_ATTEMPT_HEADER: started}
+        raise task.retry(exc=exc, countdown=countdown, headers=headers) from None
+    return {"ok": True, "attempts": attempts, **payload}
+
+
+def failure(
+    error: ProviderError, *, attempts: int, elapsed: float, gave_up: str | None
+) -> dict[str, Any]:
+    """The JSON result of a task that failed with ``error``."""
+    return {
+        "ok": False,
+        "error": error.to_dict(),
+        "retryable": is_retryable(error),
+        "attempts": attempts,
+        "elapsed_seconds": round(elapsed, 3),
+        "gave_up": gave_up,
+    }
+
+
+def error_from_result(result: Mapping[str, Any]) -> ProviderError | None:
+    """The error a failed task's result describes, rebuilt with its fields; ``None`` if ok."""
+    if result.get("ok"):
+        return None
+    data = dict(result.get("error") or {})
+    cls = _ERROR_TYPES.get(str(data.pop("type", "")), ProviderError)
+    message = str(data.pop("message", "provider task failed"))
+    try:
+        return cls(message, **data)
+    except TypeError:
+        return cls(message)
+
+
+def unwrap(result: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``result`` if the task succeeded, else raise the :class:`ProviderError` it describes."""
+    error = error_from_result(result)
+    if error is not None:
+        raise error
+    return result
+
+
+def _describe(error: ProviderError) -> str:
+    return f"{type(error).__name__}: {error.message}"
+
+
+# ---- schemas ---------------------------------------------------------------------------
+
+
+def schema_path(schema: type[BaseModel]) -> str:
+    """The dotted path ``generate_structured`` takes for a pydantic model class.
+
+    Raises:
+        InvalidRequestError: ``schema`` is not a module-level pydantic model class.
+    """
+    if not (inspect.isclass(schema) and issubclass(schema, BaseModel)):
+        raise InvalidRequestError(f"schema must be a pydantic BaseModel subclass; got {schema!r}")
+    if "<" in schema.__qualname__:
+        raise InvalidRequestError(
+            f"{schema.__qualname__} is defined inside a function; a worker cannot import it"
+        )
+    return f"{schema.__module__}:{schema.__qualname__}"
+
+
+def resolve_schema(path: str) -> type[BaseModel]:
+    """The pydantic model class at ``path`` (``"pkg.module:Model"`` or ``"pkg.module.Model"``).
+
+    Raises:
+        InvalidRequestError: ``path`` is malformed, cannot be imported, or does not name a
+            pydantic ``BaseModel`` subclass.
+    """
+    if (
+        not isinstance(path, str)
+        or not _DOTTED_PATH.match(path.strip())
+        or not any(sep in path for sep in ".:")
+    ):
+        raise InvalidRequestError(
+            "schema must be the dotted path of a pydantic model, like 'package.module:Model'; "
+            f"got {path!r}"
+        )
+    path = path.strip()
+    if ":" in path:
+        module_name, _, qualname = path.partition(":")
+        names = qualname.split(".")
+    else:
+        module_name, _, last = path.rpartition(".")
+        names = [last]
+    if any(name.startswith("_") for name in names):
+        raise InvalidRequestError(f"schema {path!r} names a private attribute")
+    try:
+        target: Any = importlib.import_module(module_name)
+        for name in names:
+            target = getattr(target, name)
+    except ImportError as exc:
+        raise InvalidRequestError(f"schema {path!r} cannot be imported: {exc}") from None
+    except AttributeError:
+        raise InvalidRequestError(
+            f"schema {path!r}: {module_name} has no {'.'.join(names)}"
+        ) from None
+    if not (inspect.isclass(target) and issubclass(target, BaseModel)):
+        raise InvalidRequestError(
+            f"schema {path!r} is not a pydantic BaseModel subclass (got {target!r})"
+        )
+    return target
+
+
+# ---- process lifecycle -----------------------------------------------------------------
+
+
+@signals.worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    provider_registry.reset_after_fork()
+
+
+@signals.worker_process_shutdown.connect
+def _process_shutdown(**_: Any) -> None:
+    provider_registry.close_providers()
+
+
+@signals.worker_shutdown.connect
+def _worker_shutdown(**_: Any) -> None:
+    provider_registry.close_providers()
+
+
+# The embedding backfill is a provider-queue task too; importing it registers it.
+from workers.tasks import backfill as backfill  # noqa: E402
