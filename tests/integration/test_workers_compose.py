@@ -1,0 +1,70 @@
+"""docker-compose.yml is valid and describes the deployment the design asks for."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+
+
+def _compose() -> list[str]:
+    if shutil.which("docker"):
+        probe = subprocess.run(
+            ["docker", "compose", "version"], capture_output=True, text=True, check=False
+        )
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    pytest.skip("no compose client here (neither `docker compose` nor `docker-compose`)")
+
+
+def _run(*args: str) -> str:
+    done = subprocess.run(
+        [*_compose(), "-f", str(COMPOSE_FILE), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _service(config: str, name: str) -> str:
+    """The block of one service in ``config`` output (two-space indented keys)."""
+    match = re.search(rf"^  {name}:\n((?:    .*\n|\n)*)", config, flags=re.MULTILINE)
+    assert match, f"no service {name}"
+    return match.group(1)
+
+
+@pytest.fixture(scope="module")
+def config() -> str:
+    """``compose config``: the file validated, resolved and printed back."""
+    return _run("config")
+
+
+def test_compose_config_passes_with_the_expected_services(config: str) -> None:
+    for name in ("postgres", "redis", "migrate", "worker", "beat"):
+        assert "profiles" not in _service(config, name)
+    assert re.search(r"profiles:\n\s+- flower", _service(config, "flower"))
+
+
+def test_compose_runs_one_beat_scaled_workers_after_a_one_shot_migration(config: str) -> None:
+    assert re.search(r"replicas: 1\b", _service(config, "beat"))
+    assert re.search(r"replicas: [2-9]", _service(config, "worker"))
+    for name in ("worker", "beat"):
+        assert "service_completed_successfully" in _service(config, name)
+    assert "upgrade" in _service(config, "migrate")
+    assert "pgvector/pgvector" in _service(config, "postgres")
+    redis = _service(config, "redis")
+    assert "--appendonly" in redis
+    assert "noeviction" in redis
+    for name in ("postgres", "redis"):
+        assert "healthcheck" in _service(config, name)
