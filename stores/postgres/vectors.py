@@ -150,6 +150,18 @@ class VectorSearcher:
 
     # ---- planning ------------------------------------------------------------------
 
+    def threshold(self, conn: sa.Connection, table: sa.Table, limit: int) -> int:
+        """Filters matching at most this many rows of ``table`` are searched exactly."""
+        policy = self.policy
+        threshold = max(policy.exact_max_rows, limit)
+        if not self.has_iterative_scan(conn):
+            # Below this many matches even the largest ef_search would not yield enough.
+            total = self.estimated_table_rows(conn, table)
+            threshold = max(
+                threshold, math.ceil(total * limit * policy.oversample / policy.max_ef_search)
+            )
+        return threshold
+
     def plan(
         self,
         conn: sa.Connection,
@@ -159,22 +171,27 @@ class VectorSearcher:
         limit: int,
     ) -> SearchPlan:
         """Choose the path for a search (runs the bounded count that decides it)."""
-        policy = self.policy
-        where = [table.c.embedding.is_not(None), *filters]
-        iterative = self.has_iterative_scan(conn)
-        total = self.estimated_table_rows(conn, table)
-        threshold = max(policy.exact_max_rows, limit)
-        if not iterative:
-            # Below this many matches even the largest ef_search would not yield enough.
-            threshold = max(
-                threshold, math.ceil(total * limit * policy.oversample / policy.max_ef_search)
-            )
-        matching = _bounded_count(conn, table, where, threshold + 1)
+        threshold = self.threshold(conn, table, limit)
+        matching = _bounded_count(conn, table, list(filters), threshold + 1)
         if matching <= threshold:
+            where = [table.c.embedding.is_not(None), *filters]
             exact = self._exact_statement(table, where, query, limit)
             return SearchPlan("exact", matching, {}, exact)
+        return self._index_plan(conn, table, filters, query, limit, matching)
+
+    def _index_plan(
+        self,
+        conn: sa.Connection,
+        table: sa.Table,
+        filters: Sequence[sa.ColumnElement[bool]],
+        query: Sequence[float],
+        limit: int,
+        matching: int,
+    ) -> SearchPlan:
+        policy = self.policy
+        where = [table.c.embedding.is_not(None), *filters]
         settings = {"enable_sort": "off"}
-        if iterative:
+        if self.has_iterative_scan(conn):
             settings.update({
                 "hnsw.iterative_scan": "relaxed_order",
                 "hnsw.ef_search": str(max(policy.ef_search, limit)),
@@ -182,6 +199,7 @@ class VectorSearcher:
             })
             path: SearchPath = "iterative"
         else:
+            total = self.estimated_table_rows(conn, table)
             estimate = max(float(matching), _estimated_rows(conn, table, where))
             fraction = min(1.0, estimate / total) if total > 0 else 1.0
             wanted = math.ceil(limit * policy.oversample / fraction)
@@ -200,19 +218,19 @@ class VectorSearcher:
     ) -> sa.Select[Any]:
         # "+ 0" makes the sort key an expression no index provides: the ranking is exact.
         distance = (self._distance(table, query) + sa.literal_column("0")).label("distance")
-        return (
-            sa.select(*selectable(table), distance).where(*where)
+        hits = (
+            sa.select(table.c.id.label("hit_id"), distance).where(*where)
             .order_by(distance, table.c.id).limit(limit)
         )
+        return _with_rows(table, hits)
 
     def _index_statement(
         self, table: sa.Table, where: list[sa.ColumnElement[bool]], query: Sequence[float],
         limit: int,
     ) -> sa.Select[Any]:
         distance = self._distance(table, query).label("distance")
-        return (
-            sa.select(*selectable(table), distance).where(*where).order_by(distance).limit(limit)
-        )
+        hits = sa.select(table.c.id.label("hit_id"), distance).where(*where)
+        return _with_rows(table, hits.order_by(distance).limit(limit))
 
     # ---- running -------------------------------------------------------------------
 
@@ -226,17 +244,20 @@ class VectorSearcher:
     ) -> SearchOutcome:
         """Search within the connection's current transaction (settings are SET LOCAL)."""
         _prepare(conn)
-        plan = self.plan(conn, table, filters, query, limit)
+        threshold = self.threshold(conn, table, limit)
+        where = [table.c.embedding.is_not(None), *filters]
+        # One round trip counts the filter's rows and, when they are few, ranks them exactly.
+        exact = self._exact_statement(table, where, query, limit)
+        matching, rows = _count_then(conn, table, list(filters), threshold, exact)
+        if matching <= threshold:
+            return SearchOutcome(rows, "exact")
+        plan = self._index_plan(conn, table, filters, query, limit, matching)
         _apply(conn, plan.settings)
         rows = _scored(conn, plan.statement)
-        if plan.path == "exact":
-            return SearchOutcome(rows, "exact")
         rows.sort(key=lambda pair: (-pair[1], pair[0]["id"]))
         if len(rows) >= limit:
             return SearchOutcome(rows[:limit], plan.path)
         _apply(conn, {"enable_sort": "on"})
-        where = [table.c.embedding.is_not(None), *filters]
-        exact = self._exact_statement(table, where, query, limit)
         rows = _scored(conn, exact)
         return SearchOutcome(rows, plan.path, fell_back=True)
 
@@ -279,6 +300,45 @@ def _apply(conn: sa.Connection, settings: dict[str, str]) -> None:
     for i, (key, value) in enumerate(settings.items()):
         params[f"k{i}"], params[f"v{i}"] = key, value
     conn.execute(sa.text(f"SELECT {calls}"), params)
+
+
+def _with_rows(table: sa.Table, hits: sa.Select[Any]) -> sa.Select[Any]:
+    """Fetch whole rows only for the hits: ranking carries ids and distances, not vectors."""
+    found = hits.subquery("hits")
+    return (
+        sa.select(*selectable(table), found.c.distance)
+        .join_from(found, table, table.c.id == found.c.hit_id)
+        .order_by(found.c.distance, table.c.id)
+    )
+
+
+def _count_then(
+    conn: sa.Connection,
+    table: sa.Table,
+    filters: list[sa.ColumnElement[bool]],
+    threshold: int,
+    exact: sa.Select[Any],
+) -> tuple[int, list[tuple[dict[str, Any], float]]]:
+    """Count the filter's rows up to ``threshold + 1``; if within it, run ``exact`` too.
+
+    The exact ranking sits behind a condition on the count that PostgreSQL checks once
+    before running it, so a large filter costs only the bounded count.
+    """
+    limited: sa.Select[Any] = (
+        sa.select(sa.literal_column("1")).select_from(table).where(*filters).limit(threshold + 1)
+    )
+    counted = sa.select(sa.func.count().label("n")).select_from(limited.subquery()).subquery()
+    ranked = exact.where(counted.c.n <= threshold).lateral("ranked")
+    stmt = sa.select(counted.c.n, ranked).select_from(counted.outerjoin(ranked, sa.true()))
+    matching = 0
+    rows: list[tuple[dict[str, Any], float]] = []
+    for row in conn.execute(stmt).mappings():
+        matching = int(row["n"])
+        if row["id"] is not None:
+            data = plain_row(row)
+            del data["n"]
+            rows.append((data, 1.0 - float(row["distance"])))
+    return matching, rows
 
 
 def _bounded_count(
