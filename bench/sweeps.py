@@ -1,0 +1,196 @@
+"""Demotion sweep throughput: through the task path (broker + worker) next to a direct call.
+
+For each cold tier (PostgreSQL, Redis) the same number of idle hot sessions is demoted twice
+in the same run, on the same servers:
+
+- ``direct``: ``workers.sweeps.demote_idle`` on the store, in this process (the anchor:
+  what the store itself can do);
+- ``task``: ``hearth.maintenance.demote_idle_sessions`` sent through the broker to a real
+  worker (a thread in this process), which takes the job's lock, sweeps, records the run and
+  returns its JSON result.
+
+It prints one JSON object per cold tier: sessions, seconds and sessions/s of each path, the
+ratio task/direct, and the design's target for the tier.
+
+    python bench/sweeps.py                       # 10,000 sessions, embedded servers
+    python bench/sweeps.py --sessions 5000 --redis-url redis://127.0.0.1:6379/0 \\
+        --database-url postgresql://postgres@127.0.0.1:5432/hearth_bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import redis
+import sqlalchemy as sa
+from celery.contrib.testing.worker import start_worker
+
+from stores.common.clock import ManualClock, utc_now
+from stores.postgres.engine import create_engine
+from stores.sessions import Session
+from stores.sessions.redis import RedisSessionStore
+from workers import jobs, migrations, sweeps
+from workers.app import celery_url, create_app
+from workers.context import WorkerContext, install_context
+from workers.embedded import start_postgres, start_redis
+from workers.settings import Settings
+
+TARGETS = {"postgres": 5_000, "redis": 20_000}
+"""Sessions demoted per second the design asks for (DESIGN.md section 8)."""
+
+BATCH = 1000
+
+
+@contextlib.contextmanager
+def servers(redis_url: str | None, database_url: str | None) -> Iterator[tuple[str, str]]:
+    """The given servers, or embedded ones for the run (a fresh, migrated database)."""
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hearth-bench-")))
+        if not database_url:
+            pg = start_postgres(tmp / "postgres", keep=False, tune=False)
+            stack.callback(pg.stop)
+            database_url = pg.url
+        if not redis_url:
+            rd = start_redis(tmp / "redis")
+            stack.callback(rd.stop)
+            redis_url = rd.url
+        migrations.upgrade(database_url, "head")
+        yield redis_url, database_url
+
+
+def _reset(redis_url: str, database_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.close()
+    engine = create_engine(database_url, pool_size=1)
+    with engine.begin() as conn:
+        conn.execute(sa.text("TRUNCATE sessions"))
+    engine.dispose()
+
+
+def _store(redis_url: str, database_url: str, tier: str, clock: Any) -> RedisSessionStore:
+    return RedisSessionStore.from_url(
+        redis_url,
+        cold_tier="postgres" if tier == "postgres" else "redis",
+        database_url=database_url if tier == "postgres" else None,
+        clock=clock,
+    )
+
+
+def _seed(redis_url: str, database_url: str, tier: str, count: int) -> None:
+    """``count`` hot sessions over 20 tenants, idle for two hours by the real clock."""
+    _reset(redis_url, database_url)
+    store = _store(redis_url, database_url, tier, ManualClock(utc_now() - timedelta(hours=2)))
+    tenants = [uuid4() for _ in range(20)]
+    agent = uuid4()
+    for i in range(count):
+        store.save(
+            Session(
+                tenant_id=tenants[i % len(tenants)],
+                agent_id=agent,
+                channel="web",
+                user_channel_id=f"user-{i}",
+                variables={"cart": ["sku-1", "sku-2"], "locale": "en", "step": i % 7},
+            )
+        )
+    store.close()
+
+
+def _direct(redis_url: str, database_url: str, tier: str, count: int) -> tuple[int, float]:
+    _seed(redis_url, database_url, tier, count)
+    store = _store(redis_url, database_url, tier, utc_now)
+    start = time.perf_counter()
+    result = sweeps.demote_idle(store, batch_size=BATCH, time_budget_seconds=3600)
+    elapsed = time.perf_counter() - start
+    store.close()
+    return result.processed, elapsed
+
+
+def _task(
+    redis_url: str, database_url: str, tier: str, count: int, broker: str
+) -> tuple[int, float]:
+    _seed(redis_url, database_url, tier, count)
+    settings = Settings(
+        _env_file=None,
+        redis_url=redis_url,
+        database_url=database_url,
+        session_cold_tier=tier,
+        broker_url=broker,
+        result_backend=broker,
+        sweep_batch_size=BATCH,
+        sweep_time_budget_seconds=3600,
+    )
+    app = create_app(settings)
+    context = WorkerContext.build(settings)
+    install_context(context)
+    with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING"):
+        start = time.perf_counter()
+        result = app.send_task(jobs.TASK_NAMES[jobs.DEMOTE]).get(timeout=3600)
+        elapsed = time.perf_counter() - start
+    install_context(None)
+    app.close()
+    return int(result["demoted"]), elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=10_000)
+    parser.add_argument("--redis-url", default=None)
+    parser.add_argument("--database-url", default=None)
+    parser.add_argument("--tiers", default="postgres,redis")
+    args = parser.parse_args()
+    with servers(args.redis_url, args.database_url) as (redis_url, database_url):
+        # The broker gets a database of its own, so that seeding never flushes its queues.
+        broker = _other_db(celery_url(redis_url))
+        for tier in args.tiers.split(","):
+            direct_n, direct_s = _direct(redis_url, database_url, tier, args.sessions)
+            task_n, task_s = _task(redis_url, database_url, tier, args.sessions, broker)
+            direct_rate = direct_n / direct_s
+            task_rate = task_n / task_s
+            print(
+                json.dumps(
+                    {
+                        "bench": "demotion_sweep",
+                        "cold_tier": tier,
+                        "sessions": args.sessions,
+                        "batch_size": BATCH,
+                        "direct": {
+                            "demoted": direct_n,
+                            "seconds": round(direct_s, 3),
+                            "per_second": round(direct_rate),
+                        },
+                        "task": {
+                            "demoted": task_n,
+                            "seconds": round(task_s, 3),
+                            "per_second": round(task_rate),
+                        },
+                        "ratio_task_to_direct": round(task_rate / direct_rate, 3),
+                        "target_per_second": TARGETS[tier],
+                        "meets_target": task_rate >= TARGETS[tier],
+                    }
+                ),
+                flush=True,
+            )
+
+
+def _other_db(url: str) -> str:
+    if url.startswith("redis+socket://"):
+        return url.split("?")[0] + "?virtual_host=13"
+    head, _, _ = url.rpartition("/")
+    return f"{head}/13"
+
+
+if __name__ == "__main__":
+    main()
