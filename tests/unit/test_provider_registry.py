@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from providers.errors import AuthenticationError, InvalidRequestError
+from providers.errors import AuthenticationError, InvalidRequestError, RateLimitError
 from workers import provider_registry
+from workers.backoff import countdown_for
 from workers.provider_registry import ProviderSettingsError
 from workers.settings import Settings
 from workers.tasks import providers as tasks
@@ -156,3 +158,39 @@ def test_a_schema_defined_in_a_function_has_no_path() -> None:
         tasks.schema_path(Local)
     with pytest.raises(InvalidRequestError, match="pydantic"):
         tasks.schema_path(dict)  # type: ignore[arg-type]
+
+
+def test_task_countdowns_stay_below_the_broker_visibility_timeout() -> None:
+    policy = tasks.backoff_policy(
+        settings(broker_visibility_timeout_seconds=60, provider_task_deadline_seconds=600)
+    )
+    error = RateLimitError("slow down", retry_after=120.0)
+
+    countdown = countdown_for(error, 1, elapsed=0.0, policy=policy)
+
+    # The server asked for 120 s, but a Redis broker would redeliver after 60 s.
+    assert countdown is not None
+    assert countdown < 60
+    assert policy.max_attempts == 6
+
+
+def test_a_per_call_deadline_replaces_the_configured_one() -> None:
+    assert tasks.backoff_policy(settings(), 5).deadline == 5.0
+    assert tasks.backoff_policy(settings()).deadline == 600.0
+    for bad in (0, -1, float("inf"), True, "10"):
+        with pytest.raises(InvalidRequestError, match="deadline_seconds"):
+            tasks.backoff_policy(settings(), bad)  # type: ignore[arg-type]
+
+
+def test_the_worker_says_at_start_which_providers_it_will_use() -> None:
+    level, message = tasks.describe_settings(
+        settings(llm_provider="openai", embedding_provider="openai")
+    )
+    assert level == logging.INFO
+    assert "LLM openai/" in message
+    assert "embeddings openai/text-embedding-3-small (1536 dims)" in message
+
+    level, message = tasks.describe_settings(settings(llm_provider="anthropic", llm_model="gpt-4o"))
+    assert level == logging.WARNING
+    assert "HEARTH_LLM_MODEL='gpt-4o'" in message
+    assert "no embedding provider" in message

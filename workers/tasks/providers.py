@@ -387,6 +387,41 @@ def resolve_schema(path: str) -> type[BaseModel]:
 # ---- process lifecycle -----------------------------------------------------------------
 
 
+def describe_settings(settings: Settings) -> tuple[int, str]:
+    """A log level and a line saying which providers the tasks will use, or what is wrong.
+
+    Wrong settings do not stop the worker (the maintenance queue does not need them), but a
+    warning at start beats finding out from the first failed task.
+    """
+    parts: list[str] = []
+    level = logging.INFO
+    try:
+        llm = provider_registry.llm_spec(settings)
+        parts.append(f"LLM {llm.provider}/{llm.model}")
+    except ProviderSettingsError as exc:
+        parts.append(exc.message)
+        level = logging.WARNING
+    try:
+        embedding = provider_registry.embedding_spec(settings)
+        parts.append(
+            f"embeddings {embedding.provider}/{embedding.model} ({embedding.dimensions} dims)"
+            if embedding is not None
+            else "no embedding provider (the embedding backfill will do nothing)"
+        )
+    except ProviderSettingsError as exc:
+        parts.append(exc.message)
+        level = logging.WARNING
+    return level, "provider tasks: " + "; ".join(parts)
+
+
+@signals.worker_ready.connect
+def _announce(sender: Any = None, **_: Any) -> None:
+    settings = getattr(getattr(sender, "app", None), "settings", None)
+    if isinstance(settings, Settings):
+        level, message = describe_settings(settings)
+        logger.log(level, "%s", message)
+
+
 @signals.worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     provider_registry.reset_after_fork()
