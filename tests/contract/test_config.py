@@ -92,15 +92,20 @@ def all_pages(fetch: Callable[[str | None], Page[T]]) -> list[T]:
 
 def rule(agent: Agent, **kw: Any) -> Rule:
     base: dict[str, Any] = {
-        "tenant_id": agent.tenant_id, "agent_id": agent.id, "name": "r",
-        "condition_text": "customer asks for a refund", "action_type": "reply",
+        "tenant_id": agent.tenant_id,
+        "agent_id": agent.id,
+        "name": "r",
+        "condition_text": "customer asks for a refund",
+        "action_type": "reply",
     }
     return Rule(**(base | kw))
 
 
 def scenario(agent: Agent, **kw: Any) -> Scenario:
     base: dict[str, Any] = {
-        "tenant_id": agent.tenant_id, "agent_id": agent.id, "name": "refund",
+        "tenant_id": agent.tenant_id,
+        "agent_id": agent.id,
+        "name": "refund",
         "entry_condition": "wants money back",
         "steps": [ScenarioStep(id="ask", transitions=["done"]), ScenarioStep(id="done")],
     }
@@ -176,8 +181,9 @@ def test_ids_of_another_tenant_behave_as_missing(store: ConfigStore, agent: Agen
         store.create_rule(rule(agent, tenant_id=stranger))
     with pytest.raises(NotFoundError):
         store.create_migration_plan(
-            MigrationPlan(tenant_id=stranger, scenario_id=made_scenario.id,
-                          from_version=1, to_version=2)
+            MigrationPlan(
+                tenant_id=stranger, scenario_id=made_scenario.id, from_version=1, to_version=2
+            )
         )
     assert store.get_rule(agent.tenant_id, made_rule.id) == made_rule
 
@@ -253,6 +259,17 @@ def test_bad_embeddings_are_rejected_and_nothing_is_written(
     assert store.list_scenarios(agent.tenant_id, agent.id).items == []
 
 
+@pytest.mark.parametrize("odd", [True, "0.5", None], ids=["bool", "text", "none"])
+def test_search_rejects_components_that_are_not_numbers(
+    store: ConfigStore, agent: Agent, odd: Any
+) -> None:
+    query: list[Any] = [*vec(1.0)[:-1], odd]
+    with pytest.raises(InvalidInputError):
+        store.vector_search_rules(agent.tenant_id, agent.id, query)
+    with pytest.raises(InvalidInputError):
+        store.vector_search_scenarios(agent.tenant_id, agent.id, query)
+
+
 def test_oversized_and_malformed_fields_are_rejected(store: ConfigStore, agent: Agent) -> None:
     with pytest.raises(InvalidInputError):
         store.create_rule(rule(agent, condition_text="x" * 100_001))
@@ -270,8 +287,12 @@ def test_oversized_and_malformed_fields_are_rejected(store: ConfigStore, agent: 
         store.create_agent(Agent(tenant_id=agent.tenant_id, name="x" * 201))
     with pytest.raises(InvalidInputError):
         store.create_variable(
-            Variable(tenant_id=agent.tenant_id, agent_id=agent.id, name="v",
-                     default_value={"big": "y" * 1_000_001})
+            Variable(
+                tenant_id=agent.tenant_id,
+                agent_id=agent.id,
+                name="v",
+                default_value={"big": "y" * 1_000_001},
+            )
         )
     assert store.list_rules(agent.tenant_id, agent.id).items == []
     assert store.list_variables(agent.tenant_id, agent.id).items == []
@@ -327,8 +348,9 @@ def test_editing_a_condition_drops_its_stale_embedding(store: ConfigStore, agent
     assert edited.embedding is None
     assert edited.embedding_model is None
     fresh = store.update_rule(
-        edited.model_copy(update={"condition_text": "third", "embedding": vec(0.0, 1.0),
-                                  "embedding_model": "m"})
+        edited.model_copy(
+            update={"condition_text": "third", "embedding": vec(0.0, 1.0), "embedding_model": "m"}
+        )
     )
     assert fresh.embedding is not None
     assert fresh.embedding[1] == pytest.approx(1.0)
@@ -390,10 +412,13 @@ def test_vector_search_rules_is_best_first_with_cosine_scores(
     assert scores[0] == pytest.approx(1 / math.sqrt(1.01), abs=1e-5)
     assert scores[1] == pytest.approx(1 / math.sqrt(2), abs=1e-5)
     assert scores[2] == pytest.approx(-1 / math.sqrt(1.04), abs=1e-5)
-    assert [r.id for r, _ in store.vector_search_rules(
-        agent.tenant_id, agent.id, vec(1.0), limit=2)] == [near.id, mid.id]
-    assert [r.id for r, _ in store.vector_search_rules(
-        agent.tenant_id, agent.id, vec(1.0), min_score=0.5)] == [near.id, mid.id]
+    assert [
+        r.id for r, _ in store.vector_search_rules(agent.tenant_id, agent.id, vec(1.0), limit=2)
+    ] == [near.id, mid.id]
+    assert [
+        r.id
+        for r, _ in store.vector_search_rules(agent.tenant_id, agent.id, vec(1.0), min_score=0.5)
+    ] == [near.id, mid.id]
     assert store.vector_search_rules(agent.tenant_id, agent.id, vec(1.0), min_score=0.999) == []
 
 
@@ -411,13 +436,18 @@ def test_vector_search_rules_honours_filters_and_hides_deleted(
     store.create_rule(rule(other_agent, embedding=vec(1.0)))
     store.delete_rule(tid, gone.id)
     assert [r.id for r, _ in store.vector_search_rules(tid, agent.id, vec(1.0))] == [
-        live.id, scoped.id
+        live.id,
+        scoped.id,
     ]
     assert {r.id for r, _ in store.vector_search_rules(tid, agent.id, vec(1.0), enabled=None)} == {
-        live.id, off.id, scoped.id
+        live.id,
+        off.id,
+        scoped.id,
     }
-    assert [r.id for r, _ in store.vector_search_rules(
-        tid, agent.id, vec(1.0), scope="STEP", scope_id="s1")] == [scoped.id]
+    assert [
+        r.id
+        for r, _ in store.vector_search_rules(tid, agent.id, vec(1.0), scope="STEP", scope_id="s1")
+    ] == [scoped.id]
     assert store.vector_search_rules(tid, agent.id, vec(1.0), scope_id="nowhere") == []
 
 
@@ -436,8 +466,9 @@ def test_vector_search_scenarios(store: ConfigStore, agent: Agent) -> None:
 def test_vector_search_returns_every_match_up_to_the_limit(
     store: ConfigStore, agent: Agent
 ) -> None:
-    made = [store.create_rule(rule(agent, name=f"r{i}", embedding=vec(1.0, i / 10)))
-            for i in range(12)]
+    made = [
+        store.create_rule(rule(agent, name=f"r{i}", embedding=vec(1.0, i / 10))) for i in range(12)
+    ]
     results = store.vector_search_rules(agent.tenant_id, agent.id, vec(1.0), limit=50)
     assert [r.id for r, _ in results] == [r.id for r in made]
     assert len(store.vector_search_rules(agent.tenant_id, agent.id, vec(1.0), limit=5)) == 5
@@ -455,7 +486,8 @@ def test_backfill_lists_missing_or_foreign_embeddings_across_tenants(store: Conf
     store.delete_rule(agents[2].tenant_id, deleted.id)
     ours = {a.tenant_id for a in agents}
     listed = [
-        r for r in all_pages(lambda c: store.list_rules_needing_embedding("new", limit=2, cursor=c))
+        r
+        for r in all_pages(lambda c: store.list_rules_needing_embedding("new", limit=2, cursor=c))
         if r.tenant_id in ours
     ]
     assert {r.id for r in listed} == {r.id for r in [*missing, other_model]}
@@ -468,9 +500,10 @@ def test_set_rule_embedding_guards_against_edited_text(store: ConfigStore, agent
     tid = agent.tenant_id
     assert store.set_rule_embedding(tid, made.id, vec(1.0), "m", source_text="stale text") is False
     assert store.get_rule(tid, made.id).embedding is None  # type: ignore[union-attr]
-    assert store.set_rule_embedding(
-        tid, made.id, vec(1.0), "m", source_text=made.condition_text
-    ) is True
+    assert (
+        store.set_rule_embedding(tid, made.id, vec(1.0), "m", source_text=made.condition_text)
+        is True
+    )
     stored = store.get_rule(tid, made.id)
     assert stored is not None
     assert stored.embedding_model == "m"
@@ -582,8 +615,15 @@ def test_templates(store: ConfigStore, agent: Agent) -> None:
     tid, aid = agent.tenant_id, agent.id
     t1 = store.create_template(Template(tenant_id=tid, agent_id=aid, name="hi", content="Hello"))
     t2 = store.create_template(
-        Template(tenant_id=tid, agent_id=aid, name="bye", content="Bye",
-                 mode=TemplateMode.EXCLUSIVE, scope=RuleScope.STEP, scope_id="end")
+        Template(
+            tenant_id=tid,
+            agent_id=aid,
+            name="bye",
+            content="Bye",
+            mode=TemplateMode.EXCLUSIVE,
+            scope=RuleScope.STEP,
+            scope_id="end",
+        )
     )
     assert store.get_template(tid, t1.id) == t1
     assert [t.id for t in store.list_templates(tid, aid, mode="EXCLUSIVE").items] == [t2.id]
@@ -621,8 +661,9 @@ def test_variable_names_are_unique_per_agent(store: ConfigStore, agent: Agent) -
 def test_tool_activations_are_unique_per_agent(store: ConfigStore, agent: Agent) -> None:
     tid, aid = agent.tenant_id, agent.id
     search = store.create_tool_activation(
-        ToolActivation(tenant_id=tid, agent_id=aid, tool_id="search",
-                       policy_overrides={"max_calls": 3})
+        ToolActivation(
+            tenant_id=tid, agent_id=aid, tool_id="search", policy_overrides={"max_calls": 3}
+        )
     )
     with pytest.raises(DuplicateError):
         store.create_tool_activation(ToolActivation(tenant_id=tid, agent_id=aid, tool_id="search"))
@@ -656,7 +697,10 @@ def scenario_v2(store: ConfigStore, agent: Agent) -> Scenario:
 
 def plan(sc: Scenario, **kw: Any) -> MigrationPlan:
     base: dict[str, Any] = {
-        "tenant_id": sc.tenant_id, "scenario_id": sc.id, "from_version": 1, "to_version": 2,
+        "tenant_id": sc.tenant_id,
+        "scenario_id": sc.id,
+        "from_version": 1,
+        "to_version": 2,
         "transformation_map": {"ask": "only"},
     }
     return MigrationPlan(**(base | kw))
