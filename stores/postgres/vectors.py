@@ -24,6 +24,11 @@ of every matching row; if the index path returns fewer rows than asked although 
 match, the search is repeated exactly, so a result is always ``min(limit, matching rows)``
 long. Statements are never server-prepared (``prepare_threshold = None`` on the connection):
 a prepared generic plan would ignore how selective this call's filter is.
+
+The first statement of a search counts the filter's rows (up to the threshold, from the
+filter's B-tree) and, behind a one-time condition on that count, also ranks them exactly: a
+selective filter costs one round trip. Rankings carry ids and distances only; whole rows
+(with their embeddings) are fetched for the hits alone.
 """
 
 from __future__ import annotations
