@@ -31,7 +31,7 @@ from workers.tasks import providers as tasks
 
 pytestmark = [pytest.mark.celery, pytest.mark.redis]
 
-SLACK = 0.25
+SLACK = 0.4
 """Seconds a retry may arrive after its countdown (broker round trip, worker timer)."""
 
 
@@ -198,7 +198,7 @@ def test_the_deadline_stops_retries_counted_from_the_first_attempt(api: Api) -> 
     assert result["attempts"] == 2
     assert result["error"]["type"] == "RateLimitError"
     assert result["error"]["retry_after"] == 0.6
-    assert 0.6 <= result["elapsed_seconds"] < 1.0
+    assert 0.6 <= result["elapsed_seconds"] < 1.0 + SLACK
     assert len(api.requests(ANTHROPIC)) == 2
 
 
