@@ -29,6 +29,7 @@ import beat_schedule
 from workers import jobs, migrations
 from workers.app import broker_url, create_app, result_backend
 from workers.cli.display import run_line
+from workers.cli.status import redis_memory
 from workers.embedded import EmbeddedRedis
 from workers.runtime import Servers, servers
 from workers.settings import Settings
@@ -216,6 +217,15 @@ def _migrate(found: Servers, settings: Settings, console: Console) -> None:
     console.print(f"[green]schema[/]  {note}")
 
 
+def _warn_if_evicting(client: redis.Redis, console: Console) -> None:
+    policy = redis_memory(client).get("maxmemory_policy")
+    if policy and policy != "noeviction":
+        console.print(
+            f"[yellow]warning[/] Redis maxmemory-policy is {policy}: when memory runs out it "
+            "drops hot sessions without a word; noeviction makes writes fail loudly instead"
+        )
+
+
 def run_up(settings: Settings, console: Console, *, concurrency: int, loglevel: str) -> int:
     """Bring everything up and show what the jobs do until interrupted; the exit code."""
     data_dir = settings.data_dir.resolve()
@@ -231,6 +241,7 @@ def run_up(settings: Settings, console: Console, *, concurrency: int, loglevel: 
             run_settings = child_settings(settings, found)
             client = redis.Redis.from_url(run_settings.redis_url or "", socket_timeout=10)
             stack.callback(client.close)
+            _warn_if_evicting(client, console)
             last_id = jobs.latest_stream_id(client)
             env = child_env(run_settings)
             children = [
