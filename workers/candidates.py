@@ -7,6 +7,7 @@ Reads the session store's documented key layout (``stores.sessions.keys``) and t
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from uuid import UUID
 
 import redis
 import sqlalchemy as sa
@@ -20,7 +21,7 @@ def _tenant_bases(client: redis.Redis) -> list[str]:
     bases = []
     for member in client.sscan_iter(keys.TENANTS, count=1000):
         tenant = member.decode() if isinstance(member, bytes) else str(member)
-        bases.append(f"{keys.PREFIX}{{{tenant}}}:")
+        bases.append(keys.base(UUID(tenant)))
     return bases
 
 
