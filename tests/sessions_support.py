@@ -53,7 +53,11 @@ def empty_sessions_table(database_url: str) -> None:
 
 @contextmanager
 def build_store(
-    backend: str, request: pytest.FixtureRequest, clock: ManualClock, **options: object
+    backend: str,
+    request: pytest.FixtureRequest,
+    clock: ManualClock,
+    pool_size: int = 5,
+    **options: object,
 ) -> Iterator[SessionStore]:
     """A fresh, empty store of ``backend`` on ``clock``; servers come from fixtures.
 
@@ -79,6 +83,7 @@ def build_store(
             redis_url,
             cold_tier="postgres",
             database_url=database_url,
+            pool_size=pool_size,
             **settings,  # type: ignore[arg-type]
         )
     else:

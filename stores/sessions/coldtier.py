@@ -7,14 +7,17 @@
   deployments with no database. Its keys sit beside the hot ones (see ``keys.py``) and the
   store's scripts move sessions between the two atomically.
 
-Every write to the PostgreSQL tier is conditional on the version, so the orderings the store
-uses (copy before evicting, promote before deleting the copy) are safe against races.
+A session moves from PostgreSQL to Redis only while its row is locked (:meth:`locked`): the
+row cannot change or go away between being read and being deleted, so the copy written to
+Redis is the current one. Writes of copies are conditional on the version, so the orderings
+of the store (copy before evicting, promote before deleting the row) are safe against races.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,6 +46,22 @@ class ColdRow:
     data: str
 
 
+@dataclass
+class LockedRow:
+    """A session's row read with ``FOR UPDATE`` inside an open transaction."""
+
+    conn: sa.Connection
+    tenant_id: UUID
+    row: ColdRow | None
+
+    def delete(self) -> None:
+        """Delete the row in the same transaction (it commits when the block ends)."""
+        if self.row is not None:
+            self.conn.execute(
+                sa.delete(_T).where(_T.c.tenant_id == self.tenant_id, _T.c.id == self.row.id)
+            )
+
+
 @dataclass(frozen=True)
 class ColdCopy:
     """A session to write to the PostgreSQL cold tier."""
@@ -68,6 +87,21 @@ class PostgresColdTier:
         with translated(), self.engine.connect() as conn:
             row = conn.execute(stmt).first()
         return _row(row) if row else None
+
+    @contextmanager
+    def locked(self, tenant_id: UUID, session_id: UUID) -> Iterator[LockedRow]:
+        """Read a session's row and hold its lock until the block ends (then commit).
+
+        Demotions, rewrites and deletes of that row wait meanwhile; an error rolls back.
+        """
+        stmt = (
+            sa.select(*_COLUMNS)
+            .where(_T.c.tenant_id == tenant_id, _T.c.id == session_id)
+            .with_for_update()
+        )
+        with translated(), self.engine.begin() as conn:
+            row = conn.execute(stmt).first()
+            yield LockedRow(conn, tenant_id, _row(row) if row else None)
 
     def get_many(self, tenant_id: UUID, ids: Sequence[UUID]) -> dict[UUID, ColdRow]:
         """The stored copies of several sessions of one tenant."""

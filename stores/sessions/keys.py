@@ -15,6 +15,9 @@ tenant's base (``ARGV``), which carries the same tag.
                           the max-age purge reads it
 ``hearth:s:{T}:x:<id>``   string, a tombstone left by ``delete`` for a while, so that a
                           demotion or promotion in flight cannot bring the session back
+``hearth:s:{T}:moves``    hash, bucket (first two hex digits of an id) -> how many sessions
+                          moved between Redis and PostgreSQL; a reader that found a
+                          session in neither place checks it to tell "missing" from "moved"
 ``hearth:s:{T}:i:<sfx>``  sorted set, a secondary index (members are session ids):
     ``ag:<agent>`` and ``ag:<agent>:<STATUS>``        sessions of an agent (score 0)
     ``cu:<customer>`` and ``cu:<customer>:<STATUS>``  sessions of a customer (score 0)

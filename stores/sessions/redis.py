@@ -134,9 +134,8 @@ class RedisSessionStore(SessionStore):
         version, created = _store_fields(session)
         now = self._clock()
         expected = f"{version}:{keys.micros(created)}" if version else "none"
-        pg_state = "none" if self._pg is None else "?"
         token = os.urandom(8).hex()
-        for attempt in range(_MAX_ATTEMPTS):
+        for _ in range(_MAX_ATTEMPTS):
             if expected == "none":
                 stamped = codec.stamp(session, version=1, created_at=now, now=now)
             else:
@@ -145,35 +144,9 @@ class RedisSessionStore(SessionStore):
                     session, version=int(v) + 1, created_at=keys.from_micros(int(c)), now=now
                 )
             stored, data = codec.encode(stamped, self.max_bytes)
-            if pg_state == "?" and expected == "none":
-                # A new session must not be in the cold table either.
-                pg_state = self._pg_state(stored.tenant_id, stored.id)
-            base = keys.base(stored.tenant_id)
-            args = [
-                str(stored.id),
-                expected,
-                data,
-                stored.version,
-                keys.micros(stored.created_at),
-                keys.micros(now),
-                keys.micros(now - self.max_age),
-                base,
-                keys.index_suffixes(stored),
-                pg_state,
-                "h",
-                token,
-            ]
-            first_update = attempt == 0 and expected != "none"
-            reply = self._run("save", stored.tenant_id, stored.id, args, register=not first_update)
-            if reply[0] == b"ok":
-                if self._pg is not None and pg_state not in ("?", "none"):
-                    self._pg.delete_versions(stored.tenant_id, [(stored.id, _version(pg_state))])
+            actual = self._write(stored, data, expected, now, token)
+            if actual is None:
                 return stored
-            actual = _text(reply[1])
-            if actual == "?":
-                assert self._pg is not None
-                pg_state = self._pg_state(stored.tenant_id, stored.id)
-                continue
             same_version = "none" not in (actual, expected) and _version(actual) == version
             if overwrite or same_version:
                 # Last write wins, or the caller's created_at was not the stored one.
@@ -188,58 +161,107 @@ class RedisSessionStore(SessionStore):
             )
         raise ConflictError(f"session {session.id} kept changing; try again")
 
+    def _write(
+        self, stored: Session, data: bytes, expected: str, now: datetime, token: str
+    ) -> str | None:
+        """Run the save script; None if the write landed, else the stored state."""
+        args: list[Any] = [
+            str(stored.id),
+            expected,
+            data,
+            stored.version,
+            keys.micros(stored.created_at),
+            keys.micros(now),
+            keys.micros(now - self.max_age),
+            keys.base(stored.tenant_id),
+            keys.index_suffixes(stored),
+            "?" if self._pg is not None else "none",
+            "h",
+            token,
+            "",
+        ]
+        # An update of a hot session skips the tenant registry: it is there already.
+        reply = self._run("save", stored.tenant_id, stored.id, args, register=expected == "none")
+        for _ in range(_MAX_ATTEMPTS):
+            if reply[0] == b"ok":
+                return None
+            if reply[1] != b"?":
+                return _text(reply[1])
+            # In neither Redis tier: look in the table, holding the row's lock so that it
+            # cannot change before the script has run and the row is gone.
+            assert self._pg is not None
+            with self._pg.locked(stored.tenant_id, stored.id) as cold:
+                args[9] = _state(cold.row)
+                args[12] = reply[2]
+                reply = self._run("save", stored.tenant_id, stored.id, args, register=True)
+                if reply[0] == b"ok":
+                    cold.delete()
+                    return None
+        raise ConflictError(f"session {stored.id} kept moving between tiers; try again")
+
     def get(self, tenant_id: UUID | str, session_id: UUID | str) -> Session | None:
         """See :meth:`SessionStore.get`."""
         tenant, sid = codec.parse_ids(tenant_id, session_id)
         base = keys.base(tenant)
-        for _ in range(3):
+        missing_at: bytes | None = None
+        for _ in range(_MAX_ATTEMPTS):
             with translated():
                 reply = self._scripts["get"](
-                    keys=[keys.hot(base, sid), keys.cold(base, sid)], client=self.client
+                    keys=[keys.hot(base, sid), keys.cold(base, sid)],
+                    args=[base, str(sid)],
+                    client=self.client,
                 )
             now = self._clock()
-            if reply and reply[0] == b"h":
+            if reply[0] == b"h":
                 return self._live(codec.decode(reply[1]), now)
-            if reply:
+            if reply[0] == b"c":
                 assert self._rc is not None
                 data = self._rc.decompress(reply[1])
-                version = int(reply[2])
-            else:
-                row = self._pg.get(tenant, sid) if self._pg is not None else None
-                if row is None:
+                session = self._live(codec.decode(data), now)
+                if session is None:
                     return None
-                data, version = row.data.encode(), row.version
-            session = self._live(codec.decode(data), now)
-            if session is None:
+                promoted = self._promote(session, data, int(reply[2]), now)
+                if promoted[0] == b"moved":
+                    continue  # changed or deleted since it was read
+                return self._promoted(session, promoted, now)
+            if self._pg is None or reply[1] == missing_at:
+                # Not in the table either, and nothing moved since it was looked at.
                 return None
-            promoted = self._promote(session, data, version, now)
-            if promoted is not False:
-                return promoted
+            with self._pg.locked(tenant, sid) as cold:
+                if cold.row is None:
+                    missing_at = reply[1]
+                    continue
+                data = cold.row.data.encode()
+                session = self._live(codec.decode(data), now)
+                if session is None:
+                    return None
+                promoted = self._promote(session, data, cold.row.version, now)
+                if promoted[0] == b"ok":
+                    cold.delete()
+                return self._promoted(session, promoted, now)
         return None
 
-    def _promote(
-        self, session: Session, data: bytes, version: int, now: datetime
-    ) -> Session | Literal[False] | None:
-        """Bring a cold session up; False means it moved meanwhile and must be read again."""
-        base = keys.base(session.tenant_id)
+    def _promote(self, session: Session, data: bytes, version: int, now: datetime) -> Any:
+        """Run the promote script for a cold session that was just read."""
         args = [
             str(session.id),
             data,
             version,
             keys.micros(session.created_at),
             keys.micros(now),
-            base,
+            keys.base(session.tenant_id),
             keys.index_suffixes(session),
             "redis" if self._rc is not None else "postgres",
         ]
-        reply = self._run("promote", session.tenant_id, session.id, args, register=True)
+        return self._run("promote", session.tenant_id, session.id, args, register=True)
+
+    def _promoted(self, session: Session, reply: Any, now: datetime) -> Session | None:
+        """The result of a promotion: the session, or the hot copy that won a race."""
+        if reply[0] == b"ok":
+            return session
         if reply[0] == b"hot":
             return self._live(codec.decode(reply[1]), now)
-        if reply[0] == b"moved":
-            return None if self._pg is not None else False
-        if self._pg is not None:
-            self._pg.delete_versions(session.tenant_id, [(session.id, version)])
-        return session
+        return None  # deleted meanwhile
 
     def delete(self, tenant_id: UUID | str, session_id: UUID | str) -> bool:
         """See :meth:`SessionStore.delete`."""
@@ -356,34 +378,37 @@ class RedisSessionStore(SessionStore):
     def _scan(self, q: query.Query, now: datetime) -> Iterator[Session]:
         """Sessions matching ``q`` in id order, merging the Redis index with the cold table.
 
-        Each round reads a batch from both sources; only ids up to the smaller of the two
-        batches' last ids are certain to be complete, so the next round starts there.
+        Each round reads a batch from each source; only ids up to the smallest last id of a
+        full batch are certain to be complete, so the next round starts there. With the
+        PostgreSQL tier the index is read before and after the table: a session promoted
+        or demoted meanwhile is then seen on one side or the other.
         """
         index = keys.index(keys.base(q.tenant_id), keys.query_suffix(q))
         cutoff = now - self.max_age
         after = q.after
         batch = min(q.limit + 1, _BATCH)
         while True:
-            with translated():
-                hot_ids = [
-                    _text(i)
-                    for i in self.client.zrangebylex(
-                        index, f"({after}" if after else "-", "+", start=0, num=batch
-                    )
-                ]
-            rows = self._pg.find(q, after, batch, cutoff) if self._pg is not None else []
-            bounds = [ids[-1] for ids in (hot_ids, [str(r.id) for r in rows]) if len(ids) == batch]
+            sources = [self._index_ids(index, after, batch)]
+            rows: list[ColdRow] = []
+            if self._pg is not None:
+                rows = self._pg.find(q, after, batch, cutoff)
+                sources += [[str(r.id) for r in rows], self._index_ids(index, after, batch)]
+            bounds = [ids[-1] for ids in sources if len(ids) == batch]
             bound = min(bounds) if bounds else None
-            candidates = sorted(
-                {i for i in hot_ids if bound is None or i <= bound}
-                | {str(r.id) for r in rows if bound is None or str(r.id) <= bound}
-            )
+            candidates = sorted({i for ids in sources for i in ids if bound is None or i <= bound})
             known = [r for r in rows if bound is None or str(r.id) <= bound]
             resolved = self._resolve(q.tenant_id, [UUID(i) for i in candidates], known, now)
             yield from sorted((s for s in resolved if q.matches(s)), key=lambda s: str(s.id))
             if bound is None:
                 return
             after = bound
+
+    def _index_ids(self, index: str, after: str | None, batch: int) -> list[str]:
+        with translated():
+            found = self.client.zrangebylex(
+                index, f"({after}" if after else "-", "+", start=0, num=batch
+            )
+        return [_text(i) for i in found]
 
     def _resolve(
         self, tenant: UUID, ids: list[UUID], rows: list[ColdRow], now: datetime
@@ -547,6 +572,7 @@ class RedisSessionStore(SessionStore):
             "none",
             target,
             os.urandom(8).hex(),
+            "",
         ]
         return int(self._run("save", stored.tenant_id, stored.id, args)[0] == b"ok")
 
@@ -610,11 +636,6 @@ class RedisSessionStore(SessionStore):
         for member in members:
             yield UUID(_text(member))
 
-    def _pg_state(self, tenant: UUID, sid: UUID) -> str:
-        assert self._pg is not None
-        row = self._pg.get(tenant, sid)
-        return "none" if row is None else f"{row.version}:{keys.micros(row.created_at)}"
-
     def _live(self, session: Session, now: datetime) -> Session | None:
         return None if codec.is_expired(session.created_at, now, self.max_age) else session
 
@@ -631,6 +652,11 @@ def _store_fields(session: Session) -> tuple[int, datetime]:
     if not isinstance(created, datetime) or created.tzinfo is None:
         raise InvalidInputError("created_at must be a timezone-aware datetime", field="created_at")
     return version, created
+
+
+def _state(row: ColdRow | None) -> str:
+    """A row's state as the save script compares it."""
+    return "none" if row is None else f"{row.version}:{keys.micros(row.created_at)}"
 
 
 def _version(state: str) -> int:

@@ -10,6 +10,7 @@ for i = 2, #ARGV, 2 do
   local h = redis.call('HMGET', base .. 'h:' .. id, 'v', 'ix')
   if h[1] == ARGV[i + 1] then
     erase(base, id, h[2] or '')
+    moved(base, id)
     out[#out + 1] = 'e'
   elseif h[1] then
     out[#out + 1] = 'c'

@@ -30,6 +30,21 @@ local function reindex(base, id, old_ix, new_ix, created)
   end
 end
 
+-- Sessions move between Redis and the PostgreSQL cold tier; counting the moves (per
+-- bucket of ids) lets a reader that found a session in neither place tell "missing" from
+-- "moved while I looked": if the count did not change, it is missing.
+local function bucket(id)
+  return string.sub(id, 1, 2)
+end
+
+local function moves(base, id)
+  return redis.call('HGET', base .. 'moves', bucket(id)) or '0'
+end
+
+local function moved(base, id)
+  redis.call('HINCRBY', base .. 'moves', bucket(id), 1)
+end
+
 -- Remove session `id` from every tier, sorted set and index of its tenant.
 local function erase(base, id, ix)
   reindex(base, id, ix, '', 0)

@@ -4,7 +4,8 @@
 -- ARGV[1] session id, ARGV[2] JSON document, ARGV[3] its version, ARGV[4] its created_us,
 -- ARGV[5] now_us, ARGV[6] tenant base, ARGV[7] index suffixes,
 -- ARGV[8] cold tier: 'redis' (the cold hash must still hold ARGV[3]; it is removed) or
---         'postgres' (the caller removes the row afterwards; indexes are added here)
+--         'postgres' (the caller holds the row's lock and deletes the row afterwards, in
+--         the same transaction; indexes are added here)
 -- Returns {'ok'}, {'hot', document} if it is hot already, or {'moved'} if the cold copy
 -- changed or was deleted meanwhile (read again).
 local d = redis.call('HGET', KEYS[1], 'd')
@@ -15,6 +16,7 @@ if ARGV[8] == 'redis' then
   redis.call('DEL', KEYS[2])
 else
   reindex(ARGV[6], ARGV[1], '', ARGV[7], ARGV[4])
+  moved(ARGV[6], ARGV[1])
 end
 redis.call('HSET', KEYS[1], 'd', ARGV[2], 'v', ARGV[3], 'c', ARGV[4], 'ix', ARGV[7])
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[1])

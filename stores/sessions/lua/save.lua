@@ -17,13 +17,20 @@
 --          touching its idle time
 -- ARGV[12] a token unique to this save call, kept with the hot copy: a retried call whose
 --          first attempt landed recognises its own write by it
+-- ARGV[13] the move count returned with '?' (see lib.lua), or ''
 -- Rewriting in place (ARGV[11] 'H' or 'C') requires the session to be in that tier.
 -- Returns {'ok'}, or {'state', actual} where actual is 'none', '<version>:<created_us>',
--- '?' (the caller must look in PostgreSQL and call again) or 'moved' (not in that tier).
+-- 'moved' (not in that tier) or '?' with the move count: the caller must look in
+-- PostgreSQL (holding the row's lock) and call again.
+-- With ARGV[10] 'none' and a move count, a session found nowhere that moved since the count
+-- was taken is looked for again ('?') rather than reported missing.
 local id, base = ARGV[1], ARGV[8]
 local v, c, ix, tier = locate(base, id)
+if not tier and ARGV[10] == 'none' and ARGV[13] ~= '' and moves(base, id) ~= ARGV[13] then
+  return {'state', '?', moves(base, id)}
+end
 if not tier and ARGV[10] ~= 'none' then
-  if ARGV[10] == '?' then return {'state', '?'} end
+  if ARGV[10] == '?' then return {'state', '?', moves(base, id)} end
   if redis.call('EXISTS', KEYS[5]) == 0 then
     -- In PostgreSQL, unless deleted since the caller looked; not in any Redis index.
     tier, ix = 'p', ''
@@ -52,6 +59,8 @@ if expired then
   ix = ''
 elseif tier == 'c' then
   redis.call('DEL', KEYS[2])
+elseif tier == 'p' then
+  moved(base, id)
 end
 redis.call('HSET', KEYS[1], 'd', ARGV[3], 'v', ARGV[4], 'c', ARGV[5], 'ix', ARGV[9],
   'w', ARGV[12])

@@ -1,0 +1,366 @@
+"""Tier moves of the Redis session store, step by step: interrupted demotions and
+promotions lose nothing, deletes win races, Redis memory is freed, keys stay in one slot."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+import redis
+import sqlalchemy as sa
+from redis.cluster import key_slot
+
+from stores.common.clock import ManualClock
+from stores.errors import StoreUnavailableError
+from stores.sessions import Session, SessionStore, Tier
+from stores.sessions.coldtier import LockedRow, PostgresColdTier
+from stores.sessions.redis import RedisSessionStore
+from tests.sessions_support import HOT_TTL, MAX_AGE, build_store, module_database
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture(scope="module")
+def sessions_database(pg_server: str, pg_template: str) -> Iterator[str]:
+    """One database for this module's PostgreSQL cold tier."""
+    with module_database(pg_server, pg_template) as url:
+        yield url
+
+
+@pytest.fixture
+def pg_store(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[RedisSessionStore]:
+    with build_store("redis-postgres-cold", request, clock) as store:
+        assert isinstance(store, RedisSessionStore)
+        yield store
+
+
+@pytest.fixture
+def redis_store(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[RedisSessionStore]:
+    with build_store("redis-redis-cold", request, clock) as store:
+        assert isinstance(store, RedisSessionStore)
+        yield store
+
+
+def make(tenant: UUID, agent: UUID | None = None, **fields: Any) -> Session:
+    return Session(
+        tenant_id=tenant,
+        agent_id=agent or uuid4(),
+        channel="web",
+        user_channel_id=f"u-{uuid4().hex[:6]}",
+        **fields,
+    )
+
+
+def cold_rows(store: RedisSessionStore) -> list[tuple[UUID, int]]:
+    tier = store.cold_tier
+    assert isinstance(tier, PostgresColdTier)
+    with tier.engine.connect() as conn:
+        return [
+            (r.id, r.version) for r in conn.execute(sa.text("SELECT id, version FROM sessions"))
+        ]
+
+
+def fail(*_: Any, **__: Any) -> Any:
+    raise redis.ConnectionError("connection lost (simulated)")
+
+
+def tenant_keys(store: RedisSessionStore, tenant: UUID) -> list[bytes]:
+    return list(store.client.scan_iter(match=f"hearth:s:{{{tenant}}}:*", count=1000))
+
+
+@pytest.mark.postgres
+def test_demotion_interrupted_after_the_copy_loses_nothing(
+    pg_store: RedisSessionStore, clock: ManualClock
+) -> None:
+    tenant, agent = uuid4(), uuid4()
+    stored = pg_store.save(make(tenant, agent, variables={"v": 1}))
+    clock.advance(seconds=HOT_TTL.total_seconds())
+    evict = pg_store._scripts["evict"]
+    pg_store._scripts["evict"] = fail  # type: ignore[assignment]
+    with pytest.raises(StoreUnavailableError):
+        pg_store.demote_idle()
+    pg_store._scripts["evict"] = evict
+    assert cold_rows(pg_store) == [(stored.id, 1)]  # the copy was written...
+    assert pg_store.tier_of(tenant, stored.id) is Tier.HOT  # ...the hot one is still the truth
+    assert pg_store.get(tenant, stored.id) == stored
+
+    stored.variables["v"] = 2
+    newer = pg_store.save(stored)
+    assert [s.id for s in pg_store.list_by_agent(tenant, agent).items] == [stored.id]
+    assert pg_store.list_by_agent(tenant, agent).items[0] == newer
+
+    clock.advance(seconds=HOT_TTL.total_seconds())
+    assert pg_store.demote_idle() == 1
+    assert cold_rows(pg_store) == [(stored.id, 2)]
+    assert pg_store.get(tenant, stored.id) == newer
+
+
+@pytest.mark.postgres
+def test_demotion_failing_to_write_the_copy_leaves_the_session_hot(
+    pg_store: RedisSessionStore, clock: ManualClock
+) -> None:
+    tenant = uuid4()
+    stored = pg_store.save(make(tenant))
+    clock.advance(seconds=HOT_TTL.total_seconds())
+    tier = pg_store.cold_tier
+    assert isinstance(tier, PostgresColdTier)
+
+    def broken_put(*_: Any) -> None:
+        raise StoreUnavailableError("database unavailable (simulated)")
+
+    tier.put = broken_put  # type: ignore[method-assign]
+    with pytest.raises(StoreUnavailableError):
+        pg_store.demote_idle()
+    del tier.put
+    assert cold_rows(pg_store) == []
+    assert pg_store.tier_of(tenant, stored.id) is Tier.HOT
+    assert pg_store.demote_idle() == 1
+    assert pg_store.get(tenant, stored.id) == stored
+
+
+@pytest.mark.postgres
+def test_a_stale_copy_left_by_a_raced_demotion_is_dropped(
+    pg_store: RedisSessionStore, clock: ManualClock
+) -> None:
+    tenant, agent = uuid4(), uuid4()
+    stored = pg_store.save(make(tenant, agent))
+    clock.advance(seconds=HOT_TTL.total_seconds())
+    tier = pg_store.cold_tier
+    assert isinstance(tier, PostgresColdTier)
+    real_put = tier.put
+
+    def put_then_race(copies: Any) -> None:
+        real_put(copies)
+        pg_store.save(stored)  # a save lands between the copy and the eviction
+
+    tier.put = put_then_race  # type: ignore[method-assign]
+    assert pg_store.demote_idle() == 0
+    del tier.put
+    assert cold_rows(pg_store) == []
+    current = pg_store.get(tenant, stored.id)
+    assert current is not None
+    assert current.version == 2
+    assert pg_store.tier_of(tenant, stored.id) is Tier.HOT
+
+
+@pytest.mark.postgres
+def test_a_delete_racing_a_demotion_wins(pg_store: RedisSessionStore, clock: ManualClock) -> None:
+    tenant = uuid4()
+    stored = pg_store.save(make(tenant))
+    clock.advance(seconds=HOT_TTL.total_seconds())
+    tier = pg_store.cold_tier
+    assert isinstance(tier, PostgresColdTier)
+    real_put = tier.put
+
+    def delete_then_put(copies: Any) -> None:
+        assert pg_store.delete(tenant, stored.id)  # deleted after the sweep read it
+        real_put(copies)
+
+    tier.put = delete_then_put  # type: ignore[method-assign]
+    assert pg_store.demote_idle() == 0
+    del tier.put
+    assert cold_rows(pg_store) == []
+    assert pg_store.get(tenant, stored.id) is None
+
+
+@pytest.mark.postgres
+def test_promotion_interrupted_before_the_row_is_dropped_loses_nothing(
+    pg_store: RedisSessionStore, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant, agent = uuid4(), uuid4()
+    stored = pg_store.save(make(tenant, agent))
+    clock.advance(seconds=HOT_TTL.total_seconds())
+    assert pg_store.demote_idle() == 1
+
+    def broken_delete(*_: Any) -> None:
+        raise StoreUnavailableError("database unavailable (simulated)")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(LockedRow, "delete", broken_delete)
+        with pytest.raises(StoreUnavailableError):
+            pg_store.get(tenant, stored.id)
+    assert pg_store.tier_of(tenant, stored.id) is Tier.HOT
+    assert cold_rows(pg_store) == [(stored.id, 1)]
+    assert pg_store.get(tenant, stored.id) == stored
+    assert [s.id for s in pg_store.list_by_agent(tenant, agent).items] == [stored.id]
+    stored.variables["after"] = True
+    newer = pg_store.save(stored)
+    assert pg_store.list_by_agent(tenant, agent).items == [newer]
+    clock.advance(seconds=HOT_TTL.total_seconds())
+    assert pg_store.demote_idle() == 1
+    assert cold_rows(pg_store) == [(stored.id, 2)]
+    assert pg_store.get(tenant, stored.id) == newer
+
+
+@pytest.mark.postgres
+def test_a_demotion_during_a_promotion_waits_for_it(
+    pg_store: RedisSessionStore, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The promoted copy goes straight back down while the promotion still holds the row:
+    # the row the promotion then deletes must not be the one the demotion just wrote.
+    tenant = uuid4()
+    stored = pg_store.save(make(tenant))
+    clock.advance(seconds=HOT_TTL.total_seconds())
+    assert pg_store.demote_idle() == 1
+    real_delete = LockedRow.delete
+    demoted: list[int] = []
+
+    def delete_while_demoting(row: LockedRow) -> None:
+        clock.advance(seconds=HOT_TTL.total_seconds())
+        sweep = threading.Thread(target=lambda: demoted.append(pg_store.demote_idle()))
+        sweep.start()
+        wait_for_a_lock_wait(row.conn)
+        real_delete(row)
+        row.conn.commit()
+        sweep.join()
+
+    monkeypatch.setattr(LockedRow, "delete", delete_while_demoting)
+    assert pg_store.get(tenant, stored.id) == stored
+    monkeypatch.undo()
+    assert demoted == [1]
+    assert pg_store.tier_of(tenant, stored.id) is Tier.COLD
+    assert cold_rows(pg_store) == [(stored.id, 1)]
+    assert pg_store.get(tenant, stored.id) == stored
+
+
+def wait_for_a_lock_wait(conn: sa.Connection) -> None:
+    """Return once another backend waits for a lock."""
+    for _ in range(500):
+        # Activity is snapshotted per transaction: drop the snapshot to see changes.
+        conn.execute(sa.text("SELECT pg_stat_clear_snapshot()"))
+        waiting = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+            )
+        ).scalar()
+        if waiting:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the demotion never waited for the promotion's lock")
+
+
+def test_redis_demotion_interrupted_before_the_move_loses_nothing(
+    redis_store: RedisSessionStore, clock: ManualClock
+) -> None:
+    tenant = uuid4()
+    stored = redis_store.save(make(tenant))
+    clock.advance(seconds=HOT_TTL.total_seconds())
+    demote = redis_store._scripts["demote"]
+    redis_store._scripts["demote"] = fail  # type: ignore[assignment]
+    with pytest.raises(StoreUnavailableError):
+        redis_store.demote_idle()
+    redis_store._scripts["demote"] = demote
+    assert redis_store.tier_of(tenant, stored.id) is Tier.HOT
+    assert redis_store.demote_idle() == 1
+    assert redis_store.tier_of(tenant, stored.id) is Tier.COLD
+    assert redis_store.get(tenant, stored.id) == stored
+
+
+@pytest.mark.postgres
+def test_the_postgres_cold_tier_frees_redis_memory(
+    pg_store: RedisSessionStore, clock: ManualClock
+) -> None:
+    tenant, agent = uuid4(), uuid4()
+    for i in range(200):
+        pg_store.save(
+            make(
+                tenant,
+                agent,
+                customer_profile_id=uuid4(),
+                variables={"notes": f"{i} " + "lorem ipsum " * 150},
+            )
+        )
+    hot = pg_store.stats()
+    assert hot.hot_sessions == 200
+    assert hot.hot_bytes > 200 * 1500
+    used = sum(pg_store.client.memory_usage(k) or 0 for k in tenant_keys(pg_store, tenant))
+    assert used > 200 * 1500
+
+    clock.advance(seconds=HOT_TTL.total_seconds())
+    assert pg_store.demote_idle() == 200
+    # Documents, indexes and sorted sets are all gone; a small move counter stays.
+    assert tenant_keys(pg_store, tenant) == [f"hearth:s:{{{tenant}}}:moves".encode()]
+    cold = pg_store.stats()
+    assert (cold.hot_sessions, cold.hot_bytes, cold.cold_sessions) == (0, 0, 200)
+    assert len(pg_store.list_by_agent(tenant, agent, limit=500).items) == 200
+
+
+def test_the_redis_cold_tier_compresses(redis_store: RedisSessionStore, clock: ManualClock) -> None:
+    tenant = uuid4()
+    for i in range(50):
+        redis_store.save(make(tenant, variables={"notes": f"{i} " + "lorem ipsum " * 150}))
+    hot = redis_store.stats()
+    clock.advance(seconds=HOT_TTL.total_seconds())
+    assert redis_store.demote_idle() == 50
+    cold = redis_store.stats()
+    assert (cold.hot_sessions, cold.cold_sessions) == (0, 50)
+    assert 0 < cold.cold_bytes < hot.hot_bytes / 3
+
+
+@pytest.mark.parametrize(
+    "backend",
+    ["redis-redis-cold", pytest.param("redis-postgres-cold", marks=pytest.mark.postgres)],
+)
+def test_every_key_of_a_tenant_is_in_one_slot_and_purge_leaves_none(
+    backend: str, request: pytest.FixtureRequest, clock: ManualClock
+) -> None:
+    with build_store(backend, request, clock) as store:
+        assert isinstance(store, RedisSessionStore)
+        tenant, scenario = uuid4(), uuid4()
+        sessions = [
+            store.save(
+                make(
+                    tenant,
+                    customer_profile_id=uuid4(),
+                    active_scenario_id=scenario,
+                    active_scenario_version=1,
+                    current_step_id=f"step {i}",
+                )
+            )
+            for i in range(4)
+        ]
+        clock.advance(seconds=HOT_TTL.total_seconds())
+        store.demote_idle(limit=2)
+        store.delete(tenant, sessions[0].id)
+        found = tenant_keys(store, tenant)
+        assert len({key_slot(k) for k in found}) == 1
+        assert len(found) > 5
+
+        clock.advance(seconds=MAX_AGE.total_seconds())
+        assert store.purge_expired() == 3
+        leftover = [
+            k for k in tenant_keys(store, tenant) if b":x:" not in k and not k.endswith(b":moves")
+        ]
+        assert leftover == []  # no index, sorted set or copy outlives its session
+        assert_empty(store, tenant, sessions)
+
+
+def assert_empty(store: SessionStore, tenant: UUID, sessions: list[Session]) -> None:
+    for s in sessions:
+        assert store.get(tenant, s.id) is None
+    assert store.stats().cold_sessions == 0
+
+
+@pytest.mark.postgres
+def test_a_fresh_store_on_a_restarted_redis_still_reads_the_cold_table(
+    pg_store: RedisSessionStore, clock: ManualClock, sessions_database: str, redis_url: str
+) -> None:
+    tenant, agent = uuid4(), uuid4()
+    stored = pg_store.save(make(tenant, agent))
+    clock.advance(seconds=HOT_TTL.total_seconds())
+    pg_store.demote_idle()
+    pg_store.client.flushdb()  # what a Redis restart without persistence leaves
+    again = RedisSessionStore.from_url(
+        redis_url, cold_tier="postgres", database_url=sessions_database, clock=clock
+    )
+    try:
+        assert again.list_by_agent(tenant, agent).items == [stored]
+        assert again.get(tenant, stored.id) == stored
+        assert again.tier_of(tenant, stored.id) is Tier.HOT
+    finally:
+        again.close()
