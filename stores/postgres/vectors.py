@@ -64,7 +64,7 @@ class VectorSearchPolicy:
     max_ef_search: int = PGVECTOR_MAX_EF_SEARCH
     """The largest ``hnsw.ef_search`` the index path may use (pgvector allows 1000)."""
     oversample: float = 4.0
-    """Without iterative scans: how many matching candidates to aim for per wanted result."""
+    """How many matching candidates the index path aims for per wanted result."""
     max_scan_tuples: int = 50_000
     """With iterative scans: how many index tuples a scan may visit (pgvector >= 0.8)."""
     table_size_ttl: float = 60.0
@@ -195,21 +195,19 @@ class VectorSearcher:
     ) -> SearchPlan:
         policy = self.policy
         where = [table.c.embedding.is_not(None), *filters]
-        settings = {"enable_sort": "off"}
+        # The candidates an HNSW scan yields are spread over every row it indexes; to find
+        # enough of a filter's rows among them, ef_search grows as the filter narrows.
+        total = self.estimated_table_rows(conn, table)
+        estimate = max(float(matching), _estimated_rows(conn, table, where))
+        fraction = min(1.0, estimate / total) if total > 0 else 1.0
+        wanted = math.ceil(limit * policy.oversample / fraction)
+        ef = min(policy.max_ef_search, max(policy.ef_search, limit, wanted))
+        settings = {"enable_sort": "off", "hnsw.ef_search": str(ef)}
         if self.has_iterative_scan(conn):
-            settings.update({
-                "hnsw.iterative_scan": "relaxed_order",
-                "hnsw.ef_search": str(max(policy.ef_search, limit)),
-                "hnsw.max_scan_tuples": str(policy.max_scan_tuples),
-            })
+            settings["hnsw.iterative_scan"] = "relaxed_order"
+            settings["hnsw.max_scan_tuples"] = str(policy.max_scan_tuples)
             path: SearchPath = "iterative"
         else:
-            total = self.estimated_table_rows(conn, table)
-            estimate = max(float(matching), _estimated_rows(conn, table, where))
-            fraction = min(1.0, estimate / total) if total > 0 else 1.0
-            wanted = math.ceil(limit * policy.oversample / fraction)
-            ef = min(policy.max_ef_search, max(policy.ef_search, limit, wanted))
-            settings["hnsw.ef_search"] = str(ef)
             path = "index"
         statement = self._index_statement(table, where, query, limit)
         return SearchPlan(path, matching, settings, statement)
