@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from array import array
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -71,11 +72,15 @@ def decode_vector(data: bytes | memoryview | None) -> list[float] | None:
     return values.tolist()
 
 
-def plain_row(row: sa.RowMapping) -> dict[str, Any]:
+def plain_row(row: sa.RowMapping | dict[str, Any]) -> dict[str, Any]:
     """A row as a dict, with a binary ``embedding`` decoded into floats."""
     data = dict(row)
     if "embedding" in data and not isinstance(data["embedding"], (list, type(None))):
         data["embedding"] = decode_vector(data["embedding"])
+    for key, value in data.items():
+        # timestamptz comes back in the session's time zone; the models speak UTC.
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            data[key] = value.astimezone(UTC)
     return data
 
 
@@ -87,7 +92,7 @@ def row_values(item: BaseModel, *, exclude: set[str] | None = None) -> dict[str,
 
 def to_model(cls: type[M], row: sa.RowMapping | dict[str, Any]) -> M:
     """Build ``cls`` from a row, ignoring columns the model does not have (``deleted_at``)."""
-    data = plain_row(row) if isinstance(row, sa.RowMapping) else row
+    data = plain_row(row)
     return cls.model_validate({name: data[name] for name in cls.model_fields if name in data})
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -227,3 +228,16 @@ def test_unknown_tenant_ids_see_nothing_through_search(
     )
     other: UUID = uuid4()
     assert store.vector_search_rules(other, agent.id, [1.0] * 1536) == []
+
+
+def test_timestamps_come_back_in_utc_whatever_the_session_time_zone(database_url: str) -> None:
+    eng = create_engine(database_url, connect_args={"options": "-c TimeZone=Asia/Kolkata"})
+    try:
+        store = PostgresConfigStore(eng)
+        made = store.create_agent(Agent(tenant_id=uuid4(), name="tz"))
+        got = store.get_agent(made.tenant_id, made.id)
+        assert got is not None
+        assert got.created_at.utcoffset() == timedelta(0)
+        assert got.created_at == made.created_at
+    finally:
+        eng.dispose()
