@@ -51,7 +51,7 @@ def create_engine(
     )
 
 
-_FK_FIELD = re.compile(r'Key \((?P<cols>[^)]+)\)=')
+_FK_FIELD = re.compile(r"Key \((?P<cols>[^)]+)\)=")
 
 
 def translate(exc: BaseException) -> StoreError:
