@@ -78,7 +78,6 @@ class InMemoryConfigStore(ConfigStore):
     def dimensions(self) -> int:
         return self._dimensions
 
-    # ---- helpers -----------------------------------------------------------------
 
     def _live(self, table: dict[UUID, T], tenant_id: UUID, item_id: UUID) -> T | None:
         item = table.get(item_id)
@@ -203,7 +202,6 @@ class InMemoryConfigStore(ConfigStore):
             )
             return True
 
-    # ---- agents ------------------------------------------------------------------
 
     def create_agent(self, agent: Agent) -> Agent:
         item = self._stamp_new(checks.checked_agent(agent))
@@ -278,7 +276,6 @@ class InMemoryConfigStore(ConfigStore):
                 del self._tools[tool_id]
             return True
 
-    # ---- rules -------------------------------------------------------------------
 
     def create_rule(self, rule: Rule) -> Rule:
         item = self._stamp_new(checks.checked_rule(rule, self.dimensions))
@@ -364,7 +361,6 @@ class InMemoryConfigStore(ConfigStore):
             lambda r: r.condition_text,
         )
 
-    # ---- scenarios ---------------------------------------------------------------
 
     def create_scenario(self, scenario: Scenario) -> Scenario:
         item = self._stamp_new(checks.checked_scenario(scenario, self.dimensions))
@@ -492,7 +488,6 @@ class InMemoryConfigStore(ConfigStore):
             lambda s: s.entry_condition,
         )
 
-    # ---- templates ---------------------------------------------------------------
 
     def create_template(self, template: Template) -> Template:
         item = self._stamp_new(checks.checked_template(template))
@@ -537,7 +532,6 @@ class InMemoryConfigStore(ConfigStore):
     def delete_template(self, tenant_id: UUID | str, template_id: UUID | str) -> bool:
         return self._delete(self._templates, tenant_id, template_id)
 
-    # ---- variables ---------------------------------------------------------------
 
     def _variable_named(self, tenant_id: UUID, agent_id: UUID, name: str) -> Variable | None:
         return next(
@@ -593,7 +587,6 @@ class InMemoryConfigStore(ConfigStore):
     def delete_variable(self, tenant_id: UUID | str, variable_id: UUID | str) -> bool:
         return self._delete(self._variables, tenant_id, variable_id)
 
-    # ---- tool activations --------------------------------------------------------
 
     def _tool_for(self, tenant_id: UUID, agent_id: UUID, tool_id: str) -> ToolActivation | None:
         return next(
@@ -667,7 +660,6 @@ class InMemoryConfigStore(ConfigStore):
             del self._tools[iid]
             return True
 
-    # ---- migration plans ---------------------------------------------------------
 
     def create_migration_plan(self, plan: MigrationPlan) -> MigrationPlan:
         item = self._stamp_new(checks.checked_migration_plan(plan))

@@ -79,7 +79,6 @@ class Agent(_Model):
     updated_at: AwareDatetime = Field(default_factory=utc_now)
 
 
-
 class Rule(_Model):
     """A behaviour rule: when ``condition_text`` matches the conversation, do the action.
 
@@ -103,7 +102,6 @@ class Rule(_Model):
     enabled: bool = True
     created_at: AwareDatetime = Field(default_factory=utc_now)
     updated_at: AwareDatetime = Field(default_factory=utc_now)
-
 
 
 class ScenarioStep(_Model):
@@ -182,7 +180,6 @@ class Template(_Model):
     updated_at: AwareDatetime = Field(default_factory=utc_now)
 
 
-
 class Variable(_Model):
     """A session variable an agent tracks; its name is unique among the agent's variables."""
 
@@ -199,7 +196,6 @@ class Variable(_Model):
     updated_at: AwareDatetime = Field(default_factory=utc_now)
 
 
-
 class ToolActivation(_Model):
     """Whether (and with which policy overrides) an agent may use a tool; one per tool."""
 
@@ -211,7 +207,6 @@ class ToolActivation(_Model):
     policy_overrides: dict[str, Any] = Field(default_factory=dict)
     created_at: AwareDatetime = Field(default_factory=utc_now)
     updated_at: AwareDatetime = Field(default_factory=utc_now)
-
 
 
 class MigrationPlan(_Model):

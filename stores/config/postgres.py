@@ -118,7 +118,6 @@ class PostgresConfigStore(ConfigStore):
                     self._dims = embedding_dimensions(conn, "rules")
             return self._dims
 
-    # ---- helpers -----------------------------------------------------------------
 
     def _read(self, stmt: sa.Select[Any]) -> list[sa.RowMapping]:
         with translated(), self._engine.connect() as conn:
@@ -268,7 +267,6 @@ class PostgresConfigStore(ConfigStore):
             )
         return bool(result.rowcount)
 
-    # ---- agents ------------------------------------------------------------------
 
     def create_agent(self, agent: Agent) -> Agent:
         item = self._stamp(checks.checked_agent(agent))
@@ -322,7 +320,6 @@ class PostgresConfigStore(ConfigStore):
             conn.execute(TA.delete().where(TA.c.tenant_id == tid, TA.c.agent_id == aid))
         return True
 
-    # ---- rules -------------------------------------------------------------------
 
     def create_rule(self, rule: Rule) -> Rule:
         return self._insert(RU, self._stamp(checks.checked_rule(rule, self.dimensions)))
@@ -408,7 +405,6 @@ class PostgresConfigStore(ConfigStore):
             RU, RU.c.condition_text, tenant_id, rule_id, embedding, model, source_text
         )
 
-    # ---- scenarios ---------------------------------------------------------------
 
     def create_scenario(self, scenario: Scenario) -> Scenario:
         item = self._stamp(checks.checked_scenario(scenario, self.dimensions))
@@ -560,7 +556,6 @@ class PostgresConfigStore(ConfigStore):
             SC, SC.c.entry_condition, tenant_id, scenario_id, embedding, model, source_text
         )
 
-    # ---- templates ---------------------------------------------------------------
 
     def create_template(self, template: Template) -> Template:
         return self._insert(TE, self._stamp(checks.checked_template(template)))
@@ -597,7 +592,6 @@ class PostgresConfigStore(ConfigStore):
     def delete_template(self, tenant_id: UUID | str, template_id: UUID | str) -> bool:
         return self._soft_delete(TE, tenant_id, template_id)
 
-    # ---- variables ---------------------------------------------------------------
 
     def create_variable(self, variable: Variable) -> Variable:
         return self._insert(VA, self._stamp(checks.checked_variable(variable)))
@@ -636,7 +630,6 @@ class PostgresConfigStore(ConfigStore):
     def delete_variable(self, tenant_id: UUID | str, variable_id: UUID | str) -> bool:
         return self._soft_delete(VA, tenant_id, variable_id)
 
-    # ---- tool activations --------------------------------------------------------
 
     def create_tool_activation(self, activation: ToolActivation) -> ToolActivation:
         return self._insert(TA, self._stamp(checks.checked_tool_activation(activation)))
@@ -694,7 +687,6 @@ class PostgresConfigStore(ConfigStore):
             result = conn.execute(TA.delete().where(TA.c.tenant_id == tid, TA.c.id == iid))
         return bool(result.rowcount)
 
-    # ---- migration plans ---------------------------------------------------------
 
     def _scenario_version(self, conn: sa.Connection, tenant_id: UUID, scenario_id: UUID) -> int:
         version = conn.execute(

@@ -51,7 +51,6 @@ class ConfigStore(ABC):
     def dimensions(self) -> int:
         """The embedding length every rule and scenario embedding must have."""
 
-    # ---- agents ------------------------------------------------------------------
 
     @abstractmethod
     def create_agent(self, agent: Agent) -> Agent:
@@ -91,7 +90,6 @@ class ConfigStore(ABC):
     def delete_agent(self, tenant_id: UUID | str, agent_id: UUID | str) -> bool:
         """Soft-delete the agent and everything configured under it; False if it was absent."""
 
-    # ---- rules -------------------------------------------------------------------
 
     @abstractmethod
     def create_rule(self, rule: Rule) -> Rule:
@@ -178,7 +176,6 @@ class ConfigStore(ABC):
         was stored; ``updated_at`` is left alone. False for a missing or deleted rule.
         """
 
-    # ---- scenarios ---------------------------------------------------------------
 
     @abstractmethod
     def create_scenario(self, scenario: Scenario) -> Scenario:
@@ -279,7 +276,6 @@ class ConfigStore(ABC):
         entry condition edited meanwhile).
         """
 
-    # ---- templates ---------------------------------------------------------------
 
     @abstractmethod
     def create_template(self, template: Template) -> Template:
@@ -312,7 +308,6 @@ class ConfigStore(ABC):
     def delete_template(self, tenant_id: UUID | str, template_id: UUID | str) -> bool:
         """Soft-delete the template; False if absent."""
 
-    # ---- variables ---------------------------------------------------------------
 
     @abstractmethod
     def create_variable(self, variable: Variable) -> Variable:
@@ -347,7 +342,6 @@ class ConfigStore(ABC):
     def delete_variable(self, tenant_id: UUID | str, variable_id: UUID | str) -> bool:
         """Soft-delete the variable (its name becomes free); False if absent."""
 
-    # ---- tool activations --------------------------------------------------------
 
     @abstractmethod
     def create_tool_activation(self, activation: ToolActivation) -> ToolActivation:
@@ -385,7 +379,6 @@ class ConfigStore(ABC):
     def delete_tool_activation(self, tenant_id: UUID | str, activation_id: UUID | str) -> bool:
         """Delete the activation (for good: activations are not soft-deleted)."""
 
-    # ---- migration plans ---------------------------------------------------------
 
     @abstractmethod
     def create_migration_plan(self, plan: MigrationPlan) -> MigrationPlan:

@@ -62,7 +62,6 @@ class InMemoryMemoryStore(MemoryStore):
     def dimensions(self) -> int:
         return self._dimensions
 
-    # ---- episodes ----------------------------------------------------------------
 
     def _prepared_episode(self, episode: Episode) -> Episode:
         item = checks.checked_episode(episode, self.dimensions)
@@ -274,7 +273,6 @@ class InMemoryMemoryStore(MemoryStore):
             )
             return True
 
-    # ---- entities ----------------------------------------------------------------
 
     def _entity(self, tenant_id: UUID, entity_id: UUID) -> Entity | None:
         item = self._entities.get(entity_id)
@@ -353,7 +351,6 @@ class InMemoryMemoryStore(MemoryStore):
             self._drop_entities({eid})
             return True
 
-    # ---- relationships -----------------------------------------------------------
 
     def _relationship(self, tenant_id: UUID, relationship_id: UUID) -> Relationship | None:
         item = self._relationships.get(relationship_id)

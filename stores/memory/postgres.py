@@ -117,7 +117,6 @@ class PostgresMemoryStore(MemoryStore):
         with translated(), self._engine.connect() as conn:
             return list(conn.execute(stmt).mappings())
 
-    # ---- episodes ----------------------------------------------------------------
 
     def _prepared(self, episode: Episode, now: datetime) -> Episode:
         item = checks.checked_episode(episode, self.dimensions)
@@ -338,7 +337,6 @@ class PostgresMemoryStore(MemoryStore):
             )
         return bool(result.rowcount)
 
-    # ---- entities ----------------------------------------------------------------
 
     def add_entity(self, entity: Entity) -> Entity:
         item = checks.checked_entity(entity)
@@ -411,7 +409,6 @@ class PostgresMemoryStore(MemoryStore):
             result = conn.execute(EN.delete().where(EN.c.tenant_id == tid, EN.c.id == eid))
         return bool(result.rowcount)
 
-    # ---- relationships -----------------------------------------------------------
 
     def add_relationship(self, relationship: Relationship) -> Relationship:
         item = checks.checked_relationship(relationship)

@@ -43,7 +43,6 @@ class MemoryStore(ABC):
     def dimensions(self) -> int:
         """The embedding length every episode embedding must have."""
 
-    # ---- episodes ----------------------------------------------------------------
 
     @abstractmethod
     def add_episode(self, episode: Episode) -> Episode:
@@ -151,7 +150,6 @@ class MemoryStore(ABC):
         was stored (False for a missing episode).
         """
 
-    # ---- entities ----------------------------------------------------------------
 
     @abstractmethod
     def add_entity(self, entity: Entity) -> Entity:
@@ -183,7 +181,6 @@ class MemoryStore(ABC):
     def delete_entity(self, tenant_id: UUID | str, entity_id: UUID | str) -> bool:
         """Delete the entity and every relationship touching it; False if absent."""
 
-    # ---- relationships -----------------------------------------------------------
 
     @abstractmethod
     def add_relationship(self, relationship: Relationship) -> Relationship:

@@ -122,7 +122,6 @@ class VectorSearcher:
         self._version: tuple[int, int] | None = None
         self._table_rows: dict[str, tuple[float, float]] = {}
 
-    # ---- server facts --------------------------------------------------------------
 
     def pgvector_version(self, conn: sa.Connection) -> tuple[int, int]:
         """The (major, minor) version of the vector extension, read once."""
@@ -153,7 +152,6 @@ class VectorSearcher:
         self._table_rows[table.name] = (size, now + self.policy.table_size_ttl)
         return size
 
-    # ---- planning ------------------------------------------------------------------
 
     def threshold(self, conn: sa.Connection, table: sa.Table, limit: int) -> int:
         """Filters matching at most this many rows of ``table`` are searched exactly."""
@@ -235,7 +233,6 @@ class VectorSearcher:
         hits = sa.select(table.c.id.label("hit_id"), distance).where(*where)
         return _with_rows(table, hits.order_by(distance).limit(limit))
 
-    # ---- running -------------------------------------------------------------------
 
     def search(
         self,

@@ -112,9 +112,6 @@ def scenario(agent: Agent, **kw: Any) -> Scenario:
     return Scenario(**(base | kw))
 
 
-# ---- agents ------------------------------------------------------------------------
-
-
 def test_agent_lifecycle(store: ConfigStore, tenant: UUID, clock: ManualClock) -> None:
     created = store.create_agent(Agent(tenant_id=tenant, name="a", description="d"))
     assert created.created_at == created.updated_at == clock()
@@ -310,9 +307,6 @@ def test_unknown_enum_values_are_invalid_input(store: ConfigStore, agent: Agent)
     assert info.value.field == "status"
 
 
-# ---- rules -------------------------------------------------------------------------
-
-
 def test_rule_lifecycle_and_filters(store: ConfigStore, agent: Agent, clock: ManualClock) -> None:
     g = store.create_rule(rule(agent, name="g", action_config={"text": "hi", "n": [1, 2]}))
     s = store.create_rule(rule(agent, name="s", scope=RuleScope.SCENARIO, scope_id="sc1"))
@@ -396,9 +390,6 @@ def test_deleting_an_agent_deletes_its_configuration(store: ConfigStore, agent: 
     assert store.list_tool_activations(tid, aid).items == []
 
 
-# ---- vector search -----------------------------------------------------------------
-
-
 def test_vector_search_rules_is_best_first_with_cosine_scores(
     store: ConfigStore, agent: Agent
 ) -> None:
@@ -474,9 +465,6 @@ def test_vector_search_returns_every_match_up_to_the_limit(
     assert len(store.vector_search_rules(agent.tenant_id, agent.id, vec(1.0), limit=5)) == 5
 
 
-# ---- embedding backfill ------------------------------------------------------------
-
-
 def test_backfill_lists_missing_or_foreign_embeddings_across_tenants(store: ConfigStore) -> None:
     agents = [store.create_agent(Agent(tenant_id=uuid4(), name="a")) for _ in range(3)]
     missing = [store.create_rule(rule(a)) for a in agents]
@@ -528,9 +516,6 @@ def test_scenario_embedding_backfill(store: ConfigStore, agent: Agent) -> None:
     assert stored.embedding_model == "m"
     listed = all_pages(lambda c: store.list_scenarios_needing_embedding("m", cursor=c))
     assert made.id not in {s.id for s in listed}
-
-
-# ---- scenarios ---------------------------------------------------------------------
 
 
 def test_scenario_updates_bump_the_version_and_archive_the_old_one(
@@ -608,9 +593,6 @@ def test_concurrent_scenario_updates_exactly_one_wins(store: ConfigStore, agent:
     assert [a.version for a in store.list_scenario_archives(agent.tenant_id, v1.id).items] == [1]
 
 
-# ---- templates, variables, tool activations ----------------------------------------
-
-
 def test_templates(store: ConfigStore, agent: Agent) -> None:
     tid, aid = agent.tenant_id, agent.id
     t1 = store.create_template(Template(tenant_id=tid, agent_id=aid, name="hi", content="Hello"))
@@ -684,9 +666,6 @@ def test_tool_activations_are_unique_per_agent(store: ConfigStore, agent: Agent)
         ToolActivation(tenant_id=tid, agent_id=aid, tool_id="search")
     )
     assert store.get_tool_activation_for_tool(tid, aid, "search") == again
-
-
-# ---- migration plans ---------------------------------------------------------------
 
 
 @pytest.fixture

@@ -94,9 +94,6 @@ def entity(tenant: UUID, agent: UUID, name: str, **kw: Any) -> Entity:
     return Entity(**(base | kw))
 
 
-# ---- episodes ----------------------------------------------------------------------
-
-
 def test_episode_lifecycle(
     store: MemoryStore, tenant: UUID, agent: UUID, clock: ManualClock
 ) -> None:
@@ -308,9 +305,6 @@ def test_delete_customer_memory(store: MemoryStore, tenant: UUID, agent: UUID) -
     assert store.get_entity(tenant, person.id) is None
     assert store.get_relationship(tenant, rel.id) is None
     assert store.get_entity(tenant, other.id) == other
-
-
-# ---- entities and relationships ----------------------------------------------------
 
 
 def test_entity_lifecycle(
