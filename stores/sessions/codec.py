@@ -7,7 +7,6 @@ accept too: the checks run here, before any backend is touched.
 from __future__ import annotations
 
 import json
-import math
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -24,31 +23,33 @@ DEFAULT_MAX_BYTES = 1024 * 1024
 """The largest stored session (its JSON document, in bytes) unless a store is told otherwise."""
 
 _SERIALIZER = Session.__pydantic_serializer__
+_VALIDATOR = Session.__pydantic_validator__
 
 
 def encode(session: Session, max_bytes: int) -> tuple[Session, bytes]:
-    """Validate ``session`` in full and return a clean copy with its JSON document.
+    """Validate ``session`` and return a clean copy with its JSON document.
 
-    Fields assigned after construction skip pydantic's checks, so the document is parsed back
-    into a model: a bad status, id or step comes out as InvalidInputError here.
+    Fields assigned after construction skip pydantic's checks, so the fields are validated
+    again here (nested models are validated again by their own configuration), and the
+    serializer refuses any value of the wrong type: a bad status, id or step comes out as
+    InvalidInputError. The copy may share nested values with ``session``.
     """
     if not isinstance(session, Session):
         raise InvalidInputError(f"expected a Session; got {describe(session)}", field="session")
-    _check_json_value(session.variables, "variables")
     try:
-        data = _SERIALIZER.to_json(session, warnings=False)
+        clean = _VALIDATOR.validate_python(session.__dict__)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "session"
+        raise InvalidInputError(f"{field}: {first['msg']}", field=field) from None
+    try:
+        data = _SERIALIZER.to_json(clean, warnings="error")
     except PydanticSerializationError as exc:
         raise InvalidInputError(f"session is not serialisable: {exc}", field="session") from None
     if len(data) > max_bytes:
         raise InvalidInputError(
             f"session is {len(data)} bytes as JSON; the limit is {max_bytes}", field="session"
         )
-    try:
-        clean = Session.model_validate_json(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "session"
-        raise InvalidInputError(f"{field}: {first['msg']}", field=field) from None
     if b"\\u0000" in data and _holds_nul(json.loads(data)):
         # PostgreSQL jsonb cannot hold NUL: refusing it everywhere keeps the tiers alike.
         raise InvalidInputError("session contains a NUL character", field="session")
@@ -107,31 +108,6 @@ def check_durations(hot_ttl: timedelta, max_age: timedelta) -> None:
 def parse_ids(tenant_id: UUID | str, session_id: UUID | str) -> tuple[UUID, UUID]:
     """Parse a (tenant id, session id) pair."""
     return parse_id(tenant_id, "tenant_id"), parse_id(session_id, "session_id")
-
-
-def _check_json_value(value: Any, field: str) -> None:
-    """Refuse what ``json`` cannot round-trip: sets, datetimes, objects, NaN, non-str keys."""
-    stack: list[tuple[Any, str]] = [(value, field)]
-    while stack:
-        item, path = stack.pop()
-        if item is None or isinstance(item, (str, bool, int)):
-            continue
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                raise InvalidInputError(f"{path} is {item}; JSON numbers are finite", field=field)
-        elif isinstance(item, dict):
-            for key, sub in item.items():
-                if not isinstance(key, str):
-                    raise InvalidInputError(
-                        f"{path} has a non-string key {describe(key)}", field=field
-                    )
-                stack.append((sub, f"{path}.{key}"))
-        elif isinstance(item, list):
-            stack.extend((sub, f"{path}[{i}]") for i, sub in enumerate(item))
-        else:
-            raise InvalidInputError(
-                f"{path} is not JSON data: {type(item).__name__} {describe(item)}", field=field
-            )
 
 
 def _holds_nul(value: Any) -> bool:

@@ -15,7 +15,7 @@ of the store (copy before evicting, promote before deleting the row) are safe ag
 
 from __future__ import annotations
 
-import zlib
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,6 +24,7 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+import zstandard
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
 from stores.postgres import schema
@@ -48,18 +49,19 @@ class ColdRow:
 
 @dataclass
 class LockedRow:
-    """A session's row read with ``FOR UPDATE`` inside an open transaction."""
+    """A session's row, deleted inside a transaction that is still open.
 
-    conn: sa.Connection
-    tenant_id: UUID
+    The deletion holds the row's lock; it commits only if :meth:`delete` is called before
+    the block ends, else it rolls back and the row is back as it was.
+    """
+
     row: ColdRow | None
+    conn: sa.Connection
+    taken: bool = False
 
     def delete(self) -> None:
-        """Delete the row in the same transaction (it commits when the block ends)."""
-        if self.row is not None:
-            self.conn.execute(
-                sa.delete(_T).where(_T.c.tenant_id == self.tenant_id, _T.c.id == self.row.id)
-            )
+        """Keep the deletion: it commits when the block ends."""
+        self.taken = True
 
 
 @dataclass(frozen=True)
@@ -90,18 +92,29 @@ class PostgresColdTier:
 
     @contextmanager
     def locked(self, tenant_id: UUID, session_id: UUID) -> Iterator[LockedRow]:
-        """Read a session's row and hold its lock until the block ends (then commit).
+        """Read a session's row and hold its lock until the block ends.
 
-        Demotions, rewrites and deletes of that row wait meanwhile; an error rolls back.
+        Demotions, rewrites and deletes of the row wait meanwhile. The row is deleted in the
+        same statement, so moving it out costs no extra round trip; the deletion commits
+        only if the block calls :meth:`LockedRow.delete`, and any error rolls it back.
         """
         stmt = (
-            sa.select(*_COLUMNS)
+            sa.delete(_T)
             .where(_T.c.tenant_id == tenant_id, _T.c.id == session_id)
-            .with_for_update()
+            .returning(*_COLUMNS)
         )
-        with translated(), self.engine.begin() as conn:
+        with translated(), self.engine.connect() as conn:
             row = conn.execute(stmt).first()
-            yield LockedRow(conn, tenant_id, _row(row) if row else None)
+            locked = LockedRow(_row(row) if row else None, conn)
+            try:
+                yield locked
+            except BaseException:
+                conn.rollback()
+                raise
+            if locked.taken:
+                conn.commit()
+            else:
+                conn.rollback()
 
     def get_many(self, tenant_id: UUID, ids: Sequence[UUID]) -> dict[UUID, ColdRow]:
         """The stored copies of several sessions of one tenant."""
@@ -228,9 +241,10 @@ class RedisColdTier:
 
     def __init__(self, *, ttl: timedelta, level: int = 1) -> None:
         self.ttl = ttl
-        # Level 1 compresses session JSON about as well as the default at several times the
-        # speed, which is what a sweep moving thousands of sessions a second needs.
+        # Level 1 compresses session JSON about as well as zlib's default at several times
+        # the speed, which is what a sweep moving thousands of sessions a second needs.
         self.level = level
+        self._local = threading.local()
 
     @property
     def ttl_ms(self) -> int:
@@ -239,11 +253,22 @@ class RedisColdTier:
 
     def compress(self, data: bytes) -> bytes:
         """The stored form of a document."""
-        return zlib.compress(data, self.level)
+        return self._codecs()[0].compress(data)
 
     def decompress(self, blob: bytes) -> bytes:
         """The document of a stored form."""
-        return zlib.decompress(blob)
+        return self._codecs()[1].decompress(blob)
+
+    def _codecs(self) -> tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor]:
+        # zstandard's (de)compressor objects must not be shared between threads; making
+        # one per call costs as much as compressing a session, so each thread keeps its own.
+        codecs: tuple[zstandard.ZstdCompressor, zstandard.ZstdDecompressor] | None = getattr(
+            self._local, "codecs", None
+        )
+        if codecs is None:
+            codecs = (zstandard.ZstdCompressor(level=self.level), zstandard.ZstdDecompressor())
+            self._local.codecs = codecs
+        return codecs
 
 
 def _row(row: Any) -> ColdRow:

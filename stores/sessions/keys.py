@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from uuid import UUID
 
 from stores.sessions.models import Session
@@ -95,6 +96,7 @@ def session_keys(tenant_base: str, session_id: UUID | str) -> list[str]:
     ]
 
 
+@lru_cache(maxsize=8192)
 def _digest(*parts: str) -> str:
     # Free text (channel ids, step ids) may hold any character; a digest keeps keys tidy
     # and the "\n"-joined suffix lists unambiguous.

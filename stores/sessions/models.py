@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID, uuid4
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
 
 from stores.common.clock import utc_now
 
@@ -40,7 +40,8 @@ class Tier(StrEnum):
 class StepVisit(BaseModel):
     """One step a session entered in a scenario."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Validated again inside a session being saved: it may have been changed since.
+    model_config = ConfigDict(extra="forbid", revalidate_instances="always")
 
     step_id: str = Field(min_length=1, max_length=MAX_IDENTIFIER_LENGTH)
     scenario_id: UUID | None = None
@@ -57,7 +58,7 @@ class PendingMigration(BaseModel):
     scenario; the conversation engine applies the plan at the next turn and clears it.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", revalidate_instances="always")
 
     plan_id: UUID
     scenario_id: UUID
@@ -71,9 +72,10 @@ class Session(BaseModel):
 
     ``version``, ``created_at`` and ``last_activity_at`` belong to the store: ``save`` sets
     them. A new session has ``version == 0``; every save stores ``version + 1``.
+    ``variables`` holds plain JSON data only: string keys, finite numbers.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     id: UUID = Field(default_factory=uuid4)
     tenant_id: UUID
@@ -82,7 +84,7 @@ class Session(BaseModel):
     channel: str = Field(min_length=1, max_length=MAX_CHANNEL_LENGTH)
     user_channel_id: str = Field(min_length=1, max_length=MAX_IDENTIFIER_LENGTH)
     status: SessionStatus = SessionStatus.ACTIVE
-    variables: dict[str, Any] = Field(default_factory=dict)
+    variables: dict[str, JsonValue] = Field(default_factory=dict)
     active_scenario_id: UUID | None = None
     active_scenario_version: int | None = None
     current_step_id: str | None = Field(default=None, max_length=MAX_IDENTIFIER_LENGTH)

@@ -62,8 +62,13 @@ elseif tier == 'c' then
 elseif tier == 'p' then
   moved(base, id)
 end
-redis.call('HSET', KEYS[1], 'd', ARGV[3], 'v', ARGV[4], 'c', ARGV[5], 'ix', ARGV[9],
-  'w', ARGV[12])
+if tier == 'h' and not expired and ix == ARGV[9] then
+  -- The common update: created_at and the indexes are unchanged.
+  redis.call('HSET', KEYS[1], 'd', ARGV[3], 'v', ARGV[4], 'w', ARGV[12])
+else
+  redis.call('HSET', KEYS[1], 'd', ARGV[3], 'v', ARGV[4], 'c', ARGV[5], 'ix', ARGV[9],
+    'w', ARGV[12])
+end
 redis.call('ZADD', KEYS[3], ARGV[6], id)
 if tier ~= 'h' or expired then
   redis.call('ZADD', KEYS[4], ARGV[5], id)
