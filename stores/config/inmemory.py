@@ -17,7 +17,12 @@ from stores.common.validation import (
     parse_id,
     validate_embedding,
 )
-from stores.common.vectors import checked_query, cosine_similarity, float32_list
+from stores.common.vectors import (
+    check_min_score,
+    checked_query,
+    cosine_similarity,
+    float32_list,
+)
 from stores.config import checks
 from stores.config.models import (
     MIGRATION_PLAN_TRANSITIONS,
@@ -161,6 +166,7 @@ class InMemoryConfigStore(ConfigStore):
         min_score: float | None,
     ) -> list[tuple[T, float]]:
         query = checked_query(embedding, self.dimensions)
+        check_min_score(min_score)
         check_limit(limit)
         scored = [
             (row, cosine_similarity(query, getattr(row, "embedding")))  # noqa: B009

@@ -22,7 +22,7 @@ from stores.common.clock import Clock, utc_now
 from stores.common.keyset import as_datetime, as_int, as_str, as_uuid, cursor_key, page_of
 from stores.common.pagination import Page
 from stores.common.validation import check_limit, parse_enum, parse_id, validate_embedding
-from stores.common.vectors import checked_query
+from stores.common.vectors import check_min_score, checked_query
 from stores.config import checks
 from stores.config.models import (
     MIGRATION_PLAN_TRANSITIONS,
@@ -218,6 +218,7 @@ class PostgresConfigStore(ConfigStore):
         embedding: Sequence[float], limit: int, min_score: float | None,
     ) -> list[tuple[M, float]]:
         query = checked_query(embedding, self.dimensions)
+        check_min_score(min_score)
         check_limit(limit)
         with translated(), self._engine.begin() as conn:
             outcome = self._searcher.search(conn, table, filters, query, limit)

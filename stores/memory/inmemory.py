@@ -19,7 +19,12 @@ from stores.common.validation import (
     parse_id,
     validate_embedding,
 )
-from stores.common.vectors import checked_query, cosine_similarity, float32_list
+from stores.common.vectors import (
+    check_min_score,
+    checked_query,
+    cosine_similarity,
+    float32_list,
+)
 from stores.errors import DuplicateError, InvalidInputError, NotFoundError
 from stores.memory import checks
 from stores.memory.graph import check_depth, next_hop, traversal_types
@@ -228,6 +233,7 @@ class InMemoryMemoryStore(MemoryStore):
         valid_at: datetime | None = None,
     ) -> list[tuple[Episode, float]]:
         query = checked_query(embedding, self.dimensions)
+        check_min_score(min_score)
         check_limit(limit)
         with self._lock:
             rows = self._episode_rows(

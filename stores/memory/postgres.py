@@ -26,7 +26,7 @@ from stores.common.validation import (
     parse_id,
     validate_embedding,
 )
-from stores.common.vectors import checked_query
+from stores.common.vectors import check_min_score, checked_query
 from stores.errors import InvalidInputError, NotFoundError
 from stores.memory import checks
 from stores.memory.graph import check_depth, next_hop, traversal_types
@@ -285,6 +285,7 @@ class PostgresMemoryStore(MemoryStore):
         valid_at: datetime | None = None,
     ) -> list[tuple[Episode, float]]:
         query = checked_query(embedding, self.dimensions)
+        check_min_score(min_score)
         check_limit(limit)
         where = self._episode_filters(
             tenant_id, agent_id, customer_profile_id, session_id, None, episode_types, valid_at

@@ -267,6 +267,16 @@ def test_search_rejects_components_that_are_not_numbers(
         store.vector_search_scenarios(agent.tenant_id, agent.id, query)
 
 
+@pytest.mark.parametrize("min_score", [math.nan, math.inf, "0.5"])
+def test_min_score_must_be_a_finite_number(
+    store: ConfigStore, agent: Agent, min_score: Any
+) -> None:
+    with pytest.raises(InvalidInputError):
+        store.vector_search_rules(agent.tenant_id, agent.id, vec(1.0), min_score=min_score)
+    with pytest.raises(InvalidInputError):
+        store.vector_search_scenarios(agent.tenant_id, agent.id, vec(1.0), min_score=min_score)
+
+
 def test_oversized_and_malformed_fields_are_rejected(store: ConfigStore, agent: Agent) -> None:
     with pytest.raises(InvalidInputError):
         store.create_rule(rule(agent, condition_text="x" * 100_001))
