@@ -37,6 +37,26 @@ _DATA_TEXT = sa.cast(_T.c.data, sa.Text).label("data")
 _COLUMNS = (_T.c.id, _T.c.version, _T.c.created_at, _DATA_TEXT)
 
 
+def _put_statement() -> sa.Insert:
+    """Upsert every document of a JSON array, each column from the field of its name."""
+    docs = (
+        sa.func.jsonb_array_elements(sa.cast(sa.bindparam("documents", type_=sa.Text), JSONB))
+        .table_valued(sa.column("value", JSONB))
+        .alias("doc")
+    )
+    columns = [c for c in _T.columns if c.name != "data"]
+    rows = sa.select(*[sa.cast(docs.c.value[c.name].astext, c.type) for c in columns], docs.c.value)
+    stmt = insert(_T).from_select([*(c.name for c in columns), "data"], rows)
+    return stmt.on_conflict_do_update(
+        index_elements=[_T.c.tenant_id, _T.c.id],
+        set_={c.name: stmt.excluded[c.name] for c in _T.columns if not c.primary_key},
+        where=_T.c.version <= stmt.excluded.version,
+    )
+
+
+_PUT = _put_statement()
+
+
 @dataclass(frozen=True)
 class ColdRow:
     """A session as the PostgreSQL cold tier holds it."""
@@ -62,14 +82,6 @@ class LockedRow:
     def delete(self) -> None:
         """Keep the deletion: it commits when the block ends."""
         self.taken = True
-
-
-@dataclass(frozen=True)
-class ColdCopy:
-    """A session to write to the PostgreSQL cold tier."""
-
-    session: Session
-    data: bytes
 
 
 class PostgresColdTier:
@@ -124,22 +136,17 @@ class PostgresColdTier:
         with translated(), self.engine.connect() as conn:
             return {r.id: _row(r) for r in conn.execute(stmt)}
 
-    def put(self, copies: Sequence[ColdCopy]) -> None:
-        """Write copies, each only over an older or equal version (demotion, step 2)."""
-        if not copies:
+    def put(self, documents: Sequence[bytes]) -> None:
+        """Write stored (hence valid) documents, each only over an older or equal version
+        (demotion, step 2).
+
+        The batch travels as one JSON array and PostgreSQL reads the columns out of each
+        document itself: one statement, no parsing in Python.
+        """
+        if not documents:
             return
-        stmt = insert(_T).values(
-            {c.name: sa.bindparam(c.name) for c in _T.columns if c.name != "data"}
-            | {"data": sa.cast(sa.bindparam("data", type_=sa.Text), JSONB)}
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[_T.c.tenant_id, _T.c.id],
-            set_={c.name: stmt.excluded[c.name] for c in _T.columns if not c.primary_key},
-            where=_T.c.version <= stmt.excluded.version,
-        )
-        params = [_params(c.session, c.data) for c in copies]
         with translated(), self.engine.begin() as conn:
-            conn.execute(stmt, params)
+            conn.execute(_PUT, {"documents": "[" + b",".join(documents).decode() + "]"})
 
     def rewrite(self, session: Session, data: bytes, expected_version: int) -> bool:
         """Replace a copy in place if it still has ``expected_version``; True if it did."""

@@ -80,6 +80,16 @@ def created(tenant_base: str) -> str:
     return tenant_base + "created"
 
 
+def moves(tenant_base: str) -> str:
+    """The hash counting moves between Redis and PostgreSQL, by bucket."""
+    return tenant_base + "moves"
+
+
+def moves_bucket(session_id: UUID | str) -> str:
+    """The bucket of a session in :func:`moves` (as ``lib.lua`` computes it)."""
+    return str(session_id)[:2]
+
+
 def index(tenant_base: str, suffix: str) -> str:
     """A secondary index."""
     return f"{tenant_base}i:{suffix}"

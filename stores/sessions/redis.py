@@ -5,11 +5,12 @@ scripts where both tiers are in Redis; with PostgreSQL they are ordered so that 
 between two steps leaves a readable, correct session:
 
 * demotion copies the session to PostgreSQL, then evicts the hot copy only if its version is
-  unchanged (a stale copy left by a race is deleted again by version);
-* promotion writes the hot copy, then deletes the PostgreSQL row only if its version is the
-  one that was promoted;
+  unchanged (a copy left stale by a race is deleted again by version);
+* promotion, and a save of a session found in PostgreSQL, delete the row in a transaction,
+  write the hot copy, and only then commit: the row's lock keeps it from changing meanwhile,
+  and a failure rolls the row back;
 * delete removes the row, then the Redis copies, leaving a tombstone that stops a demotion
-  or promotion in flight from bringing the session back.
+  in flight from bringing the session back.
 
 Whenever a session has a hot copy, that copy is the truth.
 """
@@ -32,7 +33,7 @@ from stores.common.pagination import Page
 from stores.common.validation import check_limit, parse_id
 from stores.errors import ConflictError, InvalidInputError, NotFoundError, describe
 from stores.sessions import codec, keys, query
-from stores.sessions.coldtier import ColdCopy, ColdRow, PostgresColdTier, RedisColdTier
+from stores.sessions.coldtier import ColdRow, PostgresColdTier, RedisColdTier
 from stores.sessions.models import PendingMigration, Session, SessionStatus, Tier, TierStats
 from stores.sessions.scripts import register, translated
 from stores.sessions.store import SessionStore
@@ -41,7 +42,7 @@ _BATCH = 250
 """Sessions per script call in sweeps and listings: keeps each script short."""
 
 _MAX_ATTEMPTS = 20
-"""How often ``save(overwrite=True)`` retries against concurrent writers before giving up."""
+"""How often an operation starts again when a session moved or changed under it."""
 
 _STATS_SAMPLE = 8
 """Keys per tenant and tier whose ``MEMORY USAGE`` is sampled by ``stats``."""
@@ -127,8 +128,6 @@ class RedisSessionStore(SessionStore):
             clock=clock,
             max_bytes=max_bytes,
         )
-
-    # ---- single sessions ------------------------------------------------------------------
 
     def save(self, session: Session, *, overwrite: bool = False) -> Session:
         """See :meth:`SessionStore.save`."""
@@ -285,22 +284,25 @@ class RedisSessionStore(SessionStore):
         tenant, sid = codec.parse_ids(tenant_id, session_id)
         base = keys.base(tenant)
         cutoff = keys.micros(self._clock() - self.max_age)
-        with translated():
-            pipe = self.client.pipeline(transaction=False)
-            pipe.hget(keys.hot(base, sid), "c")
-            pipe.hget(keys.cold(base, sid), "c")
-            hot_created, cold_created = pipe.execute()
-        if hot_created is not None:
-            return Tier.HOT if int(hot_created) > cutoff else None
-        if cold_created is not None:
-            return Tier.COLD if int(cold_created) > cutoff else None
-        if self._pg is not None:
+        missing_at: bytes | None = None
+        for _ in range(_MAX_ATTEMPTS):
+            with translated():
+                pipe = self.client.pipeline(transaction=False)
+                pipe.hget(keys.hot(base, sid), "c")
+                pipe.hget(keys.cold(base, sid), "c")
+                pipe.hget(keys.moves(base), keys.moves_bucket(sid))
+                hot_created, cold_created, moved = pipe.execute()
+            if hot_created is not None:
+                return Tier.HOT if int(hot_created) > cutoff else None
+            if cold_created is not None:
+                return Tier.COLD if int(cold_created) > cutoff else None
+            if self._pg is None or moved == missing_at:
+                return None
             row = self._pg.get(tenant, sid)
-            if row is not None and keys.micros(row.created_at) > cutoff:
-                return Tier.COLD
+            if row is not None:
+                return Tier.COLD if keys.micros(row.created_at) > cutoff else None
+            missing_at = moved  # look again unless nothing moved meanwhile
         return None
-
-    # ---- listings -------------------------------------------------------------------------
 
     def get_by_channel(
         self, tenant_id: UUID | str, channel: str, user_channel_id: str
@@ -455,8 +457,6 @@ class RedisSessionStore(SessionStore):
                     out.append(session)
         return out
 
-    # ---- sweeps ---------------------------------------------------------------------------
-
     def demote_idle(self, *, limit: int = 1000) -> int:
         """See :meth:`SessionStore.demote_idle`."""
         check_limit(limit)
@@ -491,10 +491,9 @@ class RedisSessionStore(SessionStore):
                     self._scripts["demote"](keys=[keys.idle(base)], args=args, client=self.client)
                 )
         assert self._pg is not None
-        sessions = [(codec.decode(row[1]), row) for row in batch]
-        self._pg.put([ColdCopy(s, row[1]) for s, row in sessions])
+        self._pg.put([row[1] for row in batch])
         pairs: list[Any] = [base]
-        for _, row in sessions:
+        for row in batch:
             pairs += [row[0], row[2]]
         with translated():
             codes = self._scripts["evict"](
@@ -502,8 +501,8 @@ class RedisSessionStore(SessionStore):
             )
         # A copy whose hot session changed or was deleted meanwhile is stale: drop it again.
         stale = [
-            (s.id, s.version)
-            for (s, _), code in zip(sessions, codes, strict=True)
+            (UUID(_text(row[0])), int(row[2]))
+            for row, code in zip(batch, codes, strict=True)
             if code in (b"c", b"d")
         ]
         self._pg.delete_versions(tenant, stale)
@@ -618,8 +617,6 @@ class RedisSessionStore(SessionStore):
         self.client.close()
         if self._pg is not None:
             self._pg.close()
-
-    # ---- helpers --------------------------------------------------------------------------
 
     def _run(
         self, name: str, tenant: UUID, sid: UUID, args: list[Any], *, register: bool = False

@@ -55,9 +55,6 @@ def ids(sessions: list[Session]) -> list[UUID]:
     return [s.id for s in sessions]
 
 
-# ---- CRUD and optimistic locking ---------------------------------------------------------
-
-
 def test_save_creates_version_1_stamped_by_the_store_clock(
     store: SessionStore, clock: ManualClock
 ) -> None:
@@ -159,9 +156,6 @@ def test_a_session_can_be_created_again_after_delete(store: SessionStore) -> Non
     assert again.version == 1
 
 
-# ---- tenant isolation ----------------------------------------------------------------------
-
-
 def test_another_tenants_id_behaves_like_a_missing_id_everywhere(
     store: SessionStore, clock: ManualClock
 ) -> None:
@@ -198,9 +192,6 @@ def test_another_tenants_id_behaves_like_a_missing_id_everywhere(
     assert got is not None
     assert got.version == 1
     assert got.pending_migration is None
-
-
-# ---- indexes and pagination ---------------------------------------------------------------
 
 
 def test_get_by_channel_returns_the_newest_session_of_the_identity(
@@ -326,9 +317,6 @@ def test_listing_returns_no_cursor_when_the_page_is_the_last(store: SessionStore
     assert page.next_cursor is None
 
 
-# ---- the tier lifecycle -------------------------------------------------------------------
-
-
 def test_tier_lifecycle_with_the_injected_clock(store: SessionStore, clock: ManualClock) -> None:
     tenant, agent = uuid4(), uuid4()
     stored = store.save(
@@ -440,9 +428,6 @@ def test_delete_removes_a_cold_session_from_every_index(
     assert store.stats().cold_sessions == 0
 
 
-# ---- scenario migrations ------------------------------------------------------------------
-
-
 def test_mark_pending_migration_marks_both_tiers_once(
     store: SessionStore, clock: ManualClock
 ) -> None:
@@ -486,9 +471,6 @@ def test_mark_pending_migration_checks_its_arguments(store: SessionStore) -> Non
         store.mark_pending_migration(uuid4(), scenario, 3, plan)
     with pytest.raises(InvalidInputError):
         store.mark_pending_migration("nope", scenario, 1, plan)
-
-
-# ---- bad input ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
