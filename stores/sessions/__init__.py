@@ -9,11 +9,13 @@ from stores.sessions.models import (
     Tier,
     TierStats,
 )
+from stores.sessions.redis import RedisSessionStore
 from stores.sessions.store import SessionStore
 
 __all__ = [
     "InMemorySessionStore",
     "PendingMigration",
+    "RedisSessionStore",
     "Session",
     "SessionStatus",
     "SessionStore",
