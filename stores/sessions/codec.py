@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 from pydantic import ValidationError
 from pydantic_core import PydanticSerializationError
 
-from stores.common.pagination import decode_cursor, encode_cursor
+from stores.common.keyset import as_uuid, cursor_key, page_of
+from stores.common.pagination import Page
+from stores.common.payload import check_json
 from stores.common.validation import parse_id
 from stores.errors import InvalidInputError, describe
 from stores.sessions.models import Session
@@ -50,9 +51,9 @@ def encode(session: Session, max_bytes: int) -> tuple[Session, bytes]:
         raise InvalidInputError(
             f"session is {len(data)} bytes as JSON; the limit is {max_bytes}", field="session"
         )
-    if b"\\u0000" in data and _holds_nul(json.loads(data)):
+    if b"\\u0000" in data:
         # PostgreSQL jsonb cannot hold NUL: refusing it everywhere keeps the tiers alike.
-        raise InvalidInputError("session contains a NUL character", field="session")
+        check_json(json.loads(data), "session", max_bytes)
     return clean, data
 
 
@@ -73,22 +74,20 @@ def is_expired(created_at: datetime, now: datetime, max_age: timedelta) -> bool:
     return created_at + max_age <= now
 
 
-def id_cursor(session_id: UUID) -> str:
-    """The cursor of a page ending at ``session_id`` (listings are ordered by id)."""
-    return encode_cursor(str(session_id))
+def listing_key(session: Session) -> tuple[str]:
+    """The sort key of listings: the id as text, which orders like PostgreSQL's uuid."""
+    return (str(session.id),)
+
+
+def page(items: list[Session], limit: int) -> Page[Session]:
+    """A page from up to ``limit + 1`` sessions in listing order."""
+    return page_of(items, limit, listing_key)
 
 
 def after_id(cursor: str | None) -> str | None:
     """The id (as text) a page starts after; a malformed cursor is InvalidInputError."""
-    if cursor is None:
-        return None
-    (value,) = decode_cursor(cursor, 1)
-    if not isinstance(value, str):
-        raise InvalidInputError(f"cursor is not valid: {cursor[:40]!r}", field="cursor")
-    try:
-        return str(UUID(value))
-    except ValueError:
-        raise InvalidInputError(f"cursor is not valid: {cursor[:40]!r}", field="cursor") from None
+    key = cursor_key(cursor, (as_uuid,))
+    return None if key is None else str(key[0])
 
 
 def check_max_bytes(max_bytes: int) -> int:
@@ -108,13 +107,3 @@ def check_durations(hot_ttl: timedelta, max_age: timedelta) -> None:
 def parse_ids(tenant_id: UUID | str, session_id: UUID | str) -> tuple[UUID, UUID]:
     """Parse a (tenant id, session id) pair."""
     return parse_id(tenant_id, "tenant_id"), parse_id(session_id, "session_id")
-
-
-def _holds_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_holds_nul(v) for v in value)
-    return False

@@ -248,20 +248,17 @@ class InMemorySessionStore(SessionStore):
     def _list(self, q: query.Query) -> Page[Session]:
         with self._lock:
             now = self._clock()
-            ids = sorted(
-                str(k[1])
-                for k, e in self._entries.items()
-                if q.matches(e.session) and not self._expired(e, now)
+            found = sorted(
+                (
+                    e
+                    for e in self._entries.values()
+                    if q.matches(e.session) and not self._expired(e, now)
+                ),
+                key=lambda e: codec.listing_key(e.session),
             )
             if q.after is not None:
-                ids = [i for i in ids if i > q.after]
-            page = [
-                codec.decode(self._entries[(q.tenant_id, UUID(i))].data) for i in ids[: q.limit]
-            ]
-            more = len(ids) > q.limit
-            return Page[Session](
-                items=page, next_cursor=codec.id_cursor(page[-1].id) if more else None
-            )
+                found = [e for e in found if codec.listing_key(e.session)[0] > q.after]
+            return codec.page([codec.decode(e.data) for e in found[: q.limit + 1]], q.limit)
 
     def _live(self, key: _Key, now: datetime) -> _Entry | None:
         entry = self._entries.get(key)

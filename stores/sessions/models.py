@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC
 from enum import StrEnum
-from typing import Annotated
 from uuid import UUID, uuid4
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from stores.common.clock import utc_now
-
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(lambda v: v.astimezone(UTC))]
+from stores.common.payload import UtcDatetime
 
 MAX_CHANNEL_LENGTH = 200
 """The longest channel name (``whatsapp``, ``web``, ...)."""

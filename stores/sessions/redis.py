@@ -378,9 +378,8 @@ class RedisSessionStore(SessionStore):
         for session in self._scan(q, self._clock()):
             items.append(session)
             if len(items) > q.limit:
-                page = items[: q.limit]
-                return Page[Session](items=page, next_cursor=codec.id_cursor(page[-1].id))
-        return Page[Session](items=items)
+                break
+        return codec.page(items, q.limit)
 
     def _scan(self, q: query.Query, now: datetime) -> Iterator[Session]:
         """Sessions matching ``q`` in id order, merging the Redis index with the cold table.
