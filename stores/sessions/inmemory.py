@@ -12,7 +12,7 @@ from stores.common.pagination import Page
 from stores.common.validation import check_limit, parse_id
 from stores.errors import ConflictError, NotFoundError
 from stores.sessions import codec, query
-from stores.sessions.models import PendingMigration, Session, SessionStatus, Tier, TierStats
+from stores.sessions.models import PendingMigration, Session, Tier, TierStats
 from stores.sessions.store import SessionStore
 
 _Key = tuple[UUID, UUID]
@@ -124,45 +124,6 @@ class InMemorySessionStore(SessionStore):
                 return None
             newest = max(found, key=lambda s: (s.created_at, str(s.id)))
             return codec.decode(self._entries[(tenant, newest.id)].data)
-
-    def list_by_agent(
-        self,
-        tenant_id: UUID | str,
-        agent_id: UUID | str,
-        *,
-        status: SessionStatus | str | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
-    ) -> Page[Session]:
-        """See :meth:`SessionStore.list_by_agent`."""
-        return self._list(query.by_agent(tenant_id, agent_id, status, limit, cursor))
-
-    def list_by_customer(
-        self,
-        tenant_id: UUID | str,
-        customer_profile_id: UUID | str,
-        *,
-        status: SessionStatus | str | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
-    ) -> Page[Session]:
-        """See :meth:`SessionStore.list_by_customer`."""
-        return self._list(query.by_customer(tenant_id, customer_profile_id, status, limit, cursor))
-
-    def find_by_scenario_step(
-        self,
-        tenant_id: UUID | str,
-        scenario_id: UUID | str,
-        scenario_version: int,
-        step_id: str | None,
-        *,
-        limit: int = 100,
-        cursor: str | None = None,
-    ) -> Page[Session]:
-        """See :meth:`SessionStore.find_by_scenario_step`."""
-        return self._list(
-            query.by_scenario_step(tenant_id, scenario_id, scenario_version, step_id, limit, cursor)
-        )
 
     def tier_of(self, tenant_id: UUID | str, session_id: UUID | str) -> Tier | None:
         """See :meth:`SessionStore.tier_of`."""

@@ -34,7 +34,7 @@ from stores.common.validation import check_limit, parse_id
 from stores.errors import ConflictError, InvalidInputError, NotFoundError, describe
 from stores.sessions import codec, keys, query
 from stores.sessions.coldtier import ColdRow, PostgresColdTier, RedisColdTier
-from stores.sessions.models import PendingMigration, Session, SessionStatus, Tier, TierStats
+from stores.sessions.models import PendingMigration, Session, Tier, TierStats
 from stores.sessions.scripts import register, translated
 from stores.sessions.store import SessionStore
 
@@ -333,45 +333,6 @@ class RedisSessionStore(SessionStore):
             if len(hot_ids) < depth and len(rows) < depth:
                 return None
             depth *= 8
-
-    def list_by_agent(
-        self,
-        tenant_id: UUID | str,
-        agent_id: UUID | str,
-        *,
-        status: SessionStatus | str | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
-    ) -> Page[Session]:
-        """See :meth:`SessionStore.list_by_agent`."""
-        return self._list(query.by_agent(tenant_id, agent_id, status, limit, cursor))
-
-    def list_by_customer(
-        self,
-        tenant_id: UUID | str,
-        customer_profile_id: UUID | str,
-        *,
-        status: SessionStatus | str | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
-    ) -> Page[Session]:
-        """See :meth:`SessionStore.list_by_customer`."""
-        return self._list(query.by_customer(tenant_id, customer_profile_id, status, limit, cursor))
-
-    def find_by_scenario_step(
-        self,
-        tenant_id: UUID | str,
-        scenario_id: UUID | str,
-        scenario_version: int,
-        step_id: str | None,
-        *,
-        limit: int = 100,
-        cursor: str | None = None,
-    ) -> Page[Session]:
-        """See :meth:`SessionStore.find_by_scenario_step`."""
-        return self._list(
-            query.by_scenario_step(tenant_id, scenario_id, scenario_version, step_id, limit, cursor)
-        )
 
     def _list(self, q: query.Query) -> Page[Session]:
         items: list[Session] = []

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from uuid import UUID
 
 from stores.common.pagination import Page
+from stores.sessions import query
 from stores.sessions.models import PendingMigration, Session, SessionStatus, Tier, TierStats
 
 
@@ -67,7 +68,6 @@ class SessionStore(ABC):
         :meth:`save`.
         """
 
-    @abstractmethod
     def list_by_agent(
         self,
         tenant_id: UUID | str,
@@ -78,8 +78,8 @@ class SessionStore(ABC):
         cursor: str | None = None,
     ) -> Page[Session]:
         """Sessions of an agent in both tiers, optionally of one status, ordered by id."""
+        return self._list(query.by_agent(tenant_id, agent_id, status, limit, cursor))
 
-    @abstractmethod
     def list_by_customer(
         self,
         tenant_id: UUID | str,
@@ -90,8 +90,8 @@ class SessionStore(ABC):
         cursor: str | None = None,
     ) -> Page[Session]:
         """Sessions of a customer profile in both tiers, optionally of one status, by id."""
+        return self._list(query.by_customer(tenant_id, customer_profile_id, status, limit, cursor))
 
-    @abstractmethod
     def find_by_scenario_step(
         self,
         tenant_id: UUID | str,
@@ -103,6 +103,13 @@ class SessionStore(ABC):
         cursor: str | None = None,
     ) -> Page[Session]:
         """Sessions on a step of a scenario version (any step if ``step_id`` is None), by id."""
+        return self._list(
+            query.by_scenario_step(tenant_id, scenario_id, scenario_version, step_id, limit, cursor)
+        )
+
+    @abstractmethod
+    def _list(self, q: query.Query) -> Page[Session]:
+        """One page of the listing ``q`` (already parsed and checked)."""
 
     @abstractmethod
     def tier_of(self, tenant_id: UUID | str, session_id: UUID | str) -> Tier | None:
