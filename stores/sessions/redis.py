@@ -257,7 +257,10 @@ class RedisSessionStore(SessionStore):
             keys.index_suffixes(session),
             "redis" if self._rc is not None else "postgres",
         ]
-        return self._run("promote", session.tenant_id, session.id, args, register=True)
+        # A Redis cold session's tenant is registered already: it has not left Redis. One
+        # from PostgreSQL may come back to a Redis that lost its registry in a restart.
+        register = self._pg is not None
+        return self._run("promote", session.tenant_id, session.id, args, register=register)
 
     def _promoted(self, session: Session, reply: Any, now: datetime) -> Session | None:
         """The result of a promotion: the session, or the hot copy that won a race."""
