@@ -59,8 +59,13 @@ class VectorSearchPolicy:
 
     exact_max_rows: int = 2000
     """Filters matching at most this many embedded rows are searched exactly."""
-    ef_search: int = 200
-    """``hnsw.ef_search`` for a filter that keeps (nearly) every row."""
+    ef_search: int = 400
+    """``hnsw.ef_search`` for a filter that keeps (nearly) every row.
+
+    Measured at 100k x 1536 with the schema's m=16, ef_construction=64: 200 gives
+    recall@10 0.99 on text-like embeddings but 0.92-0.97 on noisy, nearly isotropic ones;
+    400 keeps both at 0.98 or better, at about twice the latency.
+    """
     max_ef_search: int = PGVECTOR_MAX_EF_SEARCH
     """The largest ``hnsw.ef_search`` the index path may use (pgvector allows 1000)."""
     oversample: float = 4.0
