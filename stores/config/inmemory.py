@@ -83,7 +83,6 @@ class InMemoryConfigStore(ConfigStore):
     def dimensions(self) -> int:
         return self._dimensions
 
-
     def _live(self, table: dict[UUID, T], tenant_id: UUID, item_id: UUID) -> T | None:
         item = table.get(item_id)
         if item is None or item.tenant_id != tenant_id or item_id in self._deleted:
@@ -208,7 +207,6 @@ class InMemoryConfigStore(ConfigStore):
             )
             return True
 
-
     def create_agent(self, agent: Agent) -> Agent:
         item = self._stamp_new(checks.checked_agent(agent))
         with self._lock:
@@ -281,7 +279,6 @@ class InMemoryConfigStore(ConfigStore):
             ]:
                 del self._tools[tool_id]
             return True
-
 
     def create_rule(self, rule: Rule) -> Rule:
         item = self._stamp_new(checks.checked_rule(rule, self.dimensions))
@@ -366,7 +363,6 @@ class InMemoryConfigStore(ConfigStore):
             self._rules, tenant_id, rule_id, embedding, model, source_text,
             lambda r: r.condition_text,
         )
-
 
     def create_scenario(self, scenario: Scenario) -> Scenario:
         item = self._stamp_new(checks.checked_scenario(scenario, self.dimensions))
@@ -494,7 +490,6 @@ class InMemoryConfigStore(ConfigStore):
             lambda s: s.entry_condition,
         )
 
-
     def create_template(self, template: Template) -> Template:
         item = self._stamp_new(checks.checked_template(template))
         with self._lock:
@@ -537,7 +532,6 @@ class InMemoryConfigStore(ConfigStore):
 
     def delete_template(self, tenant_id: UUID | str, template_id: UUID | str) -> bool:
         return self._delete(self._templates, tenant_id, template_id)
-
 
     def _variable_named(self, tenant_id: UUID, agent_id: UUID, name: str) -> Variable | None:
         return next(
@@ -592,7 +586,6 @@ class InMemoryConfigStore(ConfigStore):
 
     def delete_variable(self, tenant_id: UUID | str, variable_id: UUID | str) -> bool:
         return self._delete(self._variables, tenant_id, variable_id)
-
 
     def _tool_for(self, tenant_id: UUID, agent_id: UUID, tool_id: str) -> ToolActivation | None:
         return next(
@@ -665,7 +658,6 @@ class InMemoryConfigStore(ConfigStore):
                 return False
             del self._tools[iid]
             return True
-
 
     def create_migration_plan(self, plan: MigrationPlan) -> MigrationPlan:
         item = self._stamp_new(checks.checked_migration_plan(plan))

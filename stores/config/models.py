@@ -136,7 +136,6 @@ class Scenario(_Model):
     created_at: AwareDatetime = Field(default_factory=utc_now)
     updated_at: AwareDatetime = Field(default_factory=utc_now)
 
-
     @field_validator("steps")
     @classmethod
     def _consistent_steps(cls, steps: list[ScenarioStep]) -> list[ScenarioStep]:
@@ -229,7 +228,6 @@ class MigrationPlan(_Model):
     updated_at: AwareDatetime = Field(default_factory=utc_now)
     approved_at: AwareDatetime | None = None
     deployed_at: AwareDatetime | None = None
-
 
     @model_validator(mode="after")
     def _forward(self) -> MigrationPlan:

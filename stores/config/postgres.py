@@ -118,7 +118,6 @@ class PostgresConfigStore(ConfigStore):
                     self._dims = embedding_dimensions(conn, "rules")
             return self._dims
 
-
     def _read(self, stmt: sa.Select[Any]) -> list[sa.RowMapping]:
         with translated(), self._engine.connect() as conn:
             return list(conn.execute(stmt).mappings())
@@ -268,7 +267,6 @@ class PostgresConfigStore(ConfigStore):
             )
         return bool(result.rowcount)
 
-
     def create_agent(self, agent: Agent) -> Agent:
         item = self._stamp(checks.checked_agent(agent))
         return self._insert(AG, item, agent=False)
@@ -320,7 +318,6 @@ class PostgresConfigStore(ConfigStore):
                 )
             conn.execute(TA.delete().where(TA.c.tenant_id == tid, TA.c.agent_id == aid))
         return True
-
 
     def create_rule(self, rule: Rule) -> Rule:
         return self._insert(RU, self._stamp(checks.checked_rule(rule, self.dimensions)))
@@ -405,7 +402,6 @@ class PostgresConfigStore(ConfigStore):
         return self._set_embedding(
             RU, RU.c.condition_text, tenant_id, rule_id, embedding, model, source_text
         )
-
 
     def create_scenario(self, scenario: Scenario) -> Scenario:
         item = self._stamp(checks.checked_scenario(scenario, self.dimensions))
@@ -557,7 +553,6 @@ class PostgresConfigStore(ConfigStore):
             SC, SC.c.entry_condition, tenant_id, scenario_id, embedding, model, source_text
         )
 
-
     def create_template(self, template: Template) -> Template:
         return self._insert(TE, self._stamp(checks.checked_template(template)))
 
@@ -592,7 +587,6 @@ class PostgresConfigStore(ConfigStore):
 
     def delete_template(self, tenant_id: UUID | str, template_id: UUID | str) -> bool:
         return self._soft_delete(TE, tenant_id, template_id)
-
 
     def create_variable(self, variable: Variable) -> Variable:
         return self._insert(VA, self._stamp(checks.checked_variable(variable)))
@@ -630,7 +624,6 @@ class PostgresConfigStore(ConfigStore):
 
     def delete_variable(self, tenant_id: UUID | str, variable_id: UUID | str) -> bool:
         return self._soft_delete(VA, tenant_id, variable_id)
-
 
     def create_tool_activation(self, activation: ToolActivation) -> ToolActivation:
         return self._insert(TA, self._stamp(checks.checked_tool_activation(activation)))
@@ -687,7 +680,6 @@ class PostgresConfigStore(ConfigStore):
         with translated(), self._engine.begin() as conn:
             result = conn.execute(TA.delete().where(TA.c.tenant_id == tid, TA.c.id == iid))
         return bool(result.rowcount)
-
 
     def _scenario_version(self, conn: sa.Connection, tenant_id: UUID, scenario_id: UUID) -> int:
         version = conn.execute(

@@ -51,7 +51,6 @@ class ConfigStore(ABC):
     def dimensions(self) -> int:
         """The embedding length every rule and scenario embedding must have."""
 
-
     @abstractmethod
     def create_agent(self, agent: Agent) -> Agent:
         """Store a new agent and return the stored copy.
@@ -89,7 +88,6 @@ class ConfigStore(ABC):
     @abstractmethod
     def delete_agent(self, tenant_id: UUID | str, agent_id: UUID | str) -> bool:
         """Soft-delete the agent and everything configured under it; False if it was absent."""
-
 
     @abstractmethod
     def create_rule(self, rule: Rule) -> Rule:
@@ -175,7 +173,6 @@ class ConfigStore(ABC):
         text (so an embedding of an edited condition is never written). Returns whether it
         was stored; ``updated_at`` is left alone. False for a missing or deleted rule.
         """
-
 
     @abstractmethod
     def create_scenario(self, scenario: Scenario) -> Scenario:
@@ -276,7 +273,6 @@ class ConfigStore(ABC):
         entry condition edited meanwhile).
         """
 
-
     @abstractmethod
     def create_template(self, template: Template) -> Template:
         """Store a new template under its agent and return the stored copy."""
@@ -307,7 +303,6 @@ class ConfigStore(ABC):
     @abstractmethod
     def delete_template(self, tenant_id: UUID | str, template_id: UUID | str) -> bool:
         """Soft-delete the template; False if absent."""
-
 
     @abstractmethod
     def create_variable(self, variable: Variable) -> Variable:
@@ -341,7 +336,6 @@ class ConfigStore(ABC):
     @abstractmethod
     def delete_variable(self, tenant_id: UUID | str, variable_id: UUID | str) -> bool:
         """Soft-delete the variable (its name becomes free); False if absent."""
-
 
     @abstractmethod
     def create_tool_activation(self, activation: ToolActivation) -> ToolActivation:
@@ -378,7 +372,6 @@ class ConfigStore(ABC):
     @abstractmethod
     def delete_tool_activation(self, tenant_id: UUID | str, activation_id: UUID | str) -> bool:
         """Delete the activation (for good: activations are not soft-deleted)."""
-
 
     @abstractmethod
     def create_migration_plan(self, plan: MigrationPlan) -> MigrationPlan:

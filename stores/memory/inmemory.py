@@ -67,7 +67,6 @@ class InMemoryMemoryStore(MemoryStore):
     def dimensions(self) -> int:
         return self._dimensions
 
-
     def _prepared_episode(self, episode: Episode) -> Episode:
         item = checks.checked_episode(episode, self.dimensions)
         now = self._clock()
@@ -279,7 +278,6 @@ class InMemoryMemoryStore(MemoryStore):
             )
             return True
 
-
     def _entity(self, tenant_id: UUID, entity_id: UUID) -> Entity | None:
         item = self._entities.get(entity_id)
         return item if item is not None and item.tenant_id == tenant_id else None
@@ -356,7 +354,6 @@ class InMemoryMemoryStore(MemoryStore):
                 return False
             self._drop_entities({eid})
             return True
-
 
     def _relationship(self, tenant_id: UUID, relationship_id: UUID) -> Relationship | None:
         item = self._relationships.get(relationship_id)

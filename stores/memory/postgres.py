@@ -117,7 +117,6 @@ class PostgresMemoryStore(MemoryStore):
         with translated(), self._engine.connect() as conn:
             return list(conn.execute(stmt).mappings())
 
-
     def _prepared(self, episode: Episode, now: datetime) -> Episode:
         item = checks.checked_episode(episode, self.dimensions)
         item = item.model_copy(update={"recorded_at": now, "valid_from": item.valid_from or now})
@@ -338,7 +337,6 @@ class PostgresMemoryStore(MemoryStore):
             )
         return bool(result.rowcount)
 
-
     def add_entity(self, entity: Entity) -> Entity:
         item = checks.checked_entity(entity)
         now = self._clock()
@@ -409,7 +407,6 @@ class PostgresMemoryStore(MemoryStore):
         with translated(), self._engine.begin() as conn:
             result = conn.execute(EN.delete().where(EN.c.tenant_id == tid, EN.c.id == eid))
         return bool(result.rowcount)
-
 
     def add_relationship(self, relationship: Relationship) -> Relationship:
         item = checks.checked_relationship(relationship)

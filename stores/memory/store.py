@@ -43,7 +43,6 @@ class MemoryStore(ABC):
     def dimensions(self) -> int:
         """The embedding length every episode embedding must have."""
 
-
     @abstractmethod
     def add_episode(self, episode: Episode) -> Episode:
         """Store a new episode and return the stored copy; DuplicateError if the id exists."""
@@ -150,7 +149,6 @@ class MemoryStore(ABC):
         was stored (False for a missing episode).
         """
 
-
     @abstractmethod
     def add_entity(self, entity: Entity) -> Entity:
         """Store a new entity; DuplicateError if the id exists."""
@@ -180,7 +178,6 @@ class MemoryStore(ABC):
     @abstractmethod
     def delete_entity(self, tenant_id: UUID | str, entity_id: UUID | str) -> bool:
         """Delete the entity and every relationship touching it; False if absent."""
-
 
     @abstractmethod
     def add_relationship(self, relationship: Relationship) -> Relationship:

@@ -127,7 +127,6 @@ class VectorSearcher:
         self._version: tuple[int, int] | None = None
         self._table_rows: dict[str, tuple[float, float]] = {}
 
-
     def pgvector_version(self, conn: sa.Connection) -> tuple[int, int]:
         """The (major, minor) version of the vector extension, read once."""
         with self._lock:
@@ -156,7 +155,6 @@ class VectorSearcher:
         size = max(float(rows or 0.0), 0.0)
         self._table_rows[table.name] = (size, now + self.policy.table_size_ttl)
         return size
-
 
     def threshold(self, conn: sa.Connection, table: sa.Table, limit: int) -> int:
         """Filters matching at most this many rows of ``table`` are searched exactly."""
@@ -237,7 +235,6 @@ class VectorSearcher:
         distance = self._distance(table, query).label("distance")
         hits = sa.select(table.c.id.label("hit_id"), distance).where(*where)
         return _with_rows(table, hits.order_by(distance).limit(limit))
-
 
     def search(
         self,
