@@ -35,7 +35,7 @@ from stores.errors import ConflictError, InvalidInputError, NotFoundError, descr
 from stores.sessions import codec, keys, query
 from stores.sessions.coldtier import ColdRow, PostgresColdTier, RedisColdTier
 from stores.sessions.models import PendingMigration, Session, Tier, TierStats
-from stores.sessions.scripts import register, translated
+from stores.sessions.scripts import register, translate, translated
 from stores.sessions.store import SessionStore
 
 _BATCH = 250
@@ -204,9 +204,11 @@ class RedisSessionStore(SessionStore):
         tenant, sid = codec.parse_ids(tenant_id, session_id)
         base = keys.base(tenant)
         hot = keys.hot(base, sid)
-        with translated():
+        try:
             # The hot path is a plain HGET: cheaper than a script, and just as atomic.
             document = self.client.hget(hot, "d")
+        except redis_lib.RedisError as exc:
+            raise translate(exc) from exc
         if document is not None:
             return self._live(codec.decode(document), self._clock())
         missing_at: bytes | None = None
@@ -586,13 +588,16 @@ class RedisSessionStore(SessionStore):
     ) -> Any:
         """Run a per-session script; ``register`` also records the tenant for the sweeps."""
         script_keys = keys.session_keys(keys.base(tenant), sid)
+        script = self._scripts[name]
         with translated():
             if not register:
-                return self._scripts[name](keys=script_keys, args=args, client=self.client)
+                try:
+                    return self.client.evalsha(script.sha, len(script_keys), *script_keys, *args)
+                except NoScriptError:
+                    return script(keys=script_keys, args=args, client=self.client)
             # One round trip: the registry has its own slot, so it cannot be in the script.
             # EVALSHA is queued by hand: a Script object in a pipeline costs an extra
             # SCRIPT EXISTS round trip on every execute.
-            script = self._scripts[name]
             pipe = self.client.pipeline(transaction=False)
             pipe.sadd(keys.TENANTS, str(tenant))
             pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)

@@ -37,17 +37,19 @@ def register(client: Any) -> dict[str, Script]:
     return {name: client.register_script(source(name)) for name in NAMES}
 
 
+def translate(exc: redis.RedisError) -> StoreError:
+    """The store error for a redis-py error (the caller raises it from ``exc``)."""
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return StoreUnavailableError(f"Redis unavailable: {exc}")
+    if isinstance(exc, redis.ResponseError) and _BUSY_REPLY.search(str(exc)):
+        return StoreUnavailableError(f"Redis cannot serve the request now: {exc}")
+    return StoreError(f"Redis error: {exc}")
+
+
 @contextlib.contextmanager
 def translated() -> Iterator[None]:
     """Turn redis-py errors raised inside the block into store errors, cause kept."""
     try:
         yield
-    except (redis.ConnectionError, redis.TimeoutError) as exc:
-        raise StoreUnavailableError(f"Redis unavailable: {exc}") from exc
-    except redis.ResponseError as exc:
-        message = str(exc)
-        if _BUSY_REPLY.search(message):
-            raise StoreUnavailableError(f"Redis cannot serve the request now: {message}") from exc
-        raise StoreError(f"Redis error: {message}") from exc
     except redis.RedisError as exc:
-        raise StoreError(f"Redis error: {exc}") from exc
+        raise translate(exc) from exc
