@@ -18,67 +18,34 @@ Whenever a session has a hot copy, that copy is the truth.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
 import redis as redis_lib
 from redis.backoff import ExponentialBackoff
-from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from stores.common.clock import Clock, utc_now
 from stores.common.pagination import Page
-from stores.common.validation import check_limit, parse_id
+from stores.common.validation import parse_id
 from stores.errors import ConflictError, InvalidInputError, NotFoundError, describe
 from stores.sessions import codec, keys, query
 from stores.sessions.coldtier import ColdRow, PostgresColdTier, RedisColdTier
-from stores.sessions.models import PendingMigration, Session, Tier, TierStats
-from stores.sessions.scripts import register, translate, translated
+from stores.sessions.models import Session, Tier
+from stores.sessions.redis_base import MAX_ATTEMPTS, text
+from stores.sessions.redis_sweeps import RedisSweeps
+from stores.sessions.scripts import translate, translated
 from stores.sessions.store import SessionStore
 
-_BATCH = 250
-"""Sessions per script call in sweeps and listings: keeps each script short."""
 
-_MAX_ATTEMPTS = 20
-"""How often an operation starts again when a session moved or changed under it."""
+class RedisSessionStore(RedisSweeps, SessionStore):
+    """A two-tier SessionStore on Redis (see the module docstring for the orderings).
 
-_STATS_SAMPLE = 8
-"""Keys per tenant and tier whose ``MEMORY USAGE`` is sampled by ``stats``."""
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-class RedisSessionStore(SessionStore):
-    """A two-tier SessionStore on Redis (see the module docstring for the orderings)."""
-
-    def __init__(
-        self,
-        client: redis_lib.Redis,
-        *,
-        cold_tier: PostgresColdTier | RedisColdTier | None = None,
-        hot_ttl: timedelta = timedelta(minutes=30),
-        max_age: timedelta = timedelta(days=7),
-        clock: Clock = utc_now,
-        max_bytes: int = codec.DEFAULT_MAX_BYTES,
-        tombstone_ttl: timedelta = timedelta(hours=1),
-    ) -> None:
-        codec.check_durations(hot_ttl, max_age)
-        self.hot_ttl = hot_ttl
-        self.max_age = max_age
-        self.max_bytes = codec.check_max_bytes(max_bytes)
-        self.client = client
-        self._clock = clock
-        self._tombstone_ms = int(tombstone_ttl / timedelta(milliseconds=1))
-        if cold_tier is None:
-            cold_tier = RedisColdTier(ttl=max_age + timedelta(days=1))
-        self.cold_tier = cold_tier
-        self._pg = cold_tier if isinstance(cold_tier, PostgresColdTier) else None
-        self._rc = cold_tier if isinstance(cold_tier, RedisColdTier) else None
-        self._scripts = register(client)
+    ``RedisSessionStore(client, cold_tier=PostgresColdTier(engine) | RedisColdTier(ttl=...),
+    hot_ttl=, max_age=, clock=, max_bytes=, tombstone_ttl=)`` on a redis-py client, or
+    :meth:`from_url`.
+    """
 
     @classmethod
     def from_url(
@@ -135,7 +102,7 @@ class RedisSessionStore(SessionStore):
         now = self._clock()
         expected = f"{version}:{keys.micros(created)}" if version else "none"
         token = os.urandom(8).hex()
-        for _ in range(_MAX_ATTEMPTS):
+        for _ in range(MAX_ATTEMPTS):
             if expected == "none":
                 stamped = codec.stamp(session, version=1, created_at=now, now=now)
             else:
@@ -182,11 +149,11 @@ class RedisSessionStore(SessionStore):
         ]
         # An update of a hot session skips the tenant registry: it is there already.
         reply = self._run("save", stored.tenant_id, stored.id, args, register=expected == "none")
-        for _ in range(_MAX_ATTEMPTS):
+        for _ in range(MAX_ATTEMPTS):
             if reply[0] == b"ok":
                 return None
             if reply[1] != b"?":
-                return _text(reply[1])
+                return text(reply[1])
             # In neither Redis tier: look in the table, holding the row's lock so that it
             # cannot change before the script has run and the row is gone.
             assert self._pg is not None
@@ -212,7 +179,7 @@ class RedisSessionStore(SessionStore):
         if document is not None:
             return self._live(codec.decode(document), self._clock())
         missing_at: bytes | None = None
-        for _ in range(_MAX_ATTEMPTS):
+        for _ in range(MAX_ATTEMPTS):
             with translated():
                 reply = self._scripts["get"](
                     keys=[hot, keys.cold(base, sid)], args=[base, str(sid)], client=self.client
@@ -290,7 +257,7 @@ class RedisSessionStore(SessionStore):
         base = keys.base(tenant)
         cutoff = keys.micros(self._clock() - self.max_age)
         missing_at: bytes | None = None
-        for _ in range(_MAX_ATTEMPTS):
+        for _ in range(MAX_ATTEMPTS):
             with translated():
                 pipe = self.client.pipeline(transaction=False)
                 pipe.hget(keys.hot(base, sid), "c")
@@ -330,7 +297,7 @@ class RedisSessionStore(SessionStore):
                 rows = self._pg.newest_by_channel(tenant, channel, user_channel_id, cutoff, depth)
             found = [
                 s
-                for s in self._resolve(tenant, [UUID(_text(i)) for i in hot_ids], rows, now)
+                for s in self._resolve(tenant, [UUID(text(i)) for i in hot_ids], rows, now)
                 if s.channel == channel and s.user_channel_id == user_channel_id
             ]
             if found:
@@ -347,276 +314,11 @@ class RedisSessionStore(SessionStore):
                 break
         return codec.page(items, q.limit)
 
-    def _scan(self, q: query.Query, now: datetime) -> Iterator[Session]:
-        """Sessions matching ``q`` in id order, merging the Redis index with the cold table.
-
-        Each round reads a batch from each source; only ids up to the smallest last id of a
-        full batch are certain to be complete, so the next round starts there. With the
-        PostgreSQL tier the index is read before and after the table: a session promoted
-        or demoted meanwhile is then seen on one side or the other.
-        """
-        index = keys.index(keys.base(q.tenant_id), keys.query_suffix(q))
-        cutoff = now - self.max_age
-        after = q.after
-        batch = min(q.limit + 1, _BATCH)
-        while True:
-            sources = [self._index_ids(index, after, batch)]
-            rows: list[ColdRow] = []
-            if self._pg is not None:
-                rows = self._pg.find(q, after, batch, cutoff)
-                sources += [[str(r.id) for r in rows], self._index_ids(index, after, batch)]
-            bounds = [ids[-1] for ids in sources if len(ids) == batch]
-            bound = min(bounds) if bounds else None
-            candidates = sorted({i for ids in sources for i in ids if bound is None or i <= bound})
-            known = [r for r in rows if bound is None or str(r.id) <= bound]
-            resolved = self._resolve(q.tenant_id, [UUID(i) for i in candidates], known, now)
-            yield from sorted((s for s in resolved if q.matches(s)), key=lambda s: str(s.id))
-            if bound is None:
-                return
-            after = bound
-
-    def _index_ids(self, index: str, after: str | None, batch: int) -> list[str]:
-        with translated():
-            found = self.client.zrangebylex(
-                index, f"({after}" if after else "-", "+", start=0, num=batch
-            )
-        return [_text(i) for i in found]
-
-    def _resolve(
-        self, tenant: UUID, ids: list[UUID], rows: list[ColdRow], now: datetime
-    ) -> list[Session]:
-        """The current, unexpired version of each session: hot copy first, then cold."""
-        cold_rows = {r.id: r for r in rows}
-        wanted = list(dict.fromkeys([*ids, *cold_rows]))
-        base = keys.base(tenant)
-        out: list[Session] = []
-        missing: list[UUID] = []
-        for start in range(0, len(wanted), _BATCH):
-            chunk = wanted[start : start + _BATCH]
-            with translated():
-                reply = self._scripts["fetch"](
-                    keys=[keys.idle(base)], args=[base, *map(str, chunk)], client=self.client
-                )
-            for sid, (tier, payload) in zip(
-                chunk, zip(reply[::2], reply[1::2], strict=True), strict=True
-            ):
-                data: bytes | str | None = None
-                if tier == b"h":
-                    data = payload
-                elif tier == b"c":
-                    assert self._rc is not None
-                    data = self._rc.decompress(payload)
-                elif sid in cold_rows:
-                    data = cold_rows[sid].data
-                else:
-                    missing.append(sid)
-                if data is not None:
-                    session = self._live(codec.decode(data), now)
-                    if session is not None:
-                        out.append(session)
-        if missing and self._pg is not None:
-            # Demoted between the index read and the fetch.
-            for row in self._pg.get_many(tenant, missing).values():
-                session = self._live(codec.decode(row.data), now)
-                if session is not None:
-                    out.append(session)
-        return out
-
-    def demote_idle(self, *, limit: int = 1000) -> int:
-        """See :meth:`SessionStore.demote_idle`."""
-        check_limit(limit)
-        cutoff = keys.micros(self._clock() - self.hot_ttl)
-        moved = 0
-        for tenant in self._tenants():
-            base = keys.base(tenant)
-            while moved < limit:
-                with translated():
-                    flat = self._scripts["idle"](
-                        keys=[keys.idle(base)],
-                        args=[cutoff, min(_BATCH, limit - moved), base],
-                        client=self.client,
-                    )
-                if not flat:
-                    break
-                batch = [flat[i : i + 5] for i in range(0, len(flat), 5)]
-                moved += self._demote_batch(tenant, base, batch)
-                if len(batch) < _BATCH:
-                    break
-            if moved >= limit:
-                break
-        return moved
-
-    def _demote_batch(self, tenant: UUID, base: str, batch: list[list[bytes]]) -> int:
-        if self._rc is not None:
-            args: list[Any] = [base, self._rc.ttl_ms]
-            for sid, data, version, _, _ in batch:
-                args += [sid, version, self._rc.compress(data)]
-            with translated():
-                return int(
-                    self._scripts["demote"](keys=[keys.idle(base)], args=args, client=self.client)
-                )
-        assert self._pg is not None
-        self._pg.put([row[1] for row in batch])
-        pairs: list[Any] = [base]
-        for row in batch:
-            pairs += [row[0], row[2]]
-        with translated():
-            codes = self._scripts["evict"](
-                keys=[keys.idle(base), keys.created(base)], args=pairs, client=self.client
-            )
-        # A copy whose hot session changed or was deleted meanwhile is stale: drop it again.
-        stale = [
-            (UUID(_text(row[0])), int(row[2]))
-            for row, code in zip(batch, codes, strict=True)
-            if code in (b"c", b"d")
-        ]
-        self._pg.delete_versions(tenant, stale)
-        return sum(1 for code in codes if code == b"e")
-
-    def purge_expired(self, *, limit: int = 1000) -> int:
-        """See :meth:`SessionStore.purge_expired`."""
-        check_limit(limit)
-        cutoff = self._clock() - self.max_age
-        removed = 0
-        for tenant in self._tenants():
-            if removed >= limit:
-                break
-            base = keys.base(tenant)
-            with translated():
-                removed += int(
-                    self._scripts["purge"](
-                        keys=[keys.created(base)],
-                        args=[base, keys.micros(cutoff), limit - removed],
-                        client=self.client,
-                    )
-                )
-        if self._pg is not None and removed < limit:
-            removed += self._pg.purge(cutoff, limit - removed)
-        return removed
-
-    def mark_pending_migration(
-        self,
-        tenant_id: UUID | str,
-        scenario_id: UUID | str,
-        from_version: int,
-        migration: PendingMigration,
-        *,
-        limit: int = 1000,
-    ) -> int:
-        """See :meth:`SessionStore.mark_pending_migration`."""
-        q = query.unmarked(tenant_id, scenario_id, from_version, limit)
-        now = self._clock()
-        mark = query.checked_migration(migration, q, now)
-        marked = 0
-        for session in self._scan(q, now):
-            if marked >= q.limit:
-                break
-            marked += self._mark(session, mark)
-        return marked
-
-    def _mark(self, session: Session, mark: PendingMigration) -> int:
-        """Set the mark on one session in the tier it is in; 1 if it landed."""
-        update = {"pending_migration": mark, "version": session.version + 1}
-        stored, data = codec.encode(session.model_copy(update=update), self.max_bytes)
-        base = keys.base(stored.tenant_id)
-        expected = f"{session.version}:{keys.micros(session.created_at)}"
-        with translated():
-            in_hot = self.client.exists(keys.hot(base, stored.id)) == 1
-        if not in_hot and self._pg is not None:
-            return int(self._pg.rewrite(stored, data, session.version))
-        target = "H" if in_hot else "C"
-        if target == "C":
-            assert self._rc is not None
-            data = self._rc.compress(data)
-        args = [
-            str(stored.id),
-            expected,
-            data,
-            stored.version,
-            keys.micros(stored.created_at),
-            "",
-            keys.micros(self._clock() - self.max_age),
-            base,
-            keys.index_suffixes(stored),
-            "none",
-            target,
-            os.urandom(8).hex(),
-            "",
-        ]
-        return int(self._run("save", stored.tenant_id, stored.id, args)[0] == b"ok")
-
-    def stats(self) -> TierStats:
-        """See :meth:`SessionStore.stats`: Redis bytes are sampled with ``MEMORY USAGE``."""
-        stats = TierStats()
-        for tenant in self._tenants():
-            base = keys.base(tenant)
-            with translated():
-                pipe = self.client.pipeline(transaction=False)
-                pipe.zcard(keys.idle(base))
-                pipe.zcard(keys.created(base))
-                pipe.zrandmember(keys.idle(base), _STATS_SAMPLE)
-                pipe.zrandmember(keys.created(base), _STATS_SAMPLE)
-                hot_count, held, hot_sample, held_sample = pipe.execute()
-                hot_bytes = self._sample(base, keys.hot, hot_sample or [])
-                stats.hot_sessions += hot_count
-                stats.hot_bytes += int(hot_bytes * hot_count)
-                if self._rc is not None:
-                    cold_count = max(held - hot_count, 0)
-                    cold_bytes = self._sample(base, keys.cold, held_sample or [])
-                    stats.cold_sessions += cold_count
-                    stats.cold_bytes += int(cold_bytes * cold_count)
-        if self._pg is not None:
-            stats.cold_sessions, stats.cold_bytes = self._pg.stats()
-        return stats
-
-    def _sample(self, base: str, key: Callable[[str, str], str], ids: list[bytes]) -> float:
-        """The mean ``MEMORY USAGE`` of the sampled sessions present in that tier."""
-        pipe = self.client.pipeline(transaction=False)
-        for sid in ids:
-            pipe.memory_usage(key(base, _text(sid)))
-        sizes = [size for size in pipe.execute() if size is not None]
-        return sum(sizes) / len(sizes) if sizes else 0.0
-
     def close(self) -> None:
         """Close the Redis connections and dispose of the PostgreSQL engine."""
         self.client.close()
         if self._pg is not None:
             self._pg.close()
-
-    def _run(
-        self, name: str, tenant: UUID, sid: UUID, args: list[Any], *, register: bool = False
-    ) -> Any:
-        """Run a per-session script; ``register`` also records the tenant for the sweeps."""
-        script_keys = keys.session_keys(keys.base(tenant), sid)
-        script = self._scripts[name]
-        with translated():
-            if not register:
-                try:
-                    return self.client.evalsha(script.sha, len(script_keys), *script_keys, *args)
-                except NoScriptError:
-                    return script(keys=script_keys, args=args, client=self.client)
-            # One round trip: the registry has its own slot, so it cannot be in the script.
-            # EVALSHA is queued by hand: a Script object in a pipeline costs an extra
-            # SCRIPT EXISTS round trip on every execute.
-            pipe = self.client.pipeline(transaction=False)
-            pipe.sadd(keys.TENANTS, str(tenant))
-            pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
-            added, reply = pipe.execute(raise_on_error=False)
-            if isinstance(reply, NoScriptError):
-                return script(keys=script_keys, args=args, client=self.client)
-            for result in (added, reply):
-                if isinstance(result, Exception):
-                    raise result
-            return reply
-
-    def _tenants(self) -> Iterator[UUID]:
-        with translated():
-            members = list(self.client.sscan_iter(keys.TENANTS, count=1000))
-        for member in members:
-            yield UUID(_text(member))
-
-    def _live(self, session: Session, now: datetime) -> Session | None:
-        return None if codec.is_expired(session.created_at, now, self.max_age) else session
 
 
 def _store_fields(session: Session) -> tuple[int, datetime]:

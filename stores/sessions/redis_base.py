@@ -1,0 +1,171 @@
+"""Shared state and helpers of the Redis session store: scripts, tenants, reads of both tiers.
+
+:class:`RedisTiers` holds what the store's halves share; ``redis.py`` builds the store on
+it (single sessions, listings) with the sweeps of ``redis_sweeps.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import redis as redis_lib
+from redis.exceptions import NoScriptError
+
+from stores.common.clock import Clock, utc_now
+from stores.sessions import codec, keys, query
+from stores.sessions.coldtier import ColdRow, PostgresColdTier, RedisColdTier
+from stores.sessions.models import Session
+from stores.sessions.scripts import register, translated
+
+BATCH = 250
+"""Sessions per script call in sweeps and listings: keeps each script short."""
+
+MAX_ATTEMPTS = 20
+"""How often an operation starts again when a session moved or changed under it."""
+
+
+def text(value: bytes | str) -> str:
+    """A Redis reply as text."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class RedisTiers:
+    """The Redis client, the cold tier and the scripts, with the reads every part needs."""
+
+    def __init__(
+        self,
+        client: redis_lib.Redis,
+        *,
+        cold_tier: PostgresColdTier | RedisColdTier | None = None,
+        hot_ttl: timedelta = timedelta(minutes=30),
+        max_age: timedelta = timedelta(days=7),
+        clock: Clock = utc_now,
+        max_bytes: int = codec.DEFAULT_MAX_BYTES,
+        tombstone_ttl: timedelta = timedelta(hours=1),
+    ) -> None:
+        codec.check_durations(hot_ttl, max_age)
+        self.hot_ttl = hot_ttl
+        self.max_age = max_age
+        self.max_bytes = codec.check_max_bytes(max_bytes)
+        self.client = client
+        self._clock = clock
+        self._tombstone_ms = int(tombstone_ttl / timedelta(milliseconds=1))
+        if cold_tier is None:
+            cold_tier = RedisColdTier(ttl=max_age + timedelta(days=1))
+        self.cold_tier = cold_tier
+        self._pg = cold_tier if isinstance(cold_tier, PostgresColdTier) else None
+        self._rc = cold_tier if isinstance(cold_tier, RedisColdTier) else None
+        self._scripts = register(client)
+
+    def _scan(self, q: query.Query, now: datetime) -> Iterator[Session]:
+        """Sessions matching ``q`` in id order, merging the Redis index with the cold table.
+
+        Each round reads a batch from each source; only ids up to the smallest last id of a
+        full batch are certain to be complete, so the next round starts there. With the
+        PostgreSQL tier the index is read before and after the table: a session promoted
+        or demoted meanwhile is then seen on one side or the other.
+        """
+        index = keys.index(keys.base(q.tenant_id), keys.query_suffix(q))
+        cutoff = now - self.max_age
+        after = q.after
+        batch = min(q.limit + 1, BATCH)
+        while True:
+            sources = [self._index_ids(index, after, batch)]
+            rows: list[ColdRow] = []
+            if self._pg is not None:
+                rows = self._pg.find(q, after, batch, cutoff)
+                sources += [[str(r.id) for r in rows], self._index_ids(index, after, batch)]
+            bounds = [ids[-1] for ids in sources if len(ids) == batch]
+            bound = min(bounds) if bounds else None
+            candidates = sorted({i for ids in sources for i in ids if bound is None or i <= bound})
+            known = [r for r in rows if bound is None or str(r.id) <= bound]
+            resolved = self._resolve(q.tenant_id, [UUID(i) for i in candidates], known, now)
+            yield from sorted((s for s in resolved if q.matches(s)), key=lambda s: str(s.id))
+            if bound is None:
+                return
+            after = bound
+
+    def _index_ids(self, index: str, after: str | None, batch: int) -> list[str]:
+        with translated():
+            found = self.client.zrangebylex(
+                index, f"({after}" if after else "-", "+", start=0, num=batch
+            )
+        return [text(i) for i in found]
+
+    def _resolve(
+        self, tenant: UUID, ids: list[UUID], rows: list[ColdRow], now: datetime
+    ) -> list[Session]:
+        """The current, unexpired version of each session: hot copy first, then cold."""
+        cold_rows = {r.id: r for r in rows}
+        wanted = list(dict.fromkeys([*ids, *cold_rows]))
+        base = keys.base(tenant)
+        out: list[Session] = []
+        missing: list[UUID] = []
+        for start in range(0, len(wanted), BATCH):
+            chunk = wanted[start : start + BATCH]
+            with translated():
+                reply = self._scripts["fetch"](
+                    keys=[keys.idle(base)], args=[base, *map(str, chunk)], client=self.client
+                )
+            for sid, (tier, payload) in zip(
+                chunk, zip(reply[::2], reply[1::2], strict=True), strict=True
+            ):
+                data: bytes | str | None = None
+                if tier == b"h":
+                    data = payload
+                elif tier == b"c":
+                    assert self._rc is not None
+                    data = self._rc.decompress(payload)
+                elif sid in cold_rows:
+                    data = cold_rows[sid].data
+                else:
+                    missing.append(sid)
+                if data is not None:
+                    session = self._live(codec.decode(data), now)
+                    if session is not None:
+                        out.append(session)
+        if missing and self._pg is not None:
+            # Demoted between the index read and the fetch.
+            for row in self._pg.get_many(tenant, missing).values():
+                session = self._live(codec.decode(row.data), now)
+                if session is not None:
+                    out.append(session)
+        return out
+
+    def _run(
+        self, name: str, tenant: UUID, sid: UUID, args: list[Any], *, register: bool = False
+    ) -> Any:
+        """Run a per-session script; ``register`` also records the tenant for the sweeps."""
+        script_keys = keys.session_keys(keys.base(tenant), sid)
+        script = self._scripts[name]
+        with translated():
+            if not register:
+                try:
+                    return self.client.evalsha(script.sha, len(script_keys), *script_keys, *args)
+                except NoScriptError:
+                    return script(keys=script_keys, args=args, client=self.client)
+            # One round trip: the registry has its own slot, so it cannot be in the script.
+            # EVALSHA is queued by hand: a Script object in a pipeline costs an extra
+            # SCRIPT EXISTS round trip on every execute.
+            pipe = self.client.pipeline(transaction=False)
+            pipe.sadd(keys.TENANTS, str(tenant))
+            pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
+            added, reply = pipe.execute(raise_on_error=False)
+            if isinstance(reply, NoScriptError):
+                return script(keys=script_keys, args=args, client=self.client)
+            for result in (added, reply):
+                if isinstance(result, Exception):
+                    raise result
+            return reply
+
+    def _tenants(self) -> Iterator[UUID]:
+        with translated():
+            members = list(self.client.sscan_iter(keys.TENANTS, count=1000))
+        for member in members:
+            yield UUID(text(member))
+
+    def _live(self, session: Session, now: datetime) -> Session | None:
+        return None if codec.is_expired(session.created_at, now, self.max_age) else session

@@ -1,0 +1,177 @@
+"""The sweeps of the Redis session store: demotion, max-age purge, scenario migration marks,
+and the tier statistics."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+from stores.common.validation import check_limit
+from stores.sessions import codec, keys, query
+from stores.sessions.models import PendingMigration, Session, TierStats
+from stores.sessions.redis_base import BATCH, RedisTiers, text
+from stores.sessions.scripts import translated
+
+_STATS_SAMPLE = 8
+"""Keys per tenant and tier whose ``MEMORY USAGE`` is sampled by ``stats``."""
+
+
+class RedisSweeps(RedisTiers):
+    """The periodic work of a RedisSessionStore (see :class:`SessionStore` for semantics)."""
+
+    def demote_idle(self, *, limit: int = 1000) -> int:
+        """See :meth:`SessionStore.demote_idle`."""
+        check_limit(limit)
+        cutoff = keys.micros(self._clock() - self.hot_ttl)
+        moved = 0
+        for tenant in self._tenants():
+            base = keys.base(tenant)
+            while moved < limit:
+                with translated():
+                    flat = self._scripts["idle"](
+                        keys=[keys.idle(base)],
+                        args=[cutoff, min(BATCH, limit - moved), base],
+                        client=self.client,
+                    )
+                if not flat:
+                    break
+                batch = [flat[i : i + 5] for i in range(0, len(flat), 5)]
+                moved += self._demote_batch(tenant, base, batch)
+                if len(batch) < BATCH:
+                    break
+            if moved >= limit:
+                break
+        return moved
+
+    def _demote_batch(self, tenant: UUID, base: str, batch: list[list[bytes]]) -> int:
+        if self._rc is not None:
+            args: list[Any] = [base, self._rc.ttl_ms]
+            for sid, data, version, _, _ in batch:
+                args += [sid, version, self._rc.compress(data)]
+            with translated():
+                return int(
+                    self._scripts["demote"](keys=[keys.idle(base)], args=args, client=self.client)
+                )
+        assert self._pg is not None
+        self._pg.put([row[1] for row in batch])
+        pairs: list[Any] = [base]
+        for row in batch:
+            pairs += [row[0], row[2]]
+        with translated():
+            codes = self._scripts["evict"](
+                keys=[keys.idle(base), keys.created(base)], args=pairs, client=self.client
+            )
+        # A copy whose hot session changed or was deleted meanwhile is stale: drop it again.
+        stale = [
+            (UUID(text(row[0])), int(row[2]))
+            for row, code in zip(batch, codes, strict=True)
+            if code in (b"c", b"d")
+        ]
+        self._pg.delete_versions(tenant, stale)
+        return sum(1 for code in codes if code == b"e")
+
+    def purge_expired(self, *, limit: int = 1000) -> int:
+        """See :meth:`SessionStore.purge_expired`."""
+        check_limit(limit)
+        cutoff = self._clock() - self.max_age
+        removed = 0
+        for tenant in self._tenants():
+            if removed >= limit:
+                break
+            base = keys.base(tenant)
+            with translated():
+                removed += int(
+                    self._scripts["purge"](
+                        keys=[keys.created(base)],
+                        args=[base, keys.micros(cutoff), limit - removed],
+                        client=self.client,
+                    )
+                )
+        if self._pg is not None and removed < limit:
+            removed += self._pg.purge(cutoff, limit - removed)
+        return removed
+
+    def mark_pending_migration(
+        self,
+        tenant_id: UUID | str,
+        scenario_id: UUID | str,
+        from_version: int,
+        migration: PendingMigration,
+        *,
+        limit: int = 1000,
+    ) -> int:
+        """See :meth:`SessionStore.mark_pending_migration`."""
+        q = query.unmarked(tenant_id, scenario_id, from_version, limit)
+        now = self._clock()
+        mark = query.checked_migration(migration, q, now)
+        marked = 0
+        for session in self._scan(q, now):
+            if marked >= q.limit:
+                break
+            marked += self._mark(session, mark)
+        return marked
+
+    def _mark(self, session: Session, mark: PendingMigration) -> int:
+        """Set the mark on one session in the tier it is in; 1 if it landed."""
+        update = {"pending_migration": mark, "version": session.version + 1}
+        stored, data = codec.encode(session.model_copy(update=update), self.max_bytes)
+        base = keys.base(stored.tenant_id)
+        expected = f"{session.version}:{keys.micros(session.created_at)}"
+        with translated():
+            in_hot = self.client.exists(keys.hot(base, stored.id)) == 1
+        if not in_hot and self._pg is not None:
+            return int(self._pg.rewrite(stored, data, session.version))
+        target = "H" if in_hot else "C"
+        if target == "C":
+            assert self._rc is not None
+            data = self._rc.compress(data)
+        args = [
+            str(stored.id),
+            expected,
+            data,
+            stored.version,
+            keys.micros(stored.created_at),
+            "",
+            keys.micros(self._clock() - self.max_age),
+            base,
+            keys.index_suffixes(stored),
+            "none",
+            target,
+            os.urandom(8).hex(),
+            "",
+        ]
+        return int(self._run("save", stored.tenant_id, stored.id, args)[0] == b"ok")
+
+    def stats(self) -> TierStats:
+        """See :meth:`SessionStore.stats`: Redis bytes are sampled with ``MEMORY USAGE``."""
+        stats = TierStats()
+        for tenant in self._tenants():
+            base = keys.base(tenant)
+            with translated():
+                pipe = self.client.pipeline(transaction=False)
+                pipe.zcard(keys.idle(base))
+                pipe.zcard(keys.created(base))
+                pipe.zrandmember(keys.idle(base), _STATS_SAMPLE)
+                pipe.zrandmember(keys.created(base), _STATS_SAMPLE)
+                hot_count, held, hot_sample, held_sample = pipe.execute()
+                hot_bytes = self._sample(base, keys.hot, hot_sample or [])
+                stats.hot_sessions += hot_count
+                stats.hot_bytes += int(hot_bytes * hot_count)
+                if self._rc is not None:
+                    cold_count = max(held - hot_count, 0)
+                    cold_bytes = self._sample(base, keys.cold, held_sample or [])
+                    stats.cold_sessions += cold_count
+                    stats.cold_bytes += int(cold_bytes * cold_count)
+        if self._pg is not None:
+            stats.cold_sessions, stats.cold_bytes = self._pg.stats()
+        return stats
+
+    def _sample(self, base: str, key: Callable[[str, str], str], ids: list[bytes]) -> float:
+        """The mean ``MEMORY USAGE`` of the sampled sessions present in that tier."""
+        pipe = self.client.pipeline(transaction=False)
+        for sid in ids:
+            pipe.memory_usage(key(base, text(sid)))
+        sizes = [size for size in pipe.execute() if size is not None]
+        return sum(sizes) / len(sizes) if sizes else 0.0
