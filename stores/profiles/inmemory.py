@@ -148,9 +148,7 @@ class InMemoryProfileStore(ProfileStore):
             if source.id == target.id:
                 return target.model_copy(deep=True)
             now = self._clock()
-            source_current = {
-                f.field_name: f for f in self._current_fields(tenant, source.id)
-            }
+            source_current = {f.field_name: f for f in self._current_fields(tenant, source.id)}
             for kept in self._current_fields(tenant, target.id):
                 other = source_current.get(kept.field_name)
                 if other is None:
