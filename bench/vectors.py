@@ -88,8 +88,9 @@ def scratch_database(server_url: str) -> Iterator[str]:
     from workers.migrations import upgrade
 
     name = f"hearth_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(normalize_url(server_url), isolation_level="AUTOCOMMIT",
-                             poolclass=sa.pool.NullPool)
+    admin = sa.create_engine(
+        normalize_url(server_url), isolation_level="AUTOCOMMIT", poolclass=sa.pool.NullPool
+    )
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = make_url(normalize_url(server_url)).set(database=name).render_as_string(False)
@@ -113,7 +114,7 @@ def load(engine: sa.Engine, vectors: Any, rng: np.random.Generator) -> dict[str,
     start = 0
     for key, tenant in tenants.items():
         count = max(1, round(n * (SELECTIVITIES[key] or 0)))
-        owner[order[start:start + count]] = tenant
+        owner[order[start : start + count]] = tenant
         start += count
     hnsw = next(i for i in EP.indexes if i.name == "ix_episodes_embedding_hnsw")
     started = time.perf_counter()
@@ -138,8 +139,11 @@ def load(engine: sa.Engine, vectors: Any, rng: np.random.Generator) -> dict[str,
         conn.execute(sa.text("VACUUM ANALYZE episodes"))
     counts = {key: int((owner == t).sum()) for key, t in tenants.items()}
     return {
-        "agent": agent, "tenants": tenants, "counts": counts,
-        "load_s": round(loaded - started, 2), "index_s": round(indexed - loaded, 2),
+        "agent": agent,
+        "tenants": tenants,
+        "counts": counts,
+        "load_s": round(loaded - started, 2),
+        "index_s": round(indexed - loaded, 2),
     }
 
 
@@ -148,10 +152,7 @@ def exact_search(conn: sa.Connection, where: list[Any], query: list[float], k: i
     register_vector_types(conn)
     conn.execute(sa.text("SET LOCAL enable_indexscan = off"))
     distance = EP.c.embedding.op("<=>", return_type=sa.Float)(vector_param(query))
-    stmt = (
-        sa.select(EP.c.id).where(EP.c.embedding.is_not(None), *where)
-        .order_by(distance).limit(k)
-    )
+    stmt = sa.select(EP.c.id).where(EP.c.embedding.is_not(None), *where).order_by(distance).limit(k)
     return list(conn.execute(stmt).scalars())
 
 
@@ -176,9 +177,11 @@ def measure(args: argparse.Namespace, kind: str, rows: int, server_url: str) -> 
             version = searcher.pgvector_version(conn)
         for label, _share in SELECTIVITIES.items():
             tenant = facts["tenants"].get(label)
-            where = [] if tenant is None else [
-                EP.c.tenant_id == tenant, EP.c.agent_id == facts["agent"]
-            ]
+            where = (
+                []
+                if tenant is None
+                else [EP.c.tenant_id == tenant, EP.c.agent_id == facts["agent"]]
+            )
             matching = rows if tenant is None else facts["counts"][label]
             hearth_ms: list[float] = []
             exact_ms: list[float] = []
@@ -194,8 +197,9 @@ def measure(args: argparse.Namespace, kind: str, rows: int, server_url: str) -> 
                     found = [r["id"] for r, _ in outcome.rows]
                     path = outcome.path + ("+fallback" if outcome.fell_back else "")
                 else:
-                    results = store.vector_search_episodes(tenant, facts["agent"], query,
-                                                           limit=args.limit)
+                    results = store.vector_search_episodes(
+                        tenant, facts["agent"], query, limit=args.limit
+                    )
                     found = [e.id for e, _ in results]
                     path = "store"
                 t1 = time.perf_counter()
@@ -214,9 +218,15 @@ def measure(args: argparse.Namespace, kind: str, rows: int, server_url: str) -> 
                     plan = searcher.plan(conn, EP, where, queries[0].tolist(), args.limit)
                 paths = {plan.path: len(recalls)}
             result = {
-                "bench": "vector_search", "dataset": kind, "rows": rows, "selectivity": label,
-                "matching_rows": matching, "limit": args.limit, "queries": len(recalls),
-                "pgvector": ".".join(map(str, version)), "path": paths,
+                "bench": "vector_search",
+                "dataset": kind,
+                "rows": rows,
+                "selectivity": label,
+                "matching_rows": matching,
+                "limit": args.limit,
+                "queries": len(recalls),
+                "pgvector": ".".join(map(str, version)),
+                "path": paths,
                 "hearth_p50_ms": round(statistics.median(hearth_ms), 2),
                 "hearth_p99_ms": round(percentile(hearth_ms, 0.99), 2),
                 "recall_at_10": round(statistics.mean(recalls), 4),
@@ -231,7 +241,8 @@ def measure(args: argparse.Namespace, kind: str, rows: int, server_url: str) -> 
                     "recall_ge_0_98": statistics.mean(recalls) >= 0.98,
                     "complete": complete == len(recalls),
                 },
-                "load_s": facts["load_s"], "index_build_s": facts["index_s"],
+                "load_s": facts["load_s"],
+                "index_build_s": facts["index_s"],
             }
             print(json.dumps(result), flush=True)
         engine.dispose()
@@ -239,17 +250,21 @@ def measure(args: argparse.Namespace, kind: str, rows: int, server_url: str) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", default="10000,100000",
-                        help="comma-separated table sizes (default 10000,100000)")
-    parser.add_argument("--datasets", default="realistic,hard",
-                        help="comma-separated: realistic, hard")
+    parser.add_argument(
+        "--rows", default="10000,100000", help="comma-separated table sizes (default 10000,100000)"
+    )
+    parser.add_argument(
+        "--datasets", default="realistic,hard", help="comma-separated: realistic, hard"
+    )
     parser.add_argument("--queries", type=int, default=100, help="measured queries per filter")
     parser.add_argument("--warmup", type=int, default=5, help="unmeasured queries first")
     parser.add_argument("--limit", type=int, default=10)
-    parser.add_argument("--ef-search", type=int, default=None,
-                        help="override the policy's base hnsw.ef_search")
-    parser.add_argument("--database-url", default=None,
-                        help="a PostgreSQL server with pgvector (default: embedded)")
+    parser.add_argument(
+        "--ef-search", type=int, default=None, help="override the policy's base hnsw.ef_search"
+    )
+    parser.add_argument(
+        "--database-url", default=None, help="a PostgreSQL server with pgvector (default: embedded)"
+    )
     args = parser.parse_args()
     with server(args.database_url) as server_url:
         for kind in args.datasets.split(","):

@@ -53,8 +53,10 @@ def check_min_score(min_score: float | None) -> float | None:
     """Reject a ``min_score`` that is not a finite number (None means no threshold)."""
     if min_score is None:
         return None
-    if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not math.isfinite(
-        min_score
+    if (
+        isinstance(min_score, bool)
+        or not isinstance(min_score, (int, float))
+        or not math.isfinite(min_score)
     ):
         raise InvalidInputError(
             f"min_score must be a finite number; got {min_score!r}", field="min_score"

@@ -93,8 +93,13 @@ class InMemoryConfigStore(ConfigStore):
         return item_id in self._deleted or any(
             item_id in table
             for table in (
-                self._agents, self._rules, self._scenarios, self._templates,
-                self._variables, self._tools, self._plans,
+                self._agents,
+                self._rules,
+                self._scenarios,
+                self._templates,
+                self._variables,
+                self._tools,
+                self._plans,
             )
         )
 
@@ -176,8 +181,12 @@ class InMemoryConfigStore(ConfigStore):
         return [(r.model_copy(deep=True), s) for r, s in scored[:limit]]
 
     def _needing_embedding(
-        self, table: dict[UUID, T], model: str, text_of: Callable[[T], str | None],
-        limit: int, cursor: str | None,
+        self,
+        table: dict[UUID, T],
+        model: str,
+        text_of: Callable[[T], str | None],
+        limit: int,
+        cursor: str | None,
     ) -> Page[T]:
         checks.check_name(model, "model")
         with self._lock:
@@ -191,8 +200,13 @@ class InMemoryConfigStore(ConfigStore):
         return paginate(rows, _id_key, limit=limit, cursor=cursor, kinds=(as_uuid,))
 
     def _set_embedding(
-        self, table: dict[UUID, T], tenant_id: UUID | str, item_id: UUID | str,
-        embedding: Sequence[float], model: str, source_text: str | None,
+        self,
+        table: dict[UUID, T],
+        tenant_id: UUID | str,
+        item_id: UUID | str,
+        embedding: Sequence[float],
+        model: str,
+        source_text: str | None,
         text_of: Callable[[T], str | None],
     ) -> bool:
         tid, iid = parse_id(tenant_id, "tenant_id"), parse_id(item_id, "id")
@@ -217,7 +231,8 @@ class InMemoryConfigStore(ConfigStore):
     def _agent_named(self, tenant_id: UUID, name: str) -> Agent | None:
         return next(
             (
-                a for a in self._agents.values()
+                a
+                for a in self._agents.values()
                 if a.tenant_id == tenant_id and a.name == name and a.id not in self._deleted
             ),
             None,
@@ -337,9 +352,13 @@ class InMemoryConfigStore(ConfigStore):
         where = _rule_filter(scope, scope_id, enabled)
         with self._lock:
             rows = [
-                r for r in self._rules.values()
-                if r.tenant_id == tid and r.agent_id == aid and r.id not in self._deleted
-                and r.embedding is not None and where(r)
+                r
+                for r in self._rules.values()
+                if r.tenant_id == tid
+                and r.agent_id == aid
+                and r.id not in self._deleted
+                and r.embedding is not None
+                and where(r)
             ]
             return self._search(rows, embedding, limit, min_score)
 
@@ -360,7 +379,12 @@ class InMemoryConfigStore(ConfigStore):
         source_text: str | None = None,
     ) -> bool:
         return self._set_embedding(
-            self._rules, tenant_id, rule_id, embedding, model, source_text,
+            self._rules,
+            tenant_id,
+            rule_id,
+            embedding,
+            model,
+            source_text,
             lambda r: r.condition_text,
         )
 
@@ -398,8 +422,12 @@ class InMemoryConfigStore(ConfigStore):
         cursor: str | None = None,
     ) -> Page[Scenario]:
         return self._list(
-            self._scenarios, tenant_id, agent_id,
-            lambda s: enabled is None or s.enabled == enabled, limit, cursor,
+            self._scenarios,
+            tenant_id,
+            agent_id,
+            lambda s: enabled is None or s.enabled == enabled,
+            limit,
+            cursor,
         )
 
     def update_scenario(self, scenario: Scenario) -> Scenario:
@@ -423,8 +451,11 @@ class InMemoryConfigStore(ConfigStore):
             stored = self._replace(self._scenarios, item, old, **extra)
             snapshot = old.model_copy(update={"embedding": None}, deep=True)
             self._archives[(old.id, old.version)] = ScenarioArchive(
-                tenant_id=old.tenant_id, scenario_id=old.id, version=old.version,
-                scenario=snapshot, archived_at=stored.updated_at,
+                tenant_id=old.tenant_id,
+                scenario_id=old.id,
+                version=old.version,
+                scenario=snapshot,
+                archived_at=stored.updated_at,
             )
             return stored
 
@@ -463,9 +494,13 @@ class InMemoryConfigStore(ConfigStore):
         tid, aid = parse_id(tenant_id, "tenant_id"), parse_id(agent_id, "agent_id")
         with self._lock:
             rows = [
-                s for s in self._scenarios.values()
-                if s.tenant_id == tid and s.agent_id == aid and s.id not in self._deleted
-                and s.embedding is not None and (enabled is None or s.enabled == enabled)
+                s
+                for s in self._scenarios.values()
+                if s.tenant_id == tid
+                and s.agent_id == aid
+                and s.id not in self._deleted
+                and s.embedding is not None
+                and (enabled is None or s.enabled == enabled)
             ]
             return self._search(rows, embedding, limit, min_score)
 
@@ -486,7 +521,12 @@ class InMemoryConfigStore(ConfigStore):
         source_text: str | None = None,
     ) -> bool:
         return self._set_embedding(
-            self._scenarios, tenant_id, scenario_id, embedding, model, source_text,
+            self._scenarios,
+            tenant_id,
+            scenario_id,
+            embedding,
+            model,
+            source_text,
             lambda s: s.entry_condition,
         )
 
@@ -536,8 +576,11 @@ class InMemoryConfigStore(ConfigStore):
     def _variable_named(self, tenant_id: UUID, agent_id: UUID, name: str) -> Variable | None:
         return next(
             (
-                v for v in self._variables.values()
-                if v.tenant_id == tenant_id and v.agent_id == agent_id and v.name == name
+                v
+                for v in self._variables.values()
+                if v.tenant_id == tenant_id
+                and v.agent_id == agent_id
+                and v.name == name
                 and v.id not in self._deleted
             ),
             None,
@@ -590,7 +633,8 @@ class InMemoryConfigStore(ConfigStore):
     def _tool_for(self, tenant_id: UUID, agent_id: UUID, tool_id: str) -> ToolActivation | None:
         return next(
             (
-                t for t in self._tools.values()
+                t
+                for t in self._tools.values()
                 if t.tenant_id == tenant_id and t.agent_id == agent_id and t.tool_id == tool_id
             ),
             None,
@@ -631,12 +675,17 @@ class InMemoryConfigStore(ConfigStore):
         check_limit(limit)
         with self._lock:
             rows = [
-                t.model_copy(deep=True) for t in self._tools.values()
-                if t.tenant_id == tid and t.agent_id == aid
+                t.model_copy(deep=True)
+                for t in self._tools.values()
+                if t.tenant_id == tid
+                and t.agent_id == aid
                 and (enabled is None or t.enabled == enabled)
             ]
         return paginate(
-            rows, lambda t: (t.tool_id, t.id), limit=limit, cursor=cursor,
+            rows,
+            lambda t: (t.tool_id, t.id),
+            limit=limit,
+            cursor=cursor,
             kinds=(as_str, as_uuid),
         )
 
@@ -691,8 +740,10 @@ class InMemoryConfigStore(ConfigStore):
         check_limit(limit)
         with self._lock:
             rows = [
-                p.model_copy(deep=True) for p in self._plans.values()
-                if p.tenant_id == tid and (sid is None or p.scenario_id == sid)
+                p.model_copy(deep=True)
+                for p in self._plans.values()
+                if p.tenant_id == tid
+                and (sid is None or p.scenario_id == sid)
                 and (st is None or p.status == st)
             ]
         return paginate(rows, _created_key, limit=limit, cursor=cursor, kinds=_CREATED)
@@ -712,8 +763,12 @@ class InMemoryConfigStore(ConfigStore):
                 raise NotFoundError(f"scenario {item.scenario_id} not found")
             _check_plan_versions(item, scenario.version)
             return self._replace(
-                self._plans, item, old,
-                status=old.status, approved_at=old.approved_at, deployed_at=old.deployed_at,
+                self._plans,
+                item,
+                old,
+                status=old.status,
+                approved_at=old.approved_at,
+                deployed_at=old.deployed_at,
             )
 
     def transition_migration_plan(
@@ -759,7 +814,8 @@ class InMemoryConfigStore(ConfigStore):
         check_limit(limit)
         with self._lock:
             rows = [
-                p.model_copy(deep=True) for p in self._plans.values()
+                p.model_copy(deep=True)
+                for p in self._plans.values()
                 if p.status == MigrationPlanStatus.DEPLOYED
                 and (tid is None or p.tenant_id == tid)
                 and self._live(self._scenarios, p.tenant_id, p.scenario_id) is not None

@@ -122,8 +122,9 @@ class PostgresConfigStore(ConfigStore):
         with translated(), self._engine.connect() as conn:
             return list(conn.execute(stmt).mappings())
 
-    def _get(self, table: sa.Table, cls: type[M], tenant_id: UUID | str,
-             item_id: UUID | str) -> M | None:
+    def _get(
+        self, table: sa.Table, cls: type[M], tenant_id: UUID | str, item_id: UUID | str
+    ) -> M | None:
         tid, iid = parse_id(tenant_id, "tenant_id"), parse_id(item_id, "id")
         where = [table.c.tenant_id == tid, table.c.id == iid]
         if "deleted_at" in table.c:
@@ -146,31 +147,41 @@ class PostgresConfigStore(ConfigStore):
             where = [*where, table.c.deleted_at.is_(None)]
         stmt = (
             sa.select(*selectable(table))
-            .where(*where, *after(order, key)).order_by(*order).limit(limit + 1)
+            .where(*where, *after(order, key))
+            .order_by(*order)
+            .limit(limit + 1)
         )
         items = [to_model(cls, r) for r in self._read(stmt)]
         return page_of(items, limit, _created_key)
 
-    def _insert(self, table: sa.Table, item: M, *, agent: bool = True,
-                exclude: set[str] | None = None) -> M:
+    def _insert(
+        self, table: sa.Table, item: M, *, agent: bool = True, exclude: set[str] | None = None
+    ) -> M:
         with translated(), self._engine.begin() as conn:
             if agent:
                 _lock_agent(conn, item.tenant_id, getattr(item, "agent_id"))  # noqa: B009
-            row = conn.execute(
-                table.insert()
-                .values(**row_values(item, exclude=exclude))
-                .returning(*selectable(table))
-            ).mappings().one()
+            row = (
+                conn.execute(
+                    table.insert()
+                    .values(**row_values(item, exclude=exclude))
+                    .returning(*selectable(table))
+                )
+                .mappings()
+                .one()
+            )
         return to_model(type(item), row)
 
-    def _locked(self, conn: sa.Connection, table: sa.Table, tenant_id: UUID,
-                item_id: UUID) -> dict[str, Any] | None:
+    def _locked(
+        self, conn: sa.Connection, table: sa.Table, tenant_id: UUID, item_id: UUID
+    ) -> dict[str, Any] | None:
         where = [table.c.tenant_id == tenant_id, table.c.id == item_id]
         if "deleted_at" in table.c:
             where.append(table.c.deleted_at.is_(None))
-        row = conn.execute(
-            sa.select(*selectable(table)).where(*where).with_for_update()
-        ).mappings().first()
+        row = (
+            conn.execute(sa.select(*selectable(table)).where(*where).with_for_update())
+            .mappings()
+            .first()
+        )
         return None if row is None else plain_row(row)
 
     def _update(
@@ -190,12 +201,16 @@ class PostgresConfigStore(ConfigStore):
             values["updated_at"] = self._clock()
             if adjust is not None:
                 adjust(old, values)
-            row = conn.execute(
-                table.update()
-                .where(table.c.tenant_id == item.tenant_id, table.c.id == item.id)
-                .values(**values)
-                .returning(*selectable(table))
-            ).mappings().one()
+            row = (
+                conn.execute(
+                    table.update()
+                    .where(table.c.tenant_id == item.tenant_id, table.c.id == item.id)
+                    .values(**values)
+                    .returning(*selectable(table))
+                )
+                .mappings()
+                .one()
+            )
         return to_model(type(item), row)
 
     def _soft_delete(self, table: sa.Table, tenant_id: UUID | str, item_id: UUID | str) -> bool:
@@ -213,8 +228,13 @@ class PostgresConfigStore(ConfigStore):
         return item.model_copy(update={"created_at": now, "updated_at": now})
 
     def _search(
-        self, table: sa.Table, cls: type[M], filters: list[sa.ColumnElement[bool]],
-        embedding: Sequence[float], limit: int, min_score: float | None,
+        self,
+        table: sa.Table,
+        cls: type[M],
+        filters: list[sa.ColumnElement[bool]],
+        embedding: Sequence[float],
+        limit: int,
+        min_score: float | None,
     ) -> list[tuple[M, float]]:
         query = checked_query(embedding, self.dimensions)
         check_min_score(min_score)
@@ -228,8 +248,13 @@ class PostgresConfigStore(ConfigStore):
         ]
 
     def _needing_embedding(
-        self, table: sa.Table, cls: type[M], text: sa.ColumnElement[Any], model: str,
-        limit: int, cursor: str | None,
+        self,
+        table: sa.Table,
+        cls: type[M],
+        text: sa.ColumnElement[Any],
+        model: str,
+        limit: int,
+        cursor: str | None,
     ) -> Page[M]:
         checks.check_name(model, "model")
         check_limit(limit)
@@ -252,8 +277,14 @@ class PostgresConfigStore(ConfigStore):
         return page_of(items, limit, lambda i: (i.id,))
 
     def _set_embedding(
-        self, table: sa.Table, text: sa.ColumnElement[Any], tenant_id: UUID | str,
-        item_id: UUID | str, embedding: Sequence[float], model: str, source_text: str | None,
+        self,
+        table: sa.Table,
+        text: sa.ColumnElement[Any],
+        tenant_id: UUID | str,
+        item_id: UUID | str,
+        embedding: Sequence[float],
+        model: str,
+        source_text: str | None,
     ) -> bool:
         tid, iid = parse_id(tenant_id, "tenant_id"), parse_id(item_id, "id")
         vector = validate_embedding(embedding, self.dimensions)
@@ -312,8 +343,11 @@ class PostgresConfigStore(ConfigStore):
             for table in (RU, SC, TE, VA):
                 conn.execute(
                     table.update()
-                    .where(table.c.tenant_id == tid, table.c.agent_id == aid,
-                           table.c.deleted_at.is_(None))
+                    .where(
+                        table.c.tenant_id == tid,
+                        table.c.agent_id == aid,
+                        table.c.deleted_at.is_(None),
+                    )
                     .values(deleted_at=now)
                 )
             conn.execute(TA.delete().where(TA.c.tenant_id == tid, TA.c.agent_id == aid))
@@ -326,8 +360,12 @@ class PostgresConfigStore(ConfigStore):
         return self._get(RU, Rule, tenant_id, rule_id)
 
     def _rule_filters(
-        self, tenant_id: UUID | str, agent_id: UUID | str, scope: RuleScope | str | None,
-        scope_id: str | None, enabled: bool | None,
+        self,
+        tenant_id: UUID | str,
+        agent_id: UUID | str,
+        scope: RuleScope | str | None,
+        scope_id: str | None,
+        enabled: bool | None,
     ) -> list[sa.ColumnElement[bool]]:
         where = [
             RU.c.tenant_id == parse_id(tenant_id, "tenant_id"),
@@ -416,10 +454,15 @@ class PostgresConfigStore(ConfigStore):
         tid, sid = parse_id(tenant_id, "tenant_id"), parse_id(scenario_id, "scenario_id")
         checks.check_int32(version, "version", 1)
         with translated(), self._engine.connect() as conn:
-            current = conn.execute(
-                sa.select(*selectable(SC)).where(SC.c.tenant_id == tid, SC.c.id == sid,
-                                    SC.c.deleted_at.is_(None))
-            ).mappings().first()
+            current = (
+                conn.execute(
+                    sa.select(*selectable(SC)).where(
+                        SC.c.tenant_id == tid, SC.c.id == sid, SC.c.deleted_at.is_(None)
+                    )
+                )
+                .mappings()
+                .first()
+            )
             if current is None:
                 return None
             if current["version"] == version:
@@ -473,7 +516,9 @@ class PostgresConfigStore(ConfigStore):
             previous = to_model(Scenario, old)
             conn.execute(
                 AR.insert().values(
-                    tenant_id=item.tenant_id, scenario_id=item.id, version=previous.version,
+                    tenant_id=item.tenant_id,
+                    scenario_id=item.id,
+                    version=previous.version,
                     scenario_data=previous.model_dump(mode="json", exclude={"embedding"}),
                     archived_at=now,
                 )
@@ -484,10 +529,16 @@ class PostgresConfigStore(ConfigStore):
                 previous.entry_condition, item.entry_condition, previous.embedding, item.embedding
             ):
                 values.update(embedding=None, embedding_model=None)
-            row = conn.execute(
-                SC.update().where(SC.c.tenant_id == item.tenant_id, SC.c.id == item.id)
-                .values(**values).returning(*selectable(SC))
-            ).mappings().one()
+            row = (
+                conn.execute(
+                    SC.update()
+                    .where(SC.c.tenant_id == item.tenant_id, SC.c.id == item.id)
+                    .values(**values)
+                    .returning(*selectable(SC))
+                )
+                .mappings()
+                .one()
+            )
         return to_model(Scenario, row)
 
     def delete_scenario(self, tenant_id: UUID | str, scenario_id: UUID | str) -> bool:
@@ -507,14 +558,17 @@ class PostgresConfigStore(ConfigStore):
         live = sa.exists().where(SC.c.tenant_id == tid, SC.c.id == sid, SC.c.deleted_at.is_(None))
         stmt = (
             sa.select(AR)
-            .where(AR.c.tenant_id == tid, AR.c.scenario_id == sid, live,
-                   *after([AR.c.version], key))
+            .where(
+                AR.c.tenant_id == tid, AR.c.scenario_id == sid, live, *after([AR.c.version], key)
+            )
             .order_by(AR.c.version)
             .limit(limit + 1)
         )
         items = [
             ScenarioArchive(
-                tenant_id=r["tenant_id"], scenario_id=r["scenario_id"], version=r["version"],
+                tenant_id=r["tenant_id"],
+                scenario_id=r["scenario_id"],
+                version=r["version"],
                 scenario=Scenario.model_validate(r["scenario_data"]),
                 archived_at=r["archived_at"],
             )
@@ -600,8 +654,12 @@ class PostgresConfigStore(ConfigStore):
         tid, aid = parse_id(tenant_id, "tenant_id"), parse_id(agent_id, "agent_id")
         checks.check_name(name)
         rows = self._read(
-            sa.select(VA).where(VA.c.tenant_id == tid, VA.c.agent_id == aid, VA.c.name == name,
-                                VA.c.deleted_at.is_(None))
+            sa.select(VA).where(
+                VA.c.tenant_id == tid,
+                VA.c.agent_id == aid,
+                VA.c.name == name,
+                VA.c.deleted_at.is_(None),
+            )
         )
         return to_model(Variable, rows[0]) if rows else None
 
@@ -699,9 +757,9 @@ class PostgresConfigStore(ConfigStore):
         with translated(), self._engine.begin() as conn:
             current = self._scenario_version(conn, item.tenant_id, item.scenario_id)
             _check_plan_versions(item, current)
-            row = conn.execute(
-                MP.insert().values(**row_values(item)).returning(MP)
-            ).mappings().one()
+            row = (
+                conn.execute(MP.insert().values(**row_values(item)).returning(MP)).mappings().one()
+            )
         return to_model(MigrationPlan, row)
 
     def get_migration_plan(
@@ -742,10 +800,16 @@ class PostgresConfigStore(ConfigStore):
                 exclude={"id", "tenant_id", "created_at", "status", "approved_at", "deployed_at"},
             )
             values["updated_at"] = self._clock()
-            row = conn.execute(
-                MP.update().where(MP.c.tenant_id == item.tenant_id, MP.c.id == item.id)
-                .values(**values).returning(MP)
-            ).mappings().one()
+            row = (
+                conn.execute(
+                    MP.update()
+                    .where(MP.c.tenant_id == item.tenant_id, MP.c.id == item.id)
+                    .values(**values)
+                    .returning(MP)
+                )
+                .mappings()
+                .one()
+            )
         return to_model(MigrationPlan, row)
 
     def transition_migration_plan(
@@ -761,12 +825,16 @@ class PostgresConfigStore(ConfigStore):
         elif target == MigrationPlanStatus.DEPLOYED:
             values["deployed_at"] = now
         with translated(), self._engine.begin() as conn:
-            row = conn.execute(
-                MP.update()
-                .where(MP.c.tenant_id == tid, MP.c.id == pid, MP.c.status.in_(sources))
-                .values(**values)
-                .returning(MP)
-            ).mappings().first()
+            row = (
+                conn.execute(
+                    MP.update()
+                    .where(MP.c.tenant_id == tid, MP.c.id == pid, MP.c.status.in_(sources))
+                    .values(**values)
+                    .returning(MP)
+                )
+                .mappings()
+                .first()
+            )
             if row is None:
                 current = conn.execute(
                     sa.select(MP.c.status).where(MP.c.tenant_id == tid, MP.c.id == pid)
@@ -780,7 +848,8 @@ class PostgresConfigStore(ConfigStore):
         tid, pid = parse_id(tenant_id, "tenant_id"), parse_id(plan_id, "plan_id")
         with translated(), self._engine.begin() as conn:
             status = conn.execute(
-                sa.select(MP.c.status).where(MP.c.tenant_id == tid, MP.c.id == pid)
+                sa.select(MP.c.status)
+                .where(MP.c.tenant_id == tid, MP.c.id == pid)
                 .with_for_update()
             ).scalar()
             if status is None:
@@ -801,7 +870,8 @@ class PostgresConfigStore(ConfigStore):
         key = cursor_key(cursor, (as_uuid, as_uuid))
         order = [MP.c.tenant_id, MP.c.id]
         live = sa.exists().where(
-            SC.c.tenant_id == MP.c.tenant_id, SC.c.id == MP.c.scenario_id,
+            SC.c.tenant_id == MP.c.tenant_id,
+            SC.c.id == MP.c.scenario_id,
             SC.c.deleted_at.is_(None),
         )
         where = [MP.c.status == MigrationPlanStatus.DEPLOYED.value, live, *after(order, key)]

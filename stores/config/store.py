@@ -419,9 +419,7 @@ class ConfigStore(ABC):
         status is InvalidInputError; a missing plan is NotFoundError.
         """
 
-    def approve_migration_plan(
-        self, tenant_id: UUID | str, plan_id: UUID | str
-    ) -> MigrationPlan:
+    def approve_migration_plan(self, tenant_id: UUID | str, plan_id: UUID | str) -> MigrationPlan:
         """DRAFT -> APPROVED (see :meth:`transition_migration_plan`)."""
         return self.transition_migration_plan(tenant_id, plan_id, MigrationPlanStatus.APPROVED)
 

@@ -26,8 +26,10 @@ def traversal_types(relationship_types: Sequence[str] | None) -> set[str] | None
 
 def check_depth(max_depth: int) -> None:
     """Reject a traversal depth outside 1..MAX_TRAVERSAL_DEPTH."""
-    if isinstance(max_depth, bool) or not isinstance(max_depth, int) or not (
-        1 <= max_depth <= MAX_TRAVERSAL_DEPTH
+    if (
+        isinstance(max_depth, bool)
+        or not isinstance(max_depth, int)
+        or not (1 <= max_depth <= MAX_TRAVERSAL_DEPTH)
     ):
         raise InvalidInputError(
             f"max_depth must be from 1 to {MAX_TRAVERSAL_DEPTH}", field="max_depth"

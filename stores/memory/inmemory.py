@@ -120,8 +120,10 @@ class InMemoryMemoryStore(MemoryStore):
         types = checks.episode_types(episode_types)
         checks.checked_when(when, "valid_at")
         return [
-            e for e in self._episodes.values()
-            if e.tenant_id == tid and e.agent_id == aid
+            e
+            for e in self._episodes.values()
+            if e.tenant_id == tid
+            and e.agent_id == aid
             and (cid is None or e.customer_profile_id == cid)
             and (sid is None or e.session_id == sid)
             and (group_id is None or e.group_id == group_id)
@@ -147,8 +149,13 @@ class InMemoryMemoryStore(MemoryStore):
             rows = [
                 e.model_copy(deep=True)
                 for e in self._episode_rows(
-                    tenant_id, agent_id, customer_profile_id, session_id, group_id,
-                    episode_types, valid_at,
+                    tenant_id,
+                    agent_id,
+                    customer_profile_id,
+                    session_id,
+                    group_id,
+                    episode_types,
+                    valid_at,
                 )
             ]
         return paginate(
@@ -199,18 +206,18 @@ class InMemoryMemoryStore(MemoryStore):
             del self._episodes[eid]
             return True
 
-    def delete_customer_memory(
-        self, tenant_id: UUID | str, customer_profile_id: UUID | str
-    ) -> int:
+    def delete_customer_memory(self, tenant_id: UUID | str, customer_profile_id: UUID | str) -> int:
         tid = parse_id(tenant_id, "tenant_id")
         cid = parse_id(customer_profile_id, "customer_profile_id")
         with self._lock:
             episodes = [
-                e.id for e in self._episodes.values()
+                e.id
+                for e in self._episodes.values()
                 if e.tenant_id == tid and e.customer_profile_id == cid
             ]
             entities = {
-                e.id for e in self._entities.values()
+                e.id
+                for e in self._entities.values()
                 if e.tenant_id == tid and e.customer_profile_id == cid
             }
             for eid in episodes:
@@ -236,8 +243,13 @@ class InMemoryMemoryStore(MemoryStore):
         check_limit(limit)
         with self._lock:
             rows = self._episode_rows(
-                tenant_id, agent_id, customer_profile_id, session_id, None,
-                episode_types, valid_at,
+                tenant_id,
+                agent_id,
+                customer_profile_id,
+                session_id,
+                None,
+                episode_types,
+                valid_at,
             )
             scored = [
                 (e, cosine_similarity(query, e.embedding)) for e in rows if e.embedding is not None
@@ -252,7 +264,8 @@ class InMemoryMemoryStore(MemoryStore):
         checks.check_name(model, "model")
         with self._lock:
             rows = [
-                e.model_copy(deep=True) for e in self._episodes.values()
+                e.model_copy(deep=True)
+                for e in self._episodes.values()
                 if e.content and (e.embedding is None or e.embedding_model != model)
             ]
         return paginate(rows, lambda e: (e.id,), limit=limit, cursor=cursor, kinds=(as_uuid,))
@@ -316,8 +329,10 @@ class InMemoryMemoryStore(MemoryStore):
         check_limit(limit)
         with self._lock:
             rows = [
-                e.model_copy(deep=True) for e in self._entities.values()
-                if e.tenant_id == tid and e.agent_id == aid
+                e.model_copy(deep=True)
+                for e in self._entities.values()
+                if e.tenant_id == tid
+                and e.agent_id == aid
                 and (entity_type is None or e.entity_type == entity_type)
                 and (cid is None or e.customer_profile_id == cid)
                 and (canonical_name is None or e.canonical_name == canonical_name)
@@ -340,7 +355,8 @@ class InMemoryMemoryStore(MemoryStore):
 
     def _drop_entities(self, entity_ids: set[UUID]) -> None:
         for rid in [
-            r.id for r in self._relationships.values()
+            r.id
+            for r in self._relationships.values()
             if r.source_entity_id in entity_ids or r.target_entity_id in entity_ids
         ]:
             del self._relationships[rid]
@@ -361,7 +377,8 @@ class InMemoryMemoryStore(MemoryStore):
 
     def _key_taken(self, rel: Relationship) -> bool:
         return any(
-            r.id != rel.id and r.tenant_id == rel.tenant_id
+            r.id != rel.id
+            and r.tenant_id == rel.tenant_id
             and r.source_entity_id == rel.source_entity_id
             and r.target_entity_id == rel.target_entity_id
             and r.relationship_type == rel.relationship_type
@@ -399,7 +416,8 @@ class InMemoryMemoryStore(MemoryStore):
             if old is None:
                 raise NotFoundError(f"relationship {item.id} not found")
             if (item.source_entity_id, item.target_entity_id) != (
-                old.source_entity_id, old.target_entity_id
+                old.source_entity_id,
+                old.target_entity_id,
             ):
                 raise InvalidInputError(
                     "a relationship's ends cannot change", field="source_entity_id"
@@ -436,7 +454,8 @@ class InMemoryMemoryStore(MemoryStore):
         out = direction in (RelationshipDirection.OUTGOING, RelationshipDirection.BOTH)
         inc = direction in (RelationshipDirection.INCOMING, RelationshipDirection.BOTH)
         return [
-            r for r in self._relationships.values()
+            r
+            for r in self._relationships.values()
             if r.tenant_id == tenant_id
             and (
                 (out and r.source_entity_id in entity_ids)
@@ -498,8 +517,11 @@ class InMemoryMemoryStore(MemoryStore):
                 for rel, reached in step:
                     entity = self._entities[reached]
                     found.append(
-                        Neighbor(entity=entity.model_copy(deep=True),
-                                 relationship=rel.model_copy(deep=True), depth=depth)
+                        Neighbor(
+                            entity=entity.model_copy(deep=True),
+                            relationship=rel.model_copy(deep=True),
+                            depth=depth,
+                        )
                     )
                     if len(found) == limit:
                         return found

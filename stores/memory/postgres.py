@@ -132,10 +132,14 @@ class PostgresMemoryStore(MemoryStore):
         if not items:
             return []
         with translated(), self._engine.begin() as conn:
-            rows = conn.execute(
-                EP.insert().returning(*selectable(EP), sort_by_parameter_order=True),
-                [row_values(item) for item in items],
-            ).mappings().all()
+            rows = (
+                conn.execute(
+                    EP.insert().returning(*selectable(EP), sort_by_parameter_order=True),
+                    [row_values(item) for item in items],
+                )
+                .mappings()
+                .all()
+            )
         return [to_model(Episode, r) for r in rows]
 
     def get_episode(self, tenant_id: UUID | str, episode_id: UUID | str) -> Episode | None:
@@ -188,7 +192,12 @@ class PostgresMemoryStore(MemoryStore):
         cursor: str | None = None,
     ) -> Page[Episode]:
         where = self._episode_filters(
-            tenant_id, agent_id, customer_profile_id, session_id, group_id, episode_types,
+            tenant_id,
+            agent_id,
+            customer_profile_id,
+            session_id,
+            group_id,
+            episode_types,
             valid_at,
         )
         check_limit(limit)
@@ -206,11 +215,15 @@ class PostgresMemoryStore(MemoryStore):
     def update_episode(self, episode: Episode) -> Episode:
         item = checks.checked_episode(episode, self.dimensions)
         with translated(), self._engine.begin() as conn:
-            found = conn.execute(
-                sa.select(*selectable(EP))
-                .where(EP.c.tenant_id == item.tenant_id, EP.c.id == item.id)
-                .with_for_update()
-            ).mappings().first()
+            found = (
+                conn.execute(
+                    sa.select(*selectable(EP))
+                    .where(EP.c.tenant_id == item.tenant_id, EP.c.id == item.id)
+                    .with_for_update()
+                )
+                .mappings()
+                .first()
+            )
             if found is None:
                 raise NotFoundError(f"episode {item.id} not found")
             old = plain_row(found)
@@ -223,10 +236,16 @@ class PostgresMemoryStore(MemoryStore):
                 item.embedding, old["embedding"]
             ):
                 values.update(embedding=None, embedding_model=None)
-            row = conn.execute(
-                EP.update().where(EP.c.tenant_id == item.tenant_id, EP.c.id == item.id)
-                .values(**values).returning(*selectable(EP))
-            ).mappings().one()
+            row = (
+                conn.execute(
+                    EP.update()
+                    .where(EP.c.tenant_id == item.tenant_id, EP.c.id == item.id)
+                    .values(**values)
+                    .returning(*selectable(EP))
+                )
+                .mappings()
+                .one()
+            )
         return to_model(Episode, row)
 
     def invalidate_episode(
@@ -237,17 +256,24 @@ class PostgresMemoryStore(MemoryStore):
         end = at or self._clock()
         with translated(), self._engine.begin() as conn:
             valid_from = conn.execute(
-                sa.select(EP.c.valid_from).where(EP.c.tenant_id == tid, EP.c.id == eid)
+                sa.select(EP.c.valid_from)
+                .where(EP.c.tenant_id == tid, EP.c.id == eid)
                 .with_for_update()
             ).scalar()
             if valid_from is None:
                 raise NotFoundError(f"episode {eid} not found")
             if end <= valid_from:
                 raise InvalidInputError("at must be after the episode's valid_from", field="at")
-            row = conn.execute(
-                EP.update().where(EP.c.tenant_id == tid, EP.c.id == eid)
-                .values(valid_to=end).returning(*selectable(EP))
-            ).mappings().one()
+            row = (
+                conn.execute(
+                    EP.update()
+                    .where(EP.c.tenant_id == tid, EP.c.id == eid)
+                    .values(valid_to=end)
+                    .returning(*selectable(EP))
+                )
+                .mappings()
+                .one()
+            )
         return to_model(Episode, row)
 
     def delete_episode(self, tenant_id: UUID | str, episode_id: UUID | str) -> bool:
@@ -256,9 +282,7 @@ class PostgresMemoryStore(MemoryStore):
             result = conn.execute(EP.delete().where(EP.c.tenant_id == tid, EP.c.id == eid))
         return bool(result.rowcount)
 
-    def delete_customer_memory(
-        self, tenant_id: UUID | str, customer_profile_id: UUID | str
-    ) -> int:
+    def delete_customer_memory(self, tenant_id: UUID | str, customer_profile_id: UUID | str) -> int:
         tid = parse_id(tenant_id, "tenant_id")
         cid = parse_id(customer_profile_id, "customer_profile_id")
         with translated(), self._engine.begin() as conn:
@@ -342,9 +366,9 @@ class PostgresMemoryStore(MemoryStore):
         now = self._clock()
         item = item.model_copy(update={"created_at": now, "updated_at": now})
         with translated(), self._engine.begin() as conn:
-            row = conn.execute(
-                EN.insert().values(**row_values(item)).returning(EN)
-            ).mappings().one()
+            row = (
+                conn.execute(EN.insert().values(**row_values(item)).returning(EN)).mappings().one()
+            )
         return to_model(Entity, row)
 
     def get_entity(self, tenant_id: UUID | str, entity_id: UUID | str) -> Entity | None:
@@ -387,7 +411,8 @@ class PostgresMemoryStore(MemoryStore):
         item = checks.checked_entity(entity)
         with translated(), self._engine.begin() as conn:
             agent = conn.execute(
-                sa.select(EN.c.agent_id).where(EN.c.tenant_id == item.tenant_id, EN.c.id == item.id)
+                sa.select(EN.c.agent_id)
+                .where(EN.c.tenant_id == item.tenant_id, EN.c.id == item.id)
                 .with_for_update()
             ).scalar()
             if agent is None:
@@ -396,10 +421,16 @@ class PostgresMemoryStore(MemoryStore):
                 raise InvalidInputError("agent_id cannot change", field="agent_id")
             values = row_values(item, exclude={"id", "tenant_id", "created_at"})
             values["updated_at"] = self._clock()
-            row = conn.execute(
-                EN.update().where(EN.c.tenant_id == item.tenant_id, EN.c.id == item.id)
-                .values(**values).returning(EN)
-            ).mappings().one()
+            row = (
+                conn.execute(
+                    EN.update()
+                    .where(EN.c.tenant_id == item.tenant_id, EN.c.id == item.id)
+                    .values(**values)
+                    .returning(EN)
+                )
+                .mappings()
+                .one()
+            )
         return to_model(Entity, row)
 
     def delete_entity(self, tenant_id: UUID | str, entity_id: UUID | str) -> bool:
@@ -417,14 +448,15 @@ class PostgresMemoryStore(MemoryStore):
             # The foreign keys would refuse a missing end too; checking first names the end.
             for end in (item.source_entity_id, item.target_entity_id):
                 found = conn.execute(
-                    sa.select(EN.c.id).where(EN.c.tenant_id == item.tenant_id, EN.c.id == end)
+                    sa.select(EN.c.id)
+                    .where(EN.c.tenant_id == item.tenant_id, EN.c.id == end)
                     .with_for_update(read=True)
                 ).first()
                 if found is None:
                     raise NotFoundError(f"entity {end} not found")
-            row = conn.execute(
-                RE.insert().values(**row_values(item)).returning(RE)
-            ).mappings().one()
+            row = (
+                conn.execute(RE.insert().values(**row_values(item)).returning(RE)).mappings().one()
+            )
         return to_model(Relationship, row)
 
     def get_relationship(
@@ -438,27 +470,40 @@ class PostgresMemoryStore(MemoryStore):
     def update_relationship(self, relationship: Relationship) -> Relationship:
         item = checks.checked_relationship(relationship)
         with translated(), self._engine.begin() as conn:
-            old = conn.execute(
-                sa.select(RE)
-                .where(RE.c.tenant_id == item.tenant_id, RE.c.id == item.id)
-                .with_for_update()
-            ).mappings().first()
+            old = (
+                conn.execute(
+                    sa.select(RE)
+                    .where(RE.c.tenant_id == item.tenant_id, RE.c.id == item.id)
+                    .with_for_update()
+                )
+                .mappings()
+                .first()
+            )
             if old is None:
                 raise NotFoundError(f"relationship {item.id} not found")
             if (item.source_entity_id, item.target_entity_id) != (
-                old["source_entity_id"], old["target_entity_id"]
+                old["source_entity_id"],
+                old["target_entity_id"],
             ):
                 raise InvalidInputError(
                     "a relationship's ends cannot change", field="source_entity_id"
                 )
-            values = row_values(item, exclude={"id", "tenant_id", "created_at",
-                                               "source_entity_id", "target_entity_id"})
+            values = row_values(
+                item,
+                exclude={"id", "tenant_id", "created_at", "source_entity_id", "target_entity_id"},
+            )
             values["valid_from"] = item.valid_from or old["valid_from"]
             checks.check_interval(values["valid_from"], item.valid_to)
-            row = conn.execute(
-                RE.update().where(RE.c.tenant_id == item.tenant_id, RE.c.id == item.id)
-                .values(**values).returning(RE)
-            ).mappings().one()
+            row = (
+                conn.execute(
+                    RE.update()
+                    .where(RE.c.tenant_id == item.tenant_id, RE.c.id == item.id)
+                    .values(**values)
+                    .returning(RE)
+                )
+                .mappings()
+                .one()
+            )
         return to_model(Relationship, row)
 
     def delete_relationship(self, tenant_id: UUID | str, relationship_id: UUID | str) -> bool:
@@ -533,9 +578,12 @@ class PostgresMemoryStore(MemoryStore):
         # One snapshot for the whole walk, so that it sees a consistent graph.
         with translated(), self._engine.connect() as conn, conn.begin():
             conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-            if conn.execute(
-                sa.select(EN.c.id).where(EN.c.tenant_id == tid, EN.c.id == start)
-            ).first() is None:
+            if (
+                conn.execute(
+                    sa.select(EN.c.id).where(EN.c.tenant_id == tid, EN.c.id == start)
+                ).first()
+                is None
+            ):
                 return []
             seen, frontier = {start}, {start}
             for depth in range(1, max_depth + 1):

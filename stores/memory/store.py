@@ -97,9 +97,7 @@ class MemoryStore(ABC):
         """Delete the episode; False if it was absent."""
 
     @abstractmethod
-    def delete_customer_memory(
-        self, tenant_id: UUID | str, customer_profile_id: UUID | str
-    ) -> int:
+    def delete_customer_memory(self, tenant_id: UUID | str, customer_profile_id: UUID | str) -> int:
         """Delete every episode and entity of one customer (with the entities'
         relationships), in one transaction; returns how many episodes and entities went."""
 

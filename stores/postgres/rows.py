@@ -96,8 +96,12 @@ def to_model(cls: type[M], row: sa.RowMapping | dict[str, Any]) -> M:
     return cls.model_validate({name: data[name] for name in cls.model_fields if name in data})
 
 
-def after(columns: Sequence[sa.ColumnElement[Any]], key: tuple[Any, ...] | None,
-          *, descending: bool = False) -> list[sa.ColumnElement[bool]]:
+def after(
+    columns: Sequence[sa.ColumnElement[Any]],
+    key: tuple[Any, ...] | None,
+    *,
+    descending: bool = False,
+) -> list[sa.ColumnElement[bool]]:
     """The keyset clause "comes after ``key``" for rows ordered by ``columns``."""
     if key is None:
         return []

@@ -217,19 +217,27 @@ class VectorSearcher:
         return table.c.embedding.op("<=>", return_type=sa.Float)(vector_param(query))
 
     def _exact_statement(
-        self, table: sa.Table, where: list[sa.ColumnElement[bool]], query: Sequence[float],
+        self,
+        table: sa.Table,
+        where: list[sa.ColumnElement[bool]],
+        query: Sequence[float],
         limit: int,
     ) -> sa.Select[Any]:
         # "+ 0" makes the sort key an expression no index provides: the ranking is exact.
         distance = (self._distance(table, query) + sa.literal_column("0")).label("distance")
         hits = (
-            sa.select(table.c.id.label("hit_id"), distance).where(*where)
-            .order_by(distance, table.c.id).limit(limit)
+            sa.select(table.c.id.label("hit_id"), distance)
+            .where(*where)
+            .order_by(distance, table.c.id)
+            .limit(limit)
         )
         return _with_rows(table, hits)
 
     def _index_statement(
-        self, table: sa.Table, where: list[sa.ColumnElement[bool]], query: Sequence[float],
+        self,
+        table: sa.Table,
+        where: list[sa.ColumnElement[bool]],
+        query: Sequence[float],
         limit: int,
     ) -> sa.Select[Any]:
         distance = self._distance(table, query).label("distance")
@@ -281,8 +289,7 @@ class VectorSearcher:
 
 def _scored(conn: sa.Connection, statement: sa.Select[Any]) -> list[tuple[dict[str, Any], float]]:
     return [
-        (plain_row(row), 1.0 - float(row["distance"]))
-        for row in conn.execute(statement).mappings()
+        (plain_row(row), 1.0 - float(row["distance"])) for row in conn.execute(statement).mappings()
     ]
 
 

@@ -89,7 +89,10 @@ def episode(tenant: UUID, agent: UUID, **kw: Any) -> Episode:
 
 def entity(tenant: UUID, agent: UUID, name: str, **kw: Any) -> Entity:
     base: dict[str, Any] = {
-        "tenant_id": tenant, "agent_id": agent, "name": name, "entity_type": "person",
+        "tenant_id": tenant,
+        "agent_id": agent,
+        "name": name,
+        "entity_type": "person",
     }
     return Entity(**(base | kw))
 
@@ -98,9 +101,16 @@ def test_episode_lifecycle(
     store: MemoryStore, tenant: UUID, agent: UUID, clock: ManualClock
 ) -> None:
     made = store.add_episode(
-        episode(tenant, agent, content="likes tea", episode_type=EpisodeType.FACT,
-                importance=0.9, metadata={"source": ["chat", 1]}, embedding=vec(1.0),
-                embedding_model="m")
+        episode(
+            tenant,
+            agent,
+            content="likes tea",
+            episode_type=EpisodeType.FACT,
+            importance=0.9,
+            metadata={"source": ["chat", 1]},
+            embedding=vec(1.0),
+            embedding_model="m",
+        )
     )
     assert made.recorded_at == clock()
     assert made.valid_from == clock()
@@ -157,13 +167,23 @@ def test_list_episodes_filters_and_pages_newest_first(
     e1 = store.add_episode(episode(tenant, agent, customer_profile_id=customer, group_id="g"))
     clock.advance(minutes=1)
     e2 = store.add_episode(
-        episode(tenant, agent, session_id=session, episode_type=EpisodeType.SUMMARY,
-                valid_to=clock() + timedelta(minutes=5))
+        episode(
+            tenant,
+            agent,
+            session_id=session,
+            episode_type=EpisodeType.SUMMARY,
+            valid_to=clock() + timedelta(minutes=5),
+        )
     )
     clock.advance(minutes=1)
     e3 = store.add_episode(
-        episode(tenant, agent, customer_profile_id=customer, session_id=session,
-                episode_type=EpisodeType.EVENT)
+        episode(
+            tenant,
+            agent,
+            customer_profile_id=customer,
+            session_id=session,
+            episode_type=EpisodeType.EVENT,
+        )
     )
     store.add_episode(episode(tenant, uuid4()))  # another agent
     store.add_episode(episode(uuid4(), agent))  # another tenant
@@ -240,12 +260,25 @@ def test_vector_search_episodes_with_filters(
 ) -> None:
     customer, session = uuid4(), uuid4()
     t0 = clock()
-    a = store.add_episode(episode(tenant, agent, embedding=vec(1.0), customer_profile_id=customer,
-                                  episode_type=EpisodeType.FACT))
+    a = store.add_episode(
+        episode(
+            tenant,
+            agent,
+            embedding=vec(1.0),
+            customer_profile_id=customer,
+            episode_type=EpisodeType.FACT,
+        )
+    )
     b = store.add_episode(episode(tenant, agent, embedding=vec(1.0, 0.5), session_id=session))
     c = store.add_episode(
-        episode(tenant, agent, embedding=vec(1.0, 1.0), customer_profile_id=customer,
-                session_id=session, valid_to=t0 + timedelta(minutes=1))
+        episode(
+            tenant,
+            agent,
+            embedding=vec(1.0, 1.0),
+            customer_profile_id=customer,
+            session_id=session,
+            valid_to=t0 + timedelta(minutes=1),
+        )
     )
     store.add_episode(episode(tenant, agent))  # no embedding
     store.add_episode(episode(tenant, uuid4(), embedding=vec(1.0)))
@@ -270,20 +303,25 @@ def test_vector_search_episodes_with_filters(
 
 def test_episode_embedding_backfill(store: MemoryStore, tenant: UUID, agent: UUID) -> None:
     bare = store.add_episode(episode(tenant, agent, content="a"))
-    old = store.add_episode(episode(tenant, agent, content="b", embedding=vec(1.0),
-                                    embedding_model="old"))
-    done = store.add_episode(episode(tenant, agent, content="c", embedding=vec(1.0),
-                                     embedding_model="new"))
+    old = store.add_episode(
+        episode(tenant, agent, content="b", embedding=vec(1.0), embedding_model="old")
+    )
+    done = store.add_episode(
+        episode(tenant, agent, content="c", embedding=vec(1.0), embedding_model="new")
+    )
     other = store.add_episode(episode(uuid4(), agent, content="d"))
     listed = all_pages(lambda c: store.list_episodes_needing_embedding("new", limit=1, cursor=c))
     ids = [e.id for e in listed]
     assert {bare.id, old.id, other.id} <= set(ids)
     assert done.id not in ids
     assert len(ids) == len(set(ids))
-    assert store.set_episode_embedding(tenant, bare.id, vec(0.0, 1.0), "new",
-                                       source_text="changed") is False
-    assert store.set_episode_embedding(tenant, bare.id, vec(0.0, 1.0), "new",
-                                       source_text="a") is True
+    assert (
+        store.set_episode_embedding(tenant, bare.id, vec(0.0, 1.0), "new", source_text="changed")
+        is False
+    )
+    assert (
+        store.set_episode_embedding(tenant, bare.id, vec(0.0, 1.0), "new", source_text="a") is True
+    )
     assert store.set_episode_embedding(uuid4(), old.id, vec(0.0, 1.0), "new") is False
     listed = all_pages(lambda c: store.list_episodes_needing_embedding("new", cursor=c))
     assert bare.id not in {e.id for e in listed}
@@ -298,8 +336,12 @@ def test_delete_customer_memory(store: MemoryStore, tenant: UUID, agent: UUID) -
     person = store.add_entity(entity(tenant, agent, "Ann", customer_profile_id=customer))
     other = store.add_entity(entity(tenant, agent, "Bob"))
     rel = store.add_relationship(
-        Relationship(tenant_id=tenant, source_entity_id=other.id, target_entity_id=person.id,
-                     relationship_type="knows")
+        Relationship(
+            tenant_id=tenant,
+            source_entity_id=other.id,
+            target_entity_id=person.id,
+            relationship_type="knows",
+        )
     )
     assert store.delete_customer_memory(uuid4(), customer) == 0
     assert store.delete_customer_memory(tenant, customer) == 2
@@ -312,8 +354,9 @@ def test_delete_customer_memory(store: MemoryStore, tenant: UUID, agent: UUID) -
 def test_entity_lifecycle(
     store: MemoryStore, tenant: UUID, agent: UUID, clock: ManualClock
 ) -> None:
-    ann = store.add_entity(entity(tenant, agent, "Ann", canonical_name="ann",
-                                  attributes={"age": 40}))
+    ann = store.add_entity(
+        entity(tenant, agent, "Ann", canonical_name="ann", attributes={"age": 40})
+    )
     store.add_entity(entity(tenant, agent, "Acme", entity_type="company"))
     assert store.get_entity(tenant, ann.id) == ann
     assert store.get_entity(uuid4(), ann.id) is None
@@ -345,12 +388,21 @@ def graph(store: MemoryStore, tenant: UUID, agent: UUID, clock: ManualClock) -> 
     names = ["ann", "bob", "acme", "cid", "tea"]
     ents = {n: store.add_entity(entity(tenant, agent, n)) for n in names}
     rels = {}
-    for src, typ, dst in [("ann", "knows", "bob"), ("bob", "works_at", "acme"),
-                          ("cid", "works_at", "acme"), ("ann", "likes", "tea")]:
+    for src, typ, dst in [
+        ("ann", "knows", "bob"),
+        ("bob", "works_at", "acme"),
+        ("cid", "works_at", "acme"),
+        ("ann", "likes", "tea"),
+    ]:
         clock.advance(seconds=1)
         rels[(src, dst)] = store.add_relationship(
-            Relationship(tenant_id=tenant, source_entity_id=ents[src].id,
-                         target_entity_id=ents[dst].id, relationship_type=typ, confidence=0.8)
+            Relationship(
+                tenant_id=tenant,
+                source_entity_id=ents[src].id,
+                target_entity_id=ents[dst].id,
+                relationship_type=typ,
+                confidence=0.8,
+            )
         )
     return {"e": ents, "r": rels}
 
@@ -367,20 +419,21 @@ def test_relationships_in_either_direction(
     assert rels("bob", direction="OUTGOING") == [r[("bob", "acme")].id]
     assert rels("bob", direction=RelationshipDirection.INCOMING) == [r[("ann", "bob")].id]
     assert rels("acme", relationship_type="works_at") == [
-        r[("bob", "acme")].id, r[("cid", "acme")].id
+        r[("bob", "acme")].id,
+        r[("cid", "acme")].id,
     ]
     assert rels("acme", direction="OUTGOING") == []
     assert rels("ann", limit=1) == [r[("ann", "bob")].id]
-    assert len(all_pages(lambda c: store.list_relationships(tenant, e["ann"].id, limit=1,
-                                                              cursor=c))) == 2
+    assert (
+        len(all_pages(lambda c: store.list_relationships(tenant, e["ann"].id, limit=1, cursor=c)))
+        == 2
+    )
     assert store.list_relationships(uuid4(), e["bob"].id).items == []
     with pytest.raises(InvalidInputError):
         store.list_relationships(tenant, e["bob"].id, direction="SIDEWAYS")
 
     clock.advance(seconds=10)
-    ended = store.update_relationship(
-        r[("ann", "tea")].model_copy(update={"valid_to": clock()})
-    )
+    ended = store.update_relationship(r[("ann", "tea")].model_copy(update={"valid_to": clock()}))
     assert ended.valid_to == clock()
     assert rels("ann", valid_at=clock()) == [r[("ann", "bob")].id]
     with pytest.raises(InvalidInputError):
@@ -395,20 +448,29 @@ def test_relationship_keys_and_references(
     with pytest.raises(DuplicateError):
         store.add_relationship(existing.model_copy(update={"id": uuid4()}))
     later = store.add_relationship(
-        existing.model_copy(update={"id": uuid4(),
-                                    "valid_from": existing.valid_from + timedelta(days=1)})
+        existing.model_copy(
+            update={"id": uuid4(), "valid_from": existing.valid_from + timedelta(days=1)}
+        )
     )
     assert later.valid_from != existing.valid_from
     foreign = store.add_entity(entity(uuid4(), agent, "stranger"))
     with pytest.raises(NotFoundError):
         store.add_relationship(
-            Relationship(tenant_id=tenant, source_entity_id=e["ann"].id,
-                         target_entity_id=foreign.id, relationship_type="knows")
+            Relationship(
+                tenant_id=tenant,
+                source_entity_id=e["ann"].id,
+                target_entity_id=foreign.id,
+                relationship_type="knows",
+            )
         )
     with pytest.raises(NotFoundError):
         store.add_relationship(
-            Relationship(tenant_id=tenant, source_entity_id=uuid4(),
-                         target_entity_id=e["ann"].id, relationship_type="knows")
+            Relationship(
+                tenant_id=tenant,
+                source_entity_id=uuid4(),
+                target_entity_id=e["ann"].id,
+                relationship_type="knows",
+            )
         )
     assert store.get_relationship(uuid4(), existing.id) is None
     assert store.delete_relationship(tenant, existing.id) is True
@@ -433,7 +495,9 @@ def test_traverse_breadth_first_in_either_direction(
     assert walk("acme", direction="INCOMING") == [("bob", 1), ("cid", 1), ("ann", 2)]
     assert walk("acme", direction="OUTGOING") == []
     assert walk("ann", relationship_types=["knows", "works_at"], max_depth=5) == [
-        ("bob", 1), ("acme", 2), ("cid", 3)
+        ("bob", 1),
+        ("acme", 2),
+        ("cid", 3),
     ]
     assert walk("ann", max_depth=3, limit=2) == [("bob", 1), ("tea", 1)]
     hop = store.traverse(tenant, e["ann"].id, max_depth=2)[2]

@@ -83,8 +83,9 @@ def test_a_failing_scenario_update_leaves_no_archive_and_no_new_version(
     store: PostgresConfigStore, engine: sa.Engine, agent: Agent
 ) -> None:
     v1 = store.create_scenario(
-        Scenario(tenant_id=agent.tenant_id, agent_id=agent.id, name="s",
-                 steps=[ScenarioStep(id="a")])
+        Scenario(
+            tenant_id=agent.tenant_id, agent_id=agent.id, name="s", steps=[ScenarioStep(id="a")]
+        )
     )
     sql(
         engine,
@@ -127,9 +128,7 @@ def test_a_failing_agent_delete_deletes_nothing(
 def test_a_connection_killed_mid_update_writes_nothing_and_the_store_recovers(
     store: PostgresConfigStore, engine: sa.Engine, agent: Agent
 ) -> None:
-    v1 = store.create_scenario(
-        Scenario(tenant_id=agent.tenant_id, agent_id=agent.id, name="s")
-    )
+    v1 = store.create_scenario(Scenario(tenant_id=agent.tenant_id, agent_id=agent.id, name="s"))
     # The trigger makes the update wait, after the archive insert, until we let it go.
     sql(
         engine,
@@ -182,9 +181,7 @@ def test_a_rule_created_while_its_agent_is_deleted_is_deleted_too(
     tid, aid = agent.tenant_id, agent.id
     # Hold the agent row as a rule insert would, then delete the agent meanwhile.
     with engine.connect() as holder:
-        holder.execute(
-            sa.text("SELECT 1 FROM agents WHERE id = :a FOR SHARE"), {"a": aid}
-        )
+        holder.execute(sa.text("SELECT 1 FROM agents WHERE id = :a FOR SHARE"), {"a": aid})
         thread, out = in_thread(lambda: store.delete_agent(tid, aid))
         blocked_backend(engine)
         holder.execute(
@@ -201,9 +198,7 @@ def test_a_rule_created_while_its_agent_is_deleted_is_deleted_too(
 
 
 def test_an_unreachable_database_is_store_unavailable() -> None:
-    store = PostgresConfigStore.from_url(
-        "postgresql://nobody@127.0.0.1:1/none", dimensions=1536
-    )
+    store = PostgresConfigStore.from_url("postgresql://nobody@127.0.0.1:1/none", dimensions=1536)
     try:
         with pytest.raises(StoreUnavailableError):
             store.get_agent(uuid4(), uuid4())
@@ -223,8 +218,14 @@ def test_unknown_tenant_ids_see_nothing_through_search(
     store: PostgresConfigStore, agent: Agent
 ) -> None:
     store.create_rule(
-        Rule(tenant_id=agent.tenant_id, agent_id=agent.id, name="r", condition_text="c",
-             action_type="reply", embedding=[1.0] * 1536)
+        Rule(
+            tenant_id=agent.tenant_id,
+            agent_id=agent.id,
+            name="r",
+            condition_text="c",
+            action_type="reply",
+            embedding=[1.0] * 1536,
+        )
     )
     other: UUID = uuid4()
     assert store.vector_search_rules(other, agent.id, [1.0] * 1536) == []

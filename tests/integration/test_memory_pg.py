@@ -79,10 +79,18 @@ def test_a_failing_customer_erasure_erases_nothing(
     store: PostgresMemoryStore, engine: sa.Engine
 ) -> None:
     tenant, agent, customer = uuid4(), uuid4(), uuid4()
-    store.add_episode(Episode(tenant_id=tenant, agent_id=agent, content="x",
-                              customer_profile_id=customer))
-    store.add_entity(Entity(tenant_id=tenant, agent_id=agent, name="n", entity_type="t",
-                            customer_profile_id=customer))
+    store.add_episode(
+        Episode(tenant_id=tenant, agent_id=agent, content="x", customer_profile_id=customer)
+    )
+    store.add_entity(
+        Entity(
+            tenant_id=tenant,
+            agent_id=agent,
+            name="n",
+            entity_type="t",
+            customer_profile_id=customer,
+        )
+    )
     sql(
         engine,
         "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
