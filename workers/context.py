@@ -21,6 +21,7 @@ from workers.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from stores.config import ConfigStore
+    from stores.memory import MemoryStore
     from stores.sessions import SessionStore
 
 DEFAULT_LOCK_GRACE_SECONDS = 30.0
@@ -76,6 +77,21 @@ def build_config_store(settings: Settings, *, clock: Clock = utc_now) -> ConfigS
     )
 
 
+def build_memory_store(settings: Settings, *, clock: Clock = utc_now) -> MemoryStore:
+    """The PostgreSQL memory store (the embedding backfill writes episodes there)."""
+    from stores.memory.postgres import PostgresMemoryStore
+
+    if not settings.database_url:
+        raise NotConfiguredError("no database configured: set HEARTH_DATABASE_URL")
+    return PostgresMemoryStore.from_url(
+        settings.database_url,
+        dimensions=settings.embedding_dimensions,
+        clock=clock,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
+
+
 def redis_client(settings: Settings) -> redis.Redis:
     """A client of the sessions Redis, which also keeps the workers' locks and job runs."""
     if not settings.redis_url:
@@ -93,6 +109,7 @@ class WorkerContext:
     lock_grace_seconds: float = DEFAULT_LOCK_GRACE_SECONDS
     _sessions: SessionStore | None = None
     _config: ConfigStore | None = None
+    _memory: MemoryStore | None = None
     pid: int = field(default_factory=os.getpid)
     _guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -104,6 +121,7 @@ class WorkerContext:
         clock: Clock = utc_now,
         sessions: SessionStore | None = None,
         config: ConfigStore | None = None,
+        memory: MemoryStore | None = None,
         lock_grace_seconds: float = DEFAULT_LOCK_GRACE_SECONDS,
     ) -> WorkerContext:
         """A context for ``settings``; given stores are used as they are (and closed with it)."""
@@ -114,6 +132,7 @@ class WorkerContext:
             lock_grace_seconds=lock_grace_seconds,
             _sessions=sessions,
             _config=config,
+            _memory=memory,
         )
 
     @property
@@ -132,6 +151,14 @@ class WorkerContext:
                 self._config = build_config_store(self.settings, clock=self.clock)
             return self._config
 
+    @property
+    def memory(self) -> MemoryStore:
+        """The memory store, built on first use."""
+        with self._guard:
+            if self._memory is None:
+                self._memory = build_memory_store(self.settings, clock=self.clock)
+            return self._memory
+
     def lock_ttl(self, budget_seconds: float | None = None) -> float:
         """The expiry of a periodic job's lock: its time budget plus a grace period."""
         budget = (
@@ -142,13 +169,14 @@ class WorkerContext:
     def close(self) -> None:
         """Close the stores and the Redis client; errors at shutdown are not worth raising."""
         with self._guard:
-            for store in (self._sessions, self._config):
+            for store in (self._sessions, self._config, self._memory):
                 close = getattr(store, "close", None)
                 if close is not None:
                     with contextlib.suppress(Exception):
                         close()
             self._sessions = None
             self._config = None
+            self._memory = None
             with contextlib.suppress(Exception):
                 self.redis.close()
 

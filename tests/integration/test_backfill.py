@@ -91,7 +91,6 @@ def fake_server() -> Iterator[FakeProviderServer]:
 def fresh_backfill_state() -> Iterator[None]:
     backfill.reset_after_fork()
     yield
-    backfill.close_stores()
     provider_registry.close_providers()
 
 

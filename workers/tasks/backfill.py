@@ -13,12 +13,12 @@ text the provider refuses (too long, filtered) is skipped and counted, never ret
 loop. An authentication or model error fails the run, which ``hearth status`` shows.
 
 With no embedding provider configured the job does nothing, and says so once per process.
-It runs on the ``providers`` queue under the periodic lock, like every periodic job.
+It runs on the ``providers`` queue under the periodic lock, like every periodic job, with
+the worker context's memory store (built once per process, closed at shutdown).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 import time
@@ -209,28 +209,6 @@ def _embed(
 # ---- the periodic job -------------------------------------------------------------------
 
 _not_configured_said = threading.Event()
-_memory_lock = threading.Lock()
-_memory_stores: dict[tuple[str, int], MemoryStore] = {}
-
-
-def memory_store(settings: Settings) -> MemoryStore:
-    """This process's PostgreSQL memory store for ``settings``, built on first use."""
-    from stores.memory.postgres import PostgresMemoryStore
-    from workers.context import NotConfiguredError
-
-    if not settings.database_url:
-        raise NotConfiguredError("no database configured: set HEARTH_DATABASE_URL")
-    key = (settings.database_url, settings.embedding_dimensions)
-    with _memory_lock:
-        store = _memory_stores.get(key)
-        if store is None:
-            store = _memory_stores[key] = PostgresMemoryStore.from_url(
-                settings.database_url,
-                dimensions=settings.embedding_dimensions,
-                pool_size=settings.db_pool_size,
-                max_overflow=settings.db_max_overflow,
-            )
-        return store
 
 
 def run_backfill(
@@ -254,7 +232,7 @@ def run_backfill(
             return {"embedded": 0, "reason": NOT_CONFIGURED}
         result = backfill_embeddings(
             context.config,
-            memory if memory is not None else memory_store(settings),
+            memory if memory is not None else context.memory,
             embedder,
             batch_size=batch_size or DEFAULT_BATCH_SIZE,
             time_budget_seconds=budget,
@@ -268,38 +246,13 @@ def run_backfill(
 
 
 def reset_after_fork() -> None:
-    """Forget the inherited memory store (its sockets are the parent's) and the notice."""
-    with _memory_lock:
-        _memory_stores.clear()
+    """Forget the "not configured" notice, so each worker process says it once."""
     _not_configured_said.clear()
-
-
-def close_stores() -> None:
-    """Close this process's memory stores."""
-    with _memory_lock:
-        stores = list(_memory_stores.values())
-        _memory_stores.clear()
-    for store in stores:
-        close = getattr(store, "close", None)
-        if close is not None:
-            # Shutdown goes on whatever a pool says.
-            with contextlib.suppress(Exception):
-                close()
 
 
 @signals.worker_process_init.connect
 def _after_fork(**_: Any) -> None:
     reset_after_fork()
-
-
-@signals.worker_process_shutdown.connect
-def _process_shutdown(**_: Any) -> None:
-    close_stores()
-
-
-@signals.worker_shutdown.connect
-def _worker_shutdown(**_: Any) -> None:
-    close_stores()
 
 
 @shared_task(
