@@ -230,6 +230,12 @@ class PostgresColdTier:
         with translated(), self.engine.begin() as conn:
             return int(conn.execute(stmt).rowcount)
 
+    def count_expired(self, cutoff: datetime) -> int:
+        """How many copies were created at or before ``cutoff`` (what :meth:`purge` takes)."""
+        stmt = sa.select(sa.func.count()).select_from(_T).where(_T.c.created_at <= cutoff)
+        with translated(), self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
     def stats(self) -> tuple[int, int]:
         """How many copies the table holds and its size on disk with its indexes."""
         stmt = sa.select(

@@ -162,6 +162,20 @@ class InMemorySessionStore(SessionStore):
                 del self._entries[key]
             return len(expired)
 
+    def count_idle(self) -> int:
+        """See :meth:`SessionStore.count_idle`."""
+        with self._lock:
+            cutoff = self._clock() - self.hot_ttl
+            return sum(
+                1 for e in self._entries.values() if e.tier is Tier.HOT and e.idle_since <= cutoff
+            )
+
+    def count_expired(self) -> int:
+        """See :meth:`SessionStore.count_expired`."""
+        with self._lock:
+            now = self._clock()
+            return sum(1 for e in self._entries.values() if self._expired(e, now))
+
     def mark_pending_migration(
         self,
         tenant_id: UUID | str,

@@ -93,6 +93,31 @@ class RedisSweeps(RedisTiers):
             removed += self._pg.purge(cutoff, limit - removed)
         return removed
 
+    def count_idle(self) -> int:
+        """See :meth:`SessionStore.count_idle`: the same sorted sets the sweep reads."""
+        cutoff = keys.micros(self._clock() - self.hot_ttl)
+        return self._count(keys.idle, cutoff)
+
+    def count_expired(self) -> int:
+        """See :meth:`SessionStore.count_expired`: the same sorted set and table the purge
+        reads."""
+        cutoff = self._clock() - self.max_age
+        total = self._count(keys.created, keys.micros(cutoff))
+        if self._pg is not None:
+            total += self._pg.count_expired(cutoff)
+        return total
+
+    def _count(self, zset: Callable[[str], str], max_score: int) -> int:
+        """The members scored at most ``max_score`` of one sorted set of every tenant."""
+        tenants = list(self._tenants())
+        if not tenants:
+            return 0
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            for tenant in tenants:
+                pipe.zcount(zset(keys.base(tenant)), "-inf", max_score)
+            return sum(int(n) for n in pipe.execute())
+
     def mark_pending_migration(
         self,
         tenant_id: UUID | str,

@@ -133,6 +133,20 @@ class SessionStore(ABC):
         index; returns how many were removed."""
 
     @abstractmethod
+    def count_idle(self) -> int:
+        """How many hot sessions are idle for ``hot_ttl`` or longer, over all tenants.
+
+        What :meth:`demote_idle` would move now, counted without moving anything.
+        """
+
+    @abstractmethod
+    def count_expired(self) -> int:
+        """How many sessions reached ``max_age``, in every tier and over all tenants.
+
+        What :meth:`purge_expired` would remove now, counted without removing anything.
+        """
+
+    @abstractmethod
     def mark_pending_migration(
         self,
         tenant_id: UUID | str,

@@ -414,6 +414,35 @@ def test_demote_and_purge_honour_their_limits(store: SessionStore, clock: Manual
     assert store.stats().hot_sessions == 1
 
 
+def test_counts_of_idle_and_expired_sessions_change_nothing(
+    store: SessionStore, clock: ManualClock
+) -> None:
+    tenants = [uuid4(), uuid4()]
+    assert (store.count_idle(), store.count_expired()) == (0, 0)
+    demoted = [store.save(make(tenants[0])) for _ in range(2)]
+    clock.advance(hours=1)
+    assert store.demote_idle() == 2
+    idle = [store.save(make(tenant)) for tenant in tenants]
+    clock.advance(seconds=HOT_TTL.total_seconds())
+    fresh = store.save(make(tenants[1]))
+
+    # Idle counts hot sessions only, of every tenant; the cold ones have moved already.
+    assert store.count_idle() == 2
+    assert store.count_idle() == 2
+    assert all(store.tier_of(s.tenant_id, s.id) is Tier.HOT for s in idle)
+    assert store.count_expired() == 0
+
+    clock.advance(seconds=(MAX_AGE - timedelta(hours=1) - HOT_TTL).total_seconds())
+    # The two demoted sessions reached max_age (cold tier); the others did not.
+    assert store.count_expired() == 2
+    assert store.stats().cold_sessions == 2
+    assert store.count_idle() == 3
+    assert store.purge_expired() == 2
+    assert store.count_expired() == 0
+    assert all(store.get(s.tenant_id, s.id) is None for s in demoted)
+    assert store.get(fresh.tenant_id, fresh.id) is not None
+
+
 def test_delete_removes_a_cold_session_from_every_index(
     store: SessionStore, clock: ManualClock
 ) -> None:

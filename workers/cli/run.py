@@ -142,8 +142,6 @@ def status(
 
 
 def _sweep(job: str, dry_run: bool, batch_size: int, budget: float) -> None:
-    from stores.common.clock import utc_now
-    from workers import candidates
     from workers.context import WorkerContext
     from workers.runtime import servers
     from workers.tasks import maintenance
@@ -158,15 +156,12 @@ def _sweep(job: str, dry_run: bool, batch_size: int, budget: float) -> None:
         try:
             result: dict[str, Any]
             if dry_run:
-                now = utc_now()
+                sessions = context.sessions
                 if job == "demote":
-                    n = candidates.count_idle(context.redis, hot_ttl=live.hot_ttl, now=now)
+                    n = sessions.count_idle()
                     result = {"would_demote": n, "idle_for": f">= {live.hot_ttl}"}
                 else:
-                    cold_db = live.database_url if _cold_tier(live) == "postgres" else None
-                    n = candidates.count_expired(
-                        context.redis, max_age=live.max_age, now=now, database_url=cold_db
-                    )
+                    n = sessions.count_expired()
                     result = {"would_purge": n, "older_than": str(live.max_age)}
             else:
                 run = maintenance.demote if job == "demote" else maintenance.purge
@@ -179,12 +174,6 @@ def _sweep(job: str, dry_run: bool, batch_size: int, budget: float) -> None:
         finally:
             context.close()
     typer.echo(summary(result) or json.dumps(result))
-
-
-def _cold_tier(settings: Settings) -> str:
-    from workers.context import cold_tier
-
-    return cold_tier(settings)
 
 
 DRY_RUN = typer.Option(False, "--dry-run", help="count what would be done; change nothing")
