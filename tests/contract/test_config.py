@@ -827,3 +827,65 @@ def test_deployed_plans_can_be_swept_across_tenants(store: ConfigStore) -> None:
     assert keys == sorted(keys)
     one = store.list_deployed_migration_plans(tenant_id=tenants[1])
     assert [p.id for p in one.items] == [expected[1].id]
+
+
+def test_every_kind_of_item_of_another_tenant_behaves_as_missing(
+    store: ConfigStore, agent: Agent, scenario_v2: Scenario
+) -> None:
+    stranger = uuid4()
+    tid, aid = agent.tenant_id, agent.id
+    made_rule = store.create_rule(rule(agent, embedding=vec(1.0), embedding_model="m"))
+    tpl = store.create_template(Template(tenant_id=tid, agent_id=aid, name="hi", content="Hi"))
+    var = store.create_variable(Variable(tenant_id=tid, agent_id=aid, name="order_id"))
+    tool = store.create_tool_activation(ToolActivation(tenant_id=tid, agent_id=aid, tool_id="s"))
+    made_plan = store.create_migration_plan(plan(scenario_v2))
+    assert store.get_agent_by_name(stranger, agent.name) is None
+    assert store.list_agents(stranger).items == []
+    with pytest.raises(NotFoundError):
+        store.update_agent(agent.model_copy(update={"tenant_id": stranger}))
+    assert store.set_rule_embedding(stranger, made_rule.id, vec(0.0, 1.0), "m") is False
+    assert store.set_scenario_embedding(stranger, scenario_v2.id, vec(0.0, 1.0), "m") is False
+    assert store.list_scenarios(stranger, aid).items == []
+    assert store.vector_search_scenarios(stranger, aid, vec(1.0)) == []
+    assert store.delete_scenario(stranger, scenario_v2.id) is False
+    with pytest.raises(NotFoundError):
+        store.update_scenario(scenario_v2.model_copy(update={"tenant_id": stranger}))
+    assert store.get_template(stranger, tpl.id) is None
+    assert store.list_templates(stranger, aid).items == []
+    assert store.delete_template(stranger, tpl.id) is False
+    with pytest.raises(NotFoundError):
+        store.update_template(tpl.model_copy(update={"tenant_id": stranger}))
+    assert store.get_variable(stranger, var.id) is None
+    assert store.get_variable_by_name(stranger, aid, "order_id") is None
+    assert store.list_variables(stranger, aid).items == []
+    assert store.delete_variable(stranger, var.id) is False
+    with pytest.raises(NotFoundError):
+        store.update_variable(var.model_copy(update={"tenant_id": stranger}))
+    assert store.get_tool_activation(stranger, tool.id) is None
+    assert store.get_tool_activation_for_tool(stranger, aid, "s") is None
+    assert store.list_tool_activations(stranger, aid).items == []
+    assert store.delete_tool_activation(stranger, tool.id) is False
+    with pytest.raises(NotFoundError):
+        store.update_tool_activation(tool.model_copy(update={"tenant_id": stranger}))
+    assert store.get_migration_plan(stranger, made_plan.id) is None
+    assert store.list_migration_plans(stranger).items == []
+    assert store.list_deployed_migration_plans(tenant_id=stranger).items == []
+    assert store.delete_migration_plan(stranger, made_plan.id) is False
+    with pytest.raises(NotFoundError):
+        store.transition_migration_plan(stranger, made_plan.id, "APPROVED")
+    with pytest.raises(NotFoundError):
+        store.update_migration_plan(made_plan.model_copy(update={"tenant_id": stranger}))
+    with pytest.raises(NotFoundError):
+        store.create_template(Template(tenant_id=stranger, agent_id=aid, name="x", content="x"))
+    with pytest.raises(NotFoundError):
+        store.create_variable(Variable(tenant_id=stranger, agent_id=aid, name="x"))
+    with pytest.raises(NotFoundError):
+        store.create_tool_activation(ToolActivation(tenant_id=stranger, agent_id=aid, tool_id="x"))
+    with pytest.raises(NotFoundError):
+        store.create_scenario(scenario(agent, tenant_id=stranger))
+    assert store.get_rule(tid, made_rule.id) == made_rule
+    assert store.get_template(tid, tpl.id) == tpl
+    assert store.get_variable(tid, var.id) == var
+    assert store.get_tool_activation(tid, tool.id) == tool
+    assert store.get_migration_plan(tid, made_plan.id) == made_plan
+    assert store.get_scenario(tid, scenario_v2.id) == scenario_v2

@@ -507,3 +507,54 @@ def test_traverse_breadth_first_in_either_direction(
         store.traverse(tenant, e["ann"].id, max_depth=0)
     with pytest.raises(InvalidInputError):
         store.traverse(tenant, e["ann"].id, max_depth=6)
+
+
+def test_ids_of_another_tenant_behave_as_missing(
+    store: MemoryStore, tenant: UUID, agent: UUID
+) -> None:
+    stranger = uuid4()
+    customer = uuid4()
+    ep = store.add_episode(episode(tenant, agent, customer_profile_id=customer, embedding=vec(1.0)))
+    ann = store.add_entity(entity(tenant, agent, "Ann", customer_profile_id=customer))
+    bob = store.add_entity(entity(tenant, agent, "Bob"))
+    rel = store.add_relationship(
+        Relationship(
+            tenant_id=tenant,
+            source_entity_id=ann.id,
+            target_entity_id=bob.id,
+            relationship_type="knows",
+        )
+    )
+    assert store.get_episode(stranger, ep.id) is None
+    assert store.list_episodes(stranger, agent).items == []
+    assert store.vector_search_episodes(stranger, agent, vec(1.0)) == []
+    assert store.set_episode_embedding(stranger, ep.id, vec(0.0, 1.0), "m") is False
+    assert store.delete_episode(stranger, ep.id) is False
+    assert store.delete_customer_memory(stranger, customer) == 0
+    with pytest.raises(NotFoundError):
+        store.update_episode(ep.model_copy(update={"tenant_id": stranger, "content": "x"}))
+    with pytest.raises(NotFoundError):
+        store.invalidate_episode(stranger, ep.id)
+    assert store.get_entity(stranger, ann.id) is None
+    assert store.list_entities(stranger, agent).items == []
+    assert store.delete_entity(stranger, ann.id) is False
+    with pytest.raises(NotFoundError):
+        store.update_entity(ann.model_copy(update={"tenant_id": stranger, "name": "x"}))
+    with pytest.raises(NotFoundError):
+        store.add_relationship(
+            Relationship(
+                tenant_id=stranger,
+                source_entity_id=ann.id,
+                target_entity_id=bob.id,
+                relationship_type="knows",
+            )
+        )
+    assert store.get_relationship(stranger, rel.id) is None
+    assert store.list_relationships(stranger, ann.id).items == []
+    assert store.traverse(stranger, ann.id) == []
+    assert store.delete_relationship(stranger, rel.id) is False
+    with pytest.raises(NotFoundError):
+        store.update_relationship(rel.model_copy(update={"tenant_id": stranger}))
+    assert store.get_episode(tenant, ep.id) == ep
+    assert store.get_entity(tenant, ann.id) == ann
+    assert store.get_relationship(tenant, rel.id) == rel
