@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
@@ -56,12 +57,19 @@ _FK_FIELD = re.compile(r"Key \((?P<cols>[^)]+)\)=")
 
 def translate(exc: BaseException) -> StoreError:
     """Map a SQLAlchemy/psycopg error to the store error tree (the cause is kept by caller)."""
-    orig = getattr(exc, "orig", None)
+    # psycopg errors raised outside SQLAlchemy (pgvector's type lookup) carry no ``orig``.
+    orig = exc if isinstance(exc, psycopg.Error) else getattr(exc, "orig", None)
     sqlstate = getattr(orig, "sqlstate", None) or ""
     message = str(orig or exc).strip().splitlines()[0] if str(orig or exc).strip() else ""
-    if isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)) or sqlstate.startswith(
-        ("08", "57P")
-    ):
+    if isinstance(
+        exc,
+        (
+            sa_exc.OperationalError,
+            sa_exc.InterfaceError,
+            psycopg.OperationalError,
+            psycopg.InterfaceError,
+        ),
+    ) or sqlstate.startswith(("08", "57P")):
         if sqlstate == "57014":  # statement timeout / cancelled
             return StoreUnavailableError(f"database query timed out: {message}")
         return StoreUnavailableError(f"database unavailable: {message}")
@@ -95,5 +103,5 @@ def translated() -> Iterator[None]:
         yield
     except StoreError:
         raise
-    except (sa_exc.SQLAlchemyError, OSError) as exc:
+    except (sa_exc.SQLAlchemyError, psycopg.Error, OSError) as exc:
         raise translate(exc) from exc

@@ -45,6 +45,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
+from stores.errors import StoreError
 from stores.postgres.rows import plain_row, register_vector_types, selectable, vector_param
 
 SearchPath = Literal["exact", "iterative", "index"]
@@ -390,5 +391,5 @@ def embedding_dimensions(conn: sa.Connection, table: str) -> int:
         {"t": table},
     ).scalar()
     if typmod is None or int(typmod) < 1:
-        raise LookupError(f"{table}.embedding has no fixed dimension; is the schema migrated?")
+        raise StoreError(f"{table}.embedding has no fixed dimension; is the schema migrated?")
     return int(typmod)

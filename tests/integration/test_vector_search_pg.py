@@ -221,3 +221,22 @@ def test_search_hides_rows_without_embedding(store: PostgresMemoryStore, corpus:
     )
     assert [e.id for e, _ in found] == [with_vec.id]
     assert found[0][1] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_driver_errors_outside_sqlalchemy_are_translated(pg_server: str) -> None:
+    """The pgvector type lookup talks to psycopg directly; its errors are store errors too."""
+    import psycopg
+
+    from stores.errors import StoreError
+
+    name = services.unique_name("hearth_bare")
+    url = services.create_database(pg_server, name)
+    store = PostgresMemoryStore.from_url(url, dimensions=3)
+    try:
+        with pytest.raises(StoreError) as caught:
+            store.vector_search_episodes(uuid4(), uuid4(), [1.0, 0.0, 0.0])
+        assert not isinstance(caught.value, psycopg.Error)
+        assert isinstance(caught.value.__cause__, psycopg.Error)
+    finally:
+        store.close()
+        services.drop_database(pg_server, name)
