@@ -10,7 +10,8 @@ between two steps leaves a readable, correct session:
   write the hot copy, and only then commit: the row's lock keeps it from changing meanwhile,
   and a failure rolls the row back;
 * delete removes the row, then the Redis copies, leaving a tombstone that stops a demotion
-  in flight from bringing the session back.
+  in flight from bringing the session back; if Redis held nothing, a demotion may have
+  landed in between, so the row is removed once more.
 
 Whenever a session has a hot copy, that copy is the truth.
 """
@@ -249,7 +250,15 @@ class RedisSessionStore(RedisSweeps, SessionStore):
             existed = row is not None and not codec.is_expired(row.created_at, now, self.max_age)
         base = keys.base(tenant)
         args = [str(sid), base, keys.micros(now - self.max_age), self._tombstone_ms]
-        return self._run("delete", tenant, sid, args) == 1 or existed
+        if self._run("delete", tenant, sid, args) == 1:
+            return True
+        if self._pg is not None:
+            # Not in Redis: a demotion may have copied and evicted it since the row was
+            # deleted. The tombstone now stops any later one, so this second look is final.
+            row = self._pg.delete(tenant, sid)
+            if row is not None and not codec.is_expired(row.created_at, now, self.max_age):
+                existed = True
+        return existed
 
     def tier_of(self, tenant_id: UUID | str, session_id: UUID | str) -> Tier | None:
         """See :meth:`SessionStore.tier_of`."""

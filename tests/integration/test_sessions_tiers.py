@@ -168,6 +168,33 @@ def test_a_delete_racing_a_demotion_wins(pg_store: RedisSessionStore, clock: Man
 
 
 @pytest.mark.postgres
+def test_a_demotion_landing_between_the_steps_of_a_delete_is_deleted_too(
+    pg_store: RedisSessionStore, clock: ManualClock
+) -> None:
+    tenant, agent = uuid4(), uuid4()
+    stored = pg_store.save(make(tenant, agent))
+    clock.advance(seconds=HOT_TTL.total_seconds())
+    tier = pg_store.cold_tier
+    assert isinstance(tier, PostgresColdTier)
+    real_delete = tier.delete
+
+    def delete_then_demote(tenant_id: UUID, session_id: UUID) -> Any:
+        row = real_delete(tenant_id, session_id)
+        # A sweep copies the session and evicts the hot copy before delete reaches Redis.
+        tier.delete = real_delete  # type: ignore[method-assign]
+        assert pg_store.demote_idle() == 1
+        return row
+
+    tier.delete = delete_then_demote  # type: ignore[method-assign]
+    assert pg_store.delete(tenant, stored.id) is True
+    del tier.delete
+    assert cold_rows(pg_store) == []
+    assert pg_store.list_by_agent(tenant, agent).items == []
+    assert pg_store.get(tenant, stored.id) is None
+    assert pg_store.tier_of(tenant, stored.id) is None
+
+
+@pytest.mark.postgres
 def test_promotion_interrupted_before_the_row_is_dropped_loses_nothing(
     pg_store: RedisSessionStore, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
