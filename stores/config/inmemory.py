@@ -76,8 +76,9 @@ class InMemoryConfigStore(ConfigStore):
         self._variables: dict[UUID, Variable] = {}
         self._tools: dict[UUID, ToolActivation] = {}
         self._plans: dict[UUID, MigrationPlan] = {}
-        # Soft-deleted ids keep their primary key, as rows with deleted_at set do.
-        self._deleted: set[UUID] = set()
+        # Soft-deleted items stay in their table (their ids stay taken, as rows with
+        # deleted_at set do) and are marked here by kind and id.
+        self._deleted: set[tuple[type[Any], UUID]] = set()
 
     @property
     def dimensions(self) -> int:
@@ -85,23 +86,12 @@ class InMemoryConfigStore(ConfigStore):
 
     def _live(self, table: dict[UUID, T], tenant_id: UUID, item_id: UUID) -> T | None:
         item = table.get(item_id)
-        if item is None or item.tenant_id != tenant_id or item_id in self._deleted:
+        if item is None or item.tenant_id != tenant_id or self._is_deleted(item):
             return None
         return item
 
-    def _taken(self, item_id: UUID) -> bool:
-        return item_id in self._deleted or any(
-            item_id in table
-            for table in (
-                self._agents,
-                self._rules,
-                self._scenarios,
-                self._templates,
-                self._variables,
-                self._tools,
-                self._plans,
-            )
-        )
+    def _is_deleted(self, item: Any) -> bool:
+        return (type(item), item.id) in self._deleted
 
     def _require_agent(self, tenant_id: UUID, agent_id: UUID) -> None:
         if self._live(self._agents, tenant_id, agent_id) is None:
@@ -112,7 +102,9 @@ class InMemoryConfigStore(ConfigStore):
         return item.model_copy(update={"created_at": now, "updated_at": now})
 
     def _insert(self, table: dict[UUID, T], item: T) -> T:
-        if self._taken(item.id):
+        # Soft-deleted items stay in their table, so their ids stay taken, as rows do;
+        # ids are unique per kind of item, like the primary key of each table.
+        if item.id in table:
             raise DuplicateError(f"an item with id {item.id} already exists")
         table[item.id] = item
         return item.model_copy(deep=True)
@@ -129,9 +121,10 @@ class InMemoryConfigStore(ConfigStore):
     def _delete(self, table: dict[UUID, T], tenant_id: UUID | str, item_id: UUID | str) -> bool:
         tid, iid = parse_id(tenant_id, "tenant_id"), parse_id(item_id, "id")
         with self._lock:
-            if self._live(table, tid, iid) is None:
+            item = self._live(table, tid, iid)
+            if item is None:
                 return False
-            self._deleted.add(iid)
+            self._deleted.add((type(item), iid))
             return True
 
     def _get(self, table: dict[UUID, T], tenant_id: UUID | str, item_id: UUID | str) -> T | None:
@@ -157,7 +150,7 @@ class InMemoryConfigStore(ConfigStore):
                 for r in table.values()
                 if r.tenant_id == tid
                 and getattr(r, "agent_id", None) == aid
-                and r.id not in self._deleted
+                and not self._is_deleted(r)
                 and where(r)
             ]
         return paginate(rows, _created_key, limit=limit, cursor=cursor, kinds=_CREATED)
@@ -193,7 +186,7 @@ class InMemoryConfigStore(ConfigStore):
             rows = [
                 r.model_copy(deep=True)
                 for r in table.values()
-                if r.id not in self._deleted
+                if not self._is_deleted(r)
                 and text_of(r)
                 and (getattr(r, "embedding") is None or getattr(r, "embedding_model") != model)  # noqa: B009
             ]
@@ -233,7 +226,7 @@ class InMemoryConfigStore(ConfigStore):
             (
                 a
                 for a in self._agents.values()
-                if a.tenant_id == tenant_id and a.name == name and a.id not in self._deleted
+                if a.tenant_id == tenant_id and a.name == name and not self._is_deleted(a)
             ),
             None,
         )
@@ -263,7 +256,7 @@ class InMemoryConfigStore(ConfigStore):
                 a.model_copy(deep=True)
                 for a in self._agents.values()
                 if a.tenant_id == tid
-                and a.id not in self._deleted
+                and not self._is_deleted(a)
                 and (enabled is None or a.enabled == enabled)
             ]
         return paginate(rows, _created_key, limit=limit, cursor=cursor, kinds=_CREATED)
@@ -284,11 +277,11 @@ class InMemoryConfigStore(ConfigStore):
         with self._lock:
             if self._live(self._agents, tid, aid) is None:
                 return False
-            self._deleted.add(aid)
+            self._deleted.add((Agent, aid))
             for table in (self._rules, self._scenarios, self._templates, self._variables):
                 for item in table.values():
                     if item.tenant_id == tid and item.agent_id == aid:
-                        self._deleted.add(item.id)
+                        self._deleted.add((type(item), item.id))
             for tool_id in [
                 t.id for t in self._tools.values() if t.tenant_id == tid and t.agent_id == aid
             ]:
@@ -356,7 +349,7 @@ class InMemoryConfigStore(ConfigStore):
                 for r in self._rules.values()
                 if r.tenant_id == tid
                 and r.agent_id == aid
-                and r.id not in self._deleted
+                and not self._is_deleted(r)
                 and r.embedding is not None
                 and where(r)
             ]
@@ -498,7 +491,7 @@ class InMemoryConfigStore(ConfigStore):
                 for s in self._scenarios.values()
                 if s.tenant_id == tid
                 and s.agent_id == aid
-                and s.id not in self._deleted
+                and not self._is_deleted(s)
                 and s.embedding is not None
                 and (enabled is None or s.enabled == enabled)
             ]
@@ -581,7 +574,7 @@ class InMemoryConfigStore(ConfigStore):
                 if v.tenant_id == tenant_id
                 and v.agent_id == agent_id
                 and v.name == name
-                and v.id not in self._deleted
+                and not self._is_deleted(v)
             ),
             None,
         )

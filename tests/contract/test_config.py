@@ -159,6 +159,22 @@ def test_creating_an_existing_id_is_a_duplicate(store: ConfigStore, agent: Agent
         store.create_rule(made)
 
 
+def test_ids_are_unique_within_each_kind_of_item(store: ConfigStore, agent: Agent) -> None:
+    made = store.create_rule(rule(agent, id=agent.id))
+    assert made.id == agent.id
+    tpl = store.create_template(
+        Template(tenant_id=agent.tenant_id, agent_id=agent.id, id=made.id, name="t", content="c")
+    )
+    assert store.get_template(agent.tenant_id, tpl.id) == tpl
+    with pytest.raises(DuplicateError):
+        store.create_template(tpl.model_copy(update={"name": "again"}))
+    assert store.delete_rule(agent.tenant_id, made.id) is True
+    assert store.get_agent(agent.tenant_id, agent.id) == agent
+    assert store.get_template(agent.tenant_id, tpl.id) == tpl
+    with pytest.raises(DuplicateError):
+        store.create_rule(rule(agent, id=made.id))
+
+
 def test_ids_of_another_tenant_behave_as_missing(store: ConfigStore, agent: Agent) -> None:
     stranger = uuid4()
     made_rule = store.create_rule(rule(agent))
