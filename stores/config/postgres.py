@@ -122,15 +122,18 @@ class PostgresConfigStore(ConfigStore):
         with translated(), self._engine.connect() as conn:
             return list(conn.execute(stmt).mappings())
 
+    def _find(self, table: sa.Table, cls: type[M], *where: sa.ColumnElement[bool]) -> M | None:
+        """The live row of ``table`` matching ``where`` (a unique key), or None."""
+        if "deleted_at" in table.c:
+            where = (*where, table.c.deleted_at.is_(None))
+        rows = self._read(sa.select(*selectable(table)).where(*where))
+        return to_model(cls, rows[0]) if rows else None
+
     def _get(
         self, table: sa.Table, cls: type[M], tenant_id: UUID | str, item_id: UUID | str
     ) -> M | None:
         tid, iid = parse_id(tenant_id, "tenant_id"), parse_id(item_id, "id")
-        where = [table.c.tenant_id == tid, table.c.id == iid]
-        if "deleted_at" in table.c:
-            where.append(table.c.deleted_at.is_(None))
-        rows = self._read(sa.select(*selectable(table)).where(*where))
-        return to_model(cls, rows[0]) if rows else None
+        return self._find(table, cls, table.c.tenant_id == tid, table.c.id == iid)
 
     def _list(
         self,
@@ -308,10 +311,7 @@ class PostgresConfigStore(ConfigStore):
     def get_agent_by_name(self, tenant_id: UUID | str, name: str) -> Agent | None:
         tid = parse_id(tenant_id, "tenant_id")
         checks.check_name(name)
-        rows = self._read(
-            sa.select(AG).where(AG.c.tenant_id == tid, AG.c.name == name, AG.c.deleted_at.is_(None))
-        )
-        return to_model(Agent, rows[0]) if rows else None
+        return self._find(AG, Agent, AG.c.tenant_id == tid, AG.c.name == name)
 
     def list_agents(
         self,
@@ -653,15 +653,9 @@ class PostgresConfigStore(ConfigStore):
     ) -> Variable | None:
         tid, aid = parse_id(tenant_id, "tenant_id"), parse_id(agent_id, "agent_id")
         checks.check_name(name)
-        rows = self._read(
-            sa.select(VA).where(
-                VA.c.tenant_id == tid,
-                VA.c.agent_id == aid,
-                VA.c.name == name,
-                VA.c.deleted_at.is_(None),
-            )
+        return self._find(
+            VA, Variable, VA.c.tenant_id == tid, VA.c.agent_id == aid, VA.c.name == name
         )
-        return to_model(Variable, rows[0]) if rows else None
 
     def list_variables(
         self,
@@ -696,12 +690,9 @@ class PostgresConfigStore(ConfigStore):
     ) -> ToolActivation | None:
         tid, aid = parse_id(tenant_id, "tenant_id"), parse_id(agent_id, "agent_id")
         checks.check_name(tool_id, "tool_id")
-        rows = self._read(
-            sa.select(TA).where(
-                TA.c.tenant_id == tid, TA.c.agent_id == aid, TA.c.tool_id == tool_id
-            )
+        return self._find(
+            TA, ToolActivation, TA.c.tenant_id == tid, TA.c.agent_id == aid, TA.c.tool_id == tool_id
         )
-        return to_model(ToolActivation, rows[0]) if rows else None
 
     def list_tool_activations(
         self,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -48,6 +48,7 @@ EP = schema.episodes
 EN = schema.entities
 RE = schema.relationships
 
+M = TypeVar("M", Episode, Entity, Relationship)
 _CREATED = (as_datetime, as_uuid)
 
 
@@ -117,6 +118,21 @@ class PostgresMemoryStore(MemoryStore):
         with translated(), self._engine.connect() as conn:
             return list(conn.execute(stmt).mappings())
 
+    def _get(self, table: sa.Table, cls: type[M], tenant_id: UUID, item_id: UUID) -> M | None:
+        rows = self._read(
+            sa.select(*selectable(table)).where(
+                table.c.tenant_id == tenant_id, table.c.id == item_id
+            )
+        )
+        return to_model(cls, rows[0]) if rows else None
+
+    def _delete(self, table: sa.Table, tenant_id: UUID, item_id: UUID) -> bool:
+        with translated(), self._engine.begin() as conn:
+            result = conn.execute(
+                table.delete().where(table.c.tenant_id == tenant_id, table.c.id == item_id)
+            )
+        return bool(result.rowcount)
+
     def _prepared(self, episode: Episode, now: datetime) -> Episode:
         item = checks.checked_episode(episode, self.dimensions)
         item = item.model_copy(update={"recorded_at": now, "valid_from": item.valid_from or now})
@@ -144,8 +160,7 @@ class PostgresMemoryStore(MemoryStore):
 
     def get_episode(self, tenant_id: UUID | str, episode_id: UUID | str) -> Episode | None:
         tid, eid = parse_id(tenant_id, "tenant_id"), parse_id(episode_id, "episode_id")
-        rows = self._read(sa.select(*selectable(EP)).where(EP.c.tenant_id == tid, EP.c.id == eid))
-        return to_model(Episode, rows[0]) if rows else None
+        return self._get(EP, Episode, tid, eid)
 
     def _episode_filters(
         self,
@@ -278,9 +293,7 @@ class PostgresMemoryStore(MemoryStore):
 
     def delete_episode(self, tenant_id: UUID | str, episode_id: UUID | str) -> bool:
         tid, eid = parse_id(tenant_id, "tenant_id"), parse_id(episode_id, "episode_id")
-        with translated(), self._engine.begin() as conn:
-            result = conn.execute(EP.delete().where(EP.c.tenant_id == tid, EP.c.id == eid))
-        return bool(result.rowcount)
+        return self._delete(EP, tid, eid)
 
     def delete_customer_memory(self, tenant_id: UUID | str, customer_profile_id: UUID | str) -> int:
         tid = parse_id(tenant_id, "tenant_id")
@@ -373,8 +386,7 @@ class PostgresMemoryStore(MemoryStore):
 
     def get_entity(self, tenant_id: UUID | str, entity_id: UUID | str) -> Entity | None:
         tid, eid = parse_id(tenant_id, "tenant_id"), parse_id(entity_id, "entity_id")
-        rows = self._read(sa.select(EN).where(EN.c.tenant_id == tid, EN.c.id == eid))
-        return to_model(Entity, rows[0]) if rows else None
+        return self._get(EN, Entity, tid, eid)
 
     def list_entities(
         self,
@@ -435,9 +447,7 @@ class PostgresMemoryStore(MemoryStore):
 
     def delete_entity(self, tenant_id: UUID | str, entity_id: UUID | str) -> bool:
         tid, eid = parse_id(tenant_id, "tenant_id"), parse_id(entity_id, "entity_id")
-        with translated(), self._engine.begin() as conn:
-            result = conn.execute(EN.delete().where(EN.c.tenant_id == tid, EN.c.id == eid))
-        return bool(result.rowcount)
+        return self._delete(EN, tid, eid)
 
     def add_relationship(self, relationship: Relationship) -> Relationship:
         item = checks.checked_relationship(relationship)
@@ -464,8 +474,7 @@ class PostgresMemoryStore(MemoryStore):
     ) -> Relationship | None:
         tid = parse_id(tenant_id, "tenant_id")
         rid = parse_id(relationship_id, "relationship_id")
-        rows = self._read(sa.select(RE).where(RE.c.tenant_id == tid, RE.c.id == rid))
-        return to_model(Relationship, rows[0]) if rows else None
+        return self._get(RE, Relationship, tid, rid)
 
     def update_relationship(self, relationship: Relationship) -> Relationship:
         item = checks.checked_relationship(relationship)
@@ -509,9 +518,7 @@ class PostgresMemoryStore(MemoryStore):
     def delete_relationship(self, tenant_id: UUID | str, relationship_id: UUID | str) -> bool:
         tid = parse_id(tenant_id, "tenant_id")
         rid = parse_id(relationship_id, "relationship_id")
-        with translated(), self._engine.begin() as conn:
-            result = conn.execute(RE.delete().where(RE.c.tenant_id == tid, RE.c.id == rid))
-        return bool(result.rowcount)
+        return self._delete(RE, tid, rid)
 
     def _touching(
         self,
