@@ -262,7 +262,8 @@ def wait_for_a_lock_wait(conn: sa.Connection) -> None:
         waiting = conn.execute(
             sa.text(
                 "SELECT count(*) FROM pg_stat_activity "
-                "WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                "WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid() "
+                "AND datname = current_database()"
             )
         ).scalar()
         if waiting:

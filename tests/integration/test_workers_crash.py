@@ -25,10 +25,27 @@ from workers.tasks import maintenance
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
 SESSIONS = 600
+BATCH = 5
 SWEEP = """
+import time
+from stores.sessions.coldtier import PostgresColdTier
 from workers.context import WorkerContext
 from workers.settings import Settings
 from workers.tasks import maintenance
+
+real_put = PostgresColdTier.put
+puts = []
+
+def put_then_stall(self, documents):
+    real_put(self, documents)
+    puts.append(len(documents))
+    if len(puts) == 2:
+        # The second batch's copies are written and its hot copies not yet evicted: the
+        # test kills the process right here, in the middle of a batch.
+        print("copied", flush=True)
+        time.sleep(600)
+
+PostgresColdTier.put = put_then_stall
 context = WorkerContext.build(Settings(), lock_grace_seconds=1.0)
 print(maintenance.demote(context), flush=True)
 """
@@ -52,26 +69,29 @@ def test_a_sweep_killed_mid_batch_loses_nothing_and_the_next_run_finishes(
         **os.environ,
         "HEARTH_REDIS_URL": redis_url,
         "HEARTH_DATABASE_URL": database_url,
-        "HEARTH_SWEEP_BATCH_SIZE": "5",
-        "HEARTH_SWEEP_TIME_BUDGET_SECONDS": "0.5",
+        "HEARTH_SWEEP_BATCH_SIZE": str(BATCH),
+        # Long enough that the budget never ends the sweep before the second batch, on
+        # however slow a machine; the lock lives this plus the one second of grace.
+        "HEARTH_SWEEP_TIME_BUDGET_SECONDS": "2",
     }
     engine = create_engine(database_url, pool_size=1)
     sweep = subprocess.Popen(
         [sys.executable, "-c", SWEEP], env=env, cwd=tmp_path, stdout=subprocess.PIPE
     )
     try:
-        deadline = time.monotonic() + 30
-        while _cold_rows(engine) == 0:
-            assert sweep.poll() is None, "the sweep ended before it could be killed"
-            assert time.monotonic() < deadline, "the sweep never started demoting"
+        assert sweep.stdout is not None
+        line = sweep.stdout.readline()
+        assert line == b"copied\n", f"the sweep ended before it could be killed: {line!r}"
         sweep.kill()
         sweep.wait()
+        copies = _cold_rows(engine)
     finally:
         if sweep.poll() is None:
             sweep.kill()
             sweep.wait()
         engine.dispose()
     assert sweep.returncode == -9
+    assert copies == 2 * BATCH
 
     live = settings(redis_url=redis_url, database_url=database_url, sweep_batch_size=200)
     context = WorkerContext.build(live)
@@ -81,9 +101,11 @@ def test_a_sweep_killed_mid_batch_loses_nothing_and_the_next_run_finishes(
         store = context.sessions
         tiers = [store.tier_of(s.tenant_id, s.id) for s in sessions]
         assert None not in tiers  # ...and not one session was lost, although the kill
-        assert tiers.count(Tier.COLD) < SESSIONS  # came with cold copies written, mid-sweep
+        # ...the kill came after the second batch's copies were written: the first batch is
+        # cold, the second still hot (the hot copy is the truth), the rest untouched.
+        assert tiers.count(Tier.COLD) == BATCH
         # ...until the lock expires: then the next run finishes the job.
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 10
         while context.redis.exists(lock_key(jobs.DEMOTE)):
             assert time.monotonic() < deadline, "the dead sweep's lock never expired"
             time.sleep(0.05)
