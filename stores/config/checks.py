@@ -13,6 +13,7 @@ from stores.common.checks import NAME_MAX_LENGTH, check_int32, check_name, plain
 __all__ = [
     "check_int32",
     "check_name",
+    "check_scope_id",
     "checked_agent",
     "checked_migration_plan",
     "checked_rule",
@@ -45,13 +46,18 @@ def checked_agent(agent: Agent) -> Agent:
     return agent.model_copy(deep=True)
 
 
+def check_scope_id(scope_id: str | None) -> None:
+    """Check a ``scope_id`` filter as a stored one is checked (length, no NUL)."""
+    check_text(scope_id, "scope_id", NAME_MAX_LENGTH)
+
+
 def checked_rule(rule: Rule, dimensions: int) -> Rule:
     """Validate a rule (embedding length and values included)."""
     check_name(rule.name)
     check_text(rule.description, "description")
     check_text(rule.condition_text, "condition_text")
     check_name(rule.action_type, "action_type")
-    check_text(rule.scope_id, "scope_id", NAME_MAX_LENGTH)
+    check_scope_id(rule.scope_id)
     check_text(rule.embedding_model, "embedding_model", NAME_MAX_LENGTH)
     check_int32(rule.priority, "priority")
     embedding = validate_embedding(rule.embedding, dimensions)
@@ -79,7 +85,7 @@ def checked_template(template: Template) -> Template:
     """Validate a template."""
     check_name(template.name)
     check_text(template.content, "content")
-    check_text(template.scope_id, "scope_id", NAME_MAX_LENGTH)
+    check_scope_id(template.scope_id)
     return template.model_copy(deep=True)
 
 

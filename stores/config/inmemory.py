@@ -545,6 +545,7 @@ class InMemoryConfigStore(ConfigStore):
     ) -> Page[Template]:
         sc = None if scope is None else parse_enum(RuleScope, scope, "scope")
         md = None if mode is None else parse_enum(TemplateMode, mode, "mode")
+        checks.check_scope_id(scope_id)
 
         def where(t: Template) -> bool:
             return (
@@ -826,6 +827,7 @@ def _rule_filter(
     scope: RuleScope | str | None, scope_id: str | None, enabled: bool | None
 ) -> Callable[[Rule], bool]:
     sc = None if scope is None else parse_enum(RuleScope, scope, "scope")
+    checks.check_scope_id(scope_id)
 
     def where(rule: Rule) -> bool:
         return (

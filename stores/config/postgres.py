@@ -374,6 +374,7 @@ class PostgresConfigStore(ConfigStore):
         ]
         if scope is not None:
             where.append(RU.c.scope == parse_enum(RuleScope, scope, "scope").value)
+        checks.check_scope_id(scope_id)
         if scope_id is not None:
             where.append(RU.c.scope_id == scope_id)
         if enabled is not None:
@@ -630,6 +631,7 @@ class PostgresConfigStore(ConfigStore):
         ]
         if scope is not None:
             where.append(TE.c.scope == parse_enum(RuleScope, scope, "scope").value)
+        checks.check_scope_id(scope_id)
         if scope_id is not None:
             where.append(TE.c.scope_id == scope_id)
         if mode is not None:

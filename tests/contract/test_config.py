@@ -293,6 +293,23 @@ def test_min_score_must_be_a_finite_number(
         store.vector_search_scenarios(agent.tenant_id, agent.id, vec(1.0), min_score=min_score)
 
 
+@pytest.mark.parametrize("bad", ["nul \x00 inside", "s" * 201])
+def test_bad_text_filters_are_invalid_input(store: ConfigStore, agent: Agent, bad: str) -> None:
+    tid, aid = agent.tenant_id, agent.id
+    with pytest.raises(InvalidInputError):
+        store.list_rules(tid, aid, scope_id=bad)
+    with pytest.raises(InvalidInputError):
+        store.vector_search_rules(tid, aid, vec(1.0), scope_id=bad)
+    with pytest.raises(InvalidInputError):
+        store.list_templates(tid, aid, scope_id=bad)
+    with pytest.raises(InvalidInputError):
+        store.get_agent_by_name(tid, bad)
+    with pytest.raises(InvalidInputError):
+        store.get_variable_by_name(tid, aid, bad)
+    with pytest.raises(InvalidInputError):
+        store.get_tool_activation_for_tool(tid, aid, bad)
+
+
 def test_oversized_and_malformed_fields_are_rejected(store: ConfigStore, agent: Agent) -> None:
     with pytest.raises(InvalidInputError):
         store.create_rule(rule(agent, condition_text="x" * 100_001))
