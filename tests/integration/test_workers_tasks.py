@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from uuid import uuid4
@@ -198,11 +199,28 @@ def test_a_sweep_finding_the_lock_taken_does_nothing(
 
 
 def test_two_sweeps_started_at_once_do_the_work_once(
-    worker_app: HearthCelery, context: WorkerContext, store: RedisSessionStore, clock: ManualClock
+    worker_app: HearthCelery,
+    context: WorkerContext,
+    store: RedisSessionStore,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     sessions = save_sessions(store, 300)
     clock.advance(minutes=31)
+    real_demote = store.demote_idle
 
+    def demote_once_the_other_run_is_skipped(*, limit: int = 1000) -> int:
+        # However the pool schedules the two, the runs overlap: the one holding the lock
+        # starts working only once the other has found it taken.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            run = jobs.last_runs(context.redis)[jobs.DEMOTE]
+            if run is not None and run.status is jobs.RunStatus.SKIPPED:
+                break
+            time.sleep(0.01)
+        return real_demote(limit=limit)
+
+    monkeypatch.setattr(store, "demote_idle", demote_once_the_other_run_is_skipped)
     pending = [worker_app.send_task(DEMOTE, kwargs={"batch_size": 5}) for _ in range(2)]
     results = [r.get(timeout=30) for r in pending]
 
