@@ -13,6 +13,7 @@ from stores.common.pagination import Page
 from stores.common.validation import (
     DEFAULT_EMBEDDING_DIMENSIONS,
     check_limit,
+    check_text,
     parse_enum,
     parse_id,
     validate_embedding,
@@ -205,6 +206,7 @@ class InMemoryConfigStore(ConfigStore):
         tid, iid = parse_id(tenant_id, "tenant_id"), parse_id(item_id, "id")
         vector = validate_embedding(embedding, self.dimensions)
         checks.check_name(model, "model")
+        check_text(source_text, "source_text")
         with self._lock:
             item = self._live(table, tid, iid)
             if item is None or (source_text is not None and text_of(item) != source_text):

@@ -21,7 +21,13 @@ import sqlalchemy as sa
 from stores.common.clock import Clock, utc_now
 from stores.common.keyset import as_datetime, as_int, as_str, as_uuid, cursor_key, page_of
 from stores.common.pagination import Page
-from stores.common.validation import check_limit, parse_enum, parse_id, validate_embedding
+from stores.common.validation import (
+    check_limit,
+    check_text,
+    parse_enum,
+    parse_id,
+    validate_embedding,
+)
 from stores.common.vectors import check_min_score, checked_query
 from stores.config import checks
 from stores.config.models import (
@@ -292,6 +298,7 @@ class PostgresConfigStore(ConfigStore):
         tid, iid = parse_id(tenant_id, "tenant_id"), parse_id(item_id, "id")
         vector = validate_embedding(embedding, self.dimensions)
         checks.check_name(model, "model")
+        check_text(source_text, "source_text")
         where = [table.c.tenant_id == tid, table.c.id == iid, table.c.deleted_at.is_(None)]
         if source_text is not None:
             where.append(text == source_text)

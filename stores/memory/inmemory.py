@@ -282,6 +282,7 @@ class InMemoryMemoryStore(MemoryStore):
         tid, eid = parse_id(tenant_id, "tenant_id"), parse_id(episode_id, "episode_id")
         vector = validate_embedding(embedding, self.dimensions)
         checks.check_name(model, "model")
+        check_text(source_text, "source_text")
         with self._lock:
             old = self._episode(tid, eid)
             if old is None or (source_text is not None and old.content != source_text):

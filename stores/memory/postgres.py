@@ -365,6 +365,7 @@ class PostgresMemoryStore(MemoryStore):
         tid, eid = parse_id(tenant_id, "tenant_id"), parse_id(episode_id, "episode_id")
         vector = validate_embedding(embedding, self.dimensions)
         checks.check_name(model, "model")
+        check_text(source_text, "source_text")
         where = [EP.c.tenant_id == tid, EP.c.id == eid]
         if source_text is not None:
             where.append(EP.c.content == source_text)

@@ -310,6 +310,16 @@ def test_bad_text_filters_are_invalid_input(store: ConfigStore, agent: Agent, ba
         store.get_tool_activation_for_tool(tid, aid, bad)
 
 
+def test_nul_in_source_text_is_invalid_input(store: ConfigStore, agent: Agent) -> None:
+    made = store.create_rule(rule(agent))
+    sc = store.create_scenario(scenario(agent))
+    with pytest.raises(InvalidInputError):
+        store.set_rule_embedding(agent.tenant_id, made.id, vec(1.0), "m", source_text="a\x00")
+    with pytest.raises(InvalidInputError):
+        store.set_scenario_embedding(agent.tenant_id, sc.id, vec(1.0), "m", source_text="a\x00")
+    assert store.get_rule(agent.tenant_id, made.id) == made
+
+
 def test_oversized_and_malformed_fields_are_rejected(store: ConfigStore, agent: Agent) -> None:
     with pytest.raises(InvalidInputError):
         store.create_rule(rule(agent, condition_text="x" * 100_001))

@@ -558,3 +558,10 @@ def test_ids_of_another_tenant_behave_as_missing(
     assert store.get_episode(tenant, ep.id) == ep
     assert store.get_entity(tenant, ann.id) == ann
     assert store.get_relationship(tenant, rel.id) == rel
+
+
+def test_nul_in_source_text_is_invalid_input(store: MemoryStore, tenant: UUID, agent: UUID) -> None:
+    made = store.add_episode(episode(tenant, agent))
+    with pytest.raises(InvalidInputError):
+        store.set_episode_embedding(tenant, made.id, vec(1.0), "m", source_text="a\x00")
+    assert store.get_episode(tenant, made.id) == made
