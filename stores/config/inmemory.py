@@ -252,6 +252,7 @@ class InMemoryConfigStore(ConfigStore):
         cursor: str | None = None,
     ) -> Page[Agent]:
         tid = parse_id(tenant_id, "tenant_id")
+        checks.check_enabled(enabled)
         check_limit(limit)
         with self._lock:
             rows = [
@@ -416,6 +417,7 @@ class InMemoryConfigStore(ConfigStore):
         limit: int = DEFAULT_PAGE_SIZE,
         cursor: str | None = None,
     ) -> Page[Scenario]:
+        checks.check_enabled(enabled)
         return self._list(
             self._scenarios,
             tenant_id,
@@ -487,6 +489,7 @@ class InMemoryConfigStore(ConfigStore):
         enabled: bool | None = True,
     ) -> list[tuple[Scenario, float]]:
         tid, aid = parse_id(tenant_id, "tenant_id"), parse_id(agent_id, "agent_id")
+        checks.check_enabled(enabled)
         with self._lock:
             rows = [
                 s
@@ -668,6 +671,7 @@ class InMemoryConfigStore(ConfigStore):
         cursor: str | None = None,
     ) -> Page[ToolActivation]:
         tid, aid = parse_id(tenant_id, "tenant_id"), parse_id(agent_id, "agent_id")
+        checks.check_enabled(enabled)
         check_limit(limit)
         with self._lock:
             rows = [
@@ -830,6 +834,7 @@ def _rule_filter(
 ) -> Callable[[Rule], bool]:
     sc = None if scope is None else parse_enum(RuleScope, scope, "scope")
     checks.check_scope_id(scope_id)
+    checks.check_enabled(enabled)
 
     def where(rule: Rule) -> bool:
         return (

@@ -329,6 +329,7 @@ class PostgresConfigStore(ConfigStore):
         cursor: str | None = None,
     ) -> Page[Agent]:
         where = [AG.c.tenant_id == parse_id(tenant_id, "tenant_id")]
+        checks.check_enabled(enabled)
         if enabled is not None:
             where.append(AG.c.enabled.is_(enabled))
         return self._list(AG, Agent, where, limit, cursor)
@@ -384,6 +385,7 @@ class PostgresConfigStore(ConfigStore):
         checks.check_scope_id(scope_id)
         if scope_id is not None:
             where.append(RU.c.scope_id == scope_id)
+        checks.check_enabled(enabled)
         if enabled is not None:
             where.append(RU.c.enabled.is_(enabled))
         return where
@@ -502,6 +504,7 @@ class PostgresConfigStore(ConfigStore):
             SC.c.agent_id == parse_id(agent_id, "agent_id"),
             SC.c.deleted_at.is_(None),
         ]
+        checks.check_enabled(enabled)
         if enabled is not None:
             where.append(SC.c.enabled.is_(enabled))
         return where
@@ -714,10 +717,12 @@ class PostgresConfigStore(ConfigStore):
     ) -> Page[ToolActivation]:
         tid, aid = parse_id(tenant_id, "tenant_id"), parse_id(agent_id, "agent_id")
         check_limit(limit)
+        checks.check_enabled(enabled)
         key = cursor_key(cursor, (as_str, as_uuid))
         # Tool ids compare byte-wise, as Python compares them, whatever the database collation.
         order = [TA.c.tool_id.collate("C"), TA.c.id]
         where = [TA.c.tenant_id == tid, TA.c.agent_id == aid]
+        checks.check_enabled(enabled)
         if enabled is not None:
             where.append(TA.c.enabled.is_(enabled))
         if key is not None:

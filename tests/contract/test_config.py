@@ -310,6 +310,24 @@ def test_bad_text_filters_are_invalid_input(store: ConfigStore, agent: Agent, ba
         store.get_tool_activation_for_tool(tid, aid, bad)
 
 
+def test_an_enabled_filter_that_is_not_a_bool_is_invalid_input(
+    store: ConfigStore, agent: Agent
+) -> None:
+    tid, aid = agent.tenant_id, agent.id
+    bad: Any = "yes"
+    calls: list[Callable[[], object]] = [
+        lambda: store.list_agents(tid, enabled=bad),
+        lambda: store.list_rules(tid, aid, enabled=bad),
+        lambda: store.vector_search_rules(tid, aid, vec(1.0), enabled=bad),
+        lambda: store.list_scenarios(tid, aid, enabled=bad),
+        lambda: store.vector_search_scenarios(tid, aid, vec(1.0), enabled=bad),
+        lambda: store.list_tool_activations(tid, aid, enabled=bad),
+    ]
+    for call in calls:
+        with pytest.raises(InvalidInputError):
+            call()
+
+
 def test_nul_in_source_text_is_invalid_input(store: ConfigStore, agent: Agent) -> None:
     made = store.create_rule(rule(agent))
     sc = store.create_scenario(scenario(agent))
