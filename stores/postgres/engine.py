@@ -73,6 +73,10 @@ def translate(exc: BaseException) -> StoreError:
         if sqlstate == "57014":  # statement timeout / cancelled
             return StoreUnavailableError(f"database query timed out: {message}")
         return StoreUnavailableError(f"database unavailable: {message}")
+    if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection freed up in time
+        return StoreUnavailableError(f"database busy, no connection available: {message}")
+    if isinstance(exc, OSError):
+        return StoreUnavailableError(f"database unreachable: {message}")
     if isinstance(exc, sa_exc.DBAPIError) and getattr(exc, "connection_invalidated", False):
         return StoreUnavailableError(f"database connection lost: {message}")
     if sqlstate == "23505":

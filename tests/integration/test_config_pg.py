@@ -242,3 +242,14 @@ def test_timestamps_come_back_in_utc_whatever_the_session_time_zone(database_url
         assert got.created_at == made.created_at
     finally:
         eng.dispose()
+
+
+def test_an_exhausted_connection_pool_is_store_unavailable(database_url: str) -> None:
+    eng = create_engine(database_url, pool_size=1, max_overflow=0, pool_timeout=0.2)
+    store = PostgresConfigStore(eng, dimensions=1536)
+    try:
+        with eng.connect(), pytest.raises(StoreUnavailableError):
+            store.get_agent(uuid4(), uuid4())
+        assert store.get_agent(uuid4(), uuid4()) is None
+    finally:
+        eng.dispose()
