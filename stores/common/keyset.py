@@ -36,9 +36,9 @@ def as_uuid(value: Any) -> UUID:
 
 
 def as_str(value: Any) -> str:
-    """A cursor column holding text."""
-    if not isinstance(value, str):
-        raise ValueError("not a string")
+    """A cursor column holding text (never NUL, which no stored text holds)."""
+    if not isinstance(value, str) or "\x00" in value:
+        raise ValueError("not a string of text")
     return value
 
 

@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from stores.common.clock import ManualClock
-from stores.common.pagination import Page
+from stores.common.pagination import Page, encode_cursor
 from stores.config import (
     Agent,
     ConfigStore,
@@ -230,6 +230,12 @@ def test_bad_cursor_is_invalid_input(store: ConfigStore, agent: Agent, cursor: s
         store.list_agents(agent.tenant_id, cursor=cursor)
     with pytest.raises(InvalidInputError):
         store.list_rules(agent.tenant_id, agent.id, cursor=cursor)
+
+
+def test_a_tampered_text_cursor_is_invalid_input(store: ConfigStore, agent: Agent) -> None:
+    cursor = encode_cursor("nul \x00 inside", uuid4())
+    with pytest.raises(InvalidInputError):
+        store.list_tool_activations(agent.tenant_id, agent.id, cursor=cursor)
 
 
 @pytest.mark.parametrize("limit", [0, -1, 1001])
