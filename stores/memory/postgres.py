@@ -126,6 +126,45 @@ class PostgresMemoryStore(MemoryStore):
         )
         return to_model(cls, rows[0]) if rows else None
 
+    def _locked(
+        self, conn: sa.Connection, table: sa.Table, tenant_id: UUID, item_id: UUID, what: str
+    ) -> dict[str, Any]:
+        """Lock a row for update and return it, or raise NotFoundError."""
+        found = (
+            conn.execute(
+                sa.select(*selectable(table))
+                .where(table.c.tenant_id == tenant_id, table.c.id == item_id)
+                .with_for_update()
+            )
+            .mappings()
+            .first()
+        )
+        if found is None:
+            raise NotFoundError(f"{what} {item_id} not found")
+        return plain_row(found)
+
+    def _update(
+        self,
+        conn: sa.Connection,
+        table: sa.Table,
+        cls: type[M],
+        tenant_id: UUID,
+        item_id: UUID,
+        values: dict[str, Any],
+    ) -> M:
+        """Write ``values`` to a row and return it as ``cls``."""
+        row = (
+            conn.execute(
+                table.update()
+                .where(table.c.tenant_id == tenant_id, table.c.id == item_id)
+                .values(**values)
+                .returning(*selectable(table))
+            )
+            .mappings()
+            .one()
+        )
+        return to_model(cls, row)
+
     def _delete(self, table: sa.Table, tenant_id: UUID, item_id: UUID) -> bool:
         with translated(), self._engine.begin() as conn:
             result = conn.execute(
@@ -230,18 +269,7 @@ class PostgresMemoryStore(MemoryStore):
     def update_episode(self, episode: Episode) -> Episode:
         item = checks.checked_episode(episode, self.dimensions)
         with translated(), self._engine.begin() as conn:
-            found = (
-                conn.execute(
-                    sa.select(*selectable(EP))
-                    .where(EP.c.tenant_id == item.tenant_id, EP.c.id == item.id)
-                    .with_for_update()
-                )
-                .mappings()
-                .first()
-            )
-            if found is None:
-                raise NotFoundError(f"episode {item.id} not found")
-            old = plain_row(found)
+            old = self._locked(conn, EP, item.tenant_id, item.id, "episode")
             if item.agent_id != old["agent_id"]:
                 raise InvalidInputError("agent_id cannot change", field="agent_id")
             values = row_values(item, exclude={"id", "tenant_id", "recorded_at"})
@@ -251,17 +279,7 @@ class PostgresMemoryStore(MemoryStore):
                 item.embedding, old["embedding"]
             ):
                 values.update(embedding=None, embedding_model=None)
-            row = (
-                conn.execute(
-                    EP.update()
-                    .where(EP.c.tenant_id == item.tenant_id, EP.c.id == item.id)
-                    .values(**values)
-                    .returning(*selectable(EP))
-                )
-                .mappings()
-                .one()
-            )
-        return to_model(Episode, row)
+            return self._update(conn, EP, Episode, item.tenant_id, item.id, values)
 
     def invalidate_episode(
         self, tenant_id: UUID | str, episode_id: UUID | str, *, at: datetime | None = None
@@ -279,17 +297,7 @@ class PostgresMemoryStore(MemoryStore):
                 raise NotFoundError(f"episode {eid} not found")
             if end <= valid_from:
                 raise InvalidInputError("at must be after the episode's valid_from", field="at")
-            row = (
-                conn.execute(
-                    EP.update()
-                    .where(EP.c.tenant_id == tid, EP.c.id == eid)
-                    .values(valid_to=end)
-                    .returning(*selectable(EP))
-                )
-                .mappings()
-                .one()
-            )
-        return to_model(Episode, row)
+            return self._update(conn, EP, Episode, tid, eid, {"valid_to": end})
 
     def delete_episode(self, tenant_id: UUID | str, episode_id: UUID | str) -> bool:
         tid, eid = parse_id(tenant_id, "tenant_id"), parse_id(episode_id, "episode_id")
@@ -434,17 +442,7 @@ class PostgresMemoryStore(MemoryStore):
                 raise InvalidInputError("agent_id cannot change", field="agent_id")
             values = row_values(item, exclude={"id", "tenant_id", "created_at"})
             values["updated_at"] = self._clock()
-            row = (
-                conn.execute(
-                    EN.update()
-                    .where(EN.c.tenant_id == item.tenant_id, EN.c.id == item.id)
-                    .values(**values)
-                    .returning(EN)
-                )
-                .mappings()
-                .one()
-            )
-        return to_model(Entity, row)
+            return self._update(conn, EN, Entity, item.tenant_id, item.id, values)
 
     def delete_entity(self, tenant_id: UUID | str, entity_id: UUID | str) -> bool:
         tid, eid = parse_id(tenant_id, "tenant_id"), parse_id(entity_id, "entity_id")
@@ -480,17 +478,7 @@ class PostgresMemoryStore(MemoryStore):
     def update_relationship(self, relationship: Relationship) -> Relationship:
         item = checks.checked_relationship(relationship)
         with translated(), self._engine.begin() as conn:
-            old = (
-                conn.execute(
-                    sa.select(RE)
-                    .where(RE.c.tenant_id == item.tenant_id, RE.c.id == item.id)
-                    .with_for_update()
-                )
-                .mappings()
-                .first()
-            )
-            if old is None:
-                raise NotFoundError(f"relationship {item.id} not found")
+            old = self._locked(conn, RE, item.tenant_id, item.id, "relationship")
             if (item.source_entity_id, item.target_entity_id) != (
                 old["source_entity_id"],
                 old["target_entity_id"],
@@ -504,17 +492,7 @@ class PostgresMemoryStore(MemoryStore):
             )
             values["valid_from"] = item.valid_from or old["valid_from"]
             checks.check_interval(values["valid_from"], item.valid_to)
-            row = (
-                conn.execute(
-                    RE.update()
-                    .where(RE.c.tenant_id == item.tenant_id, RE.c.id == item.id)
-                    .values(**values)
-                    .returning(RE)
-                )
-                .mappings()
-                .one()
-            )
-        return to_model(Relationship, row)
+            return self._update(conn, RE, Relationship, item.tenant_id, item.id, values)
 
     def delete_relationship(self, tenant_id: UUID | str, relationship_id: UUID | str) -> bool:
         tid = parse_id(tenant_id, "tenant_id")
