@@ -19,12 +19,17 @@ def float32_list(vector: Sequence[float] | None) -> list[float] | None:
 
 
 def cosine_similarity(a: Sequence[float], b: Sequence[float]) -> float:
-    """The cosine similarity of two non-zero vectors (1 - pgvector's ``<=>`` distance)."""
+    """The cosine similarity of two non-zero vectors (1 - pgvector's ``<=>`` distance).
+
+    Computed as pgvector does it, ``dot / sqrt(|a|² · |b|²)`` clamped to [-1, 1], so that
+    two equal vectors score exactly 1.0; pass both at float32 precision, as a ``vector``
+    holds them (see :func:`float32_list`).
+    """
     if len(a) != len(b):
         raise ValueError(f"vectors differ in length: {len(a)} and {len(b)}")
     dot = sum(map(operator.mul, a, b))
-    norm = math.sqrt(sum(map(operator.mul, a, a))) * math.sqrt(sum(map(operator.mul, b, b)))
-    return float(dot / norm)
+    norms = sum(map(operator.mul, a, a)) * sum(map(operator.mul, b, b))
+    return float(max(-1.0, min(1.0, dot / math.sqrt(norms))))
 
 
 def checked_query(

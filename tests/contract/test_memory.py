@@ -565,3 +565,12 @@ def test_nul_in_source_text_is_invalid_input(store: MemoryStore, tenant: UUID, a
     with pytest.raises(InvalidInputError):
         store.set_episode_embedding(tenant, made.id, vec(1.0), "m", source_text="a\x00")
     assert store.get_episode(tenant, made.id) == made
+
+
+def test_an_identical_vector_scores_exactly_one(
+    store: MemoryStore, tenant: UUID, agent: UUID
+) -> None:
+    query = vec(0.1, 0.2, 0.7, 0.3)
+    made = store.add_episode(episode(tenant, agent, embedding=query))
+    found = store.vector_search_episodes(tenant, agent, query, min_score=1.0)
+    assert [(e.id, s) for e, s in found] == [(made.id, 1.0)]
