@@ -956,3 +956,10 @@ def test_every_kind_of_item_of_another_tenant_behaves_as_missing(
     assert store.get_tool_activation(tid, tool.id) == tool
     assert store.get_migration_plan(tid, made_plan.id) == made_plan
     assert store.get_scenario(tid, scenario_v2.id) == scenario_v2
+
+
+def test_an_identical_rule_vector_scores_exactly_one(store: ConfigStore, agent: Agent) -> None:
+    query = vec(0.1, 0.2, 0.7, 0.3)
+    made = store.create_rule(rule(agent, embedding=query, embedding_model="m"))
+    found = store.vector_search_rules(agent.tenant_id, agent.id, query, min_score=1.0)
+    assert [(r.id, s) for r, s in found] == [(made.id, 1.0)]
