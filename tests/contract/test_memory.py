@@ -574,3 +574,11 @@ def test_an_identical_vector_scores_exactly_one(
     made = store.add_episode(episode(tenant, agent, embedding=query))
     found = store.vector_search_episodes(tenant, agent, query, min_score=1.0)
     assert [(e.id, s) for e, s in found] == [(made.id, 1.0)]
+
+
+def test_vector_search_ties_are_ordered_by_id(
+    store: MemoryStore, tenant: UUID, agent: UUID
+) -> None:
+    made = [store.add_episode(episode(tenant, agent, embedding=vec(1.0, 1.0))) for _ in range(4)]
+    found = store.vector_search_episodes(tenant, agent, vec(2.0, 2.0), limit=3)
+    assert [e.id for e, _ in found] == sorted(e.id for e in made)[:3]
