@@ -7,6 +7,7 @@ before anything is written.
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Sequence
 from enum import Enum
 from typing import TypeVar
@@ -54,7 +55,11 @@ def parse_enum(enum_cls: type[E], value: E | str, field: str) -> E:
 def validate_embedding(
     embedding: Sequence[float] | None, dimensions: int, field: str = "embedding"
 ) -> list[float] | None:
-    """Check an embedding's length and that every component is a finite number."""
+    """Check an embedding's length and that every component is a finite number.
+
+    A ``vector`` column holds float32: a component beyond its range, or a vector that
+    rounds to all zeros there, is refused too, as PostgreSQL would store it broken.
+    """
     if embedding is None:
         return None
     if len(embedding) != dimensions:
@@ -66,10 +71,17 @@ def validate_embedding(
     for i, x in enumerate(embedding):
         if isinstance(x, bool) or not isinstance(x, (int, float)):
             raise InvalidInputError(f"{field}[{i}] is not a number: {describe(x)}", field=field)
-        if not math.isfinite(x):
-            raise InvalidInputError(f"{field}[{i}] is {x}; components must be finite", field=field)
-        out.append(float(x))
-    if not any(out):
+        try:
+            value = float(x)
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value) or math.isinf(array("f", (value,))[0]):
+            raise InvalidInputError(
+                f"{field}[{i}] is {describe(x)}; components must be finite float32 numbers",
+                field=field,
+            )
+        out.append(value)
+    if not any(array("f", out)):
         raise InvalidInputError(
             f"{field} is the zero vector; cosine similarity is undefined for it", field=field
         )

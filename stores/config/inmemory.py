@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from array import array
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 from uuid import UUID
@@ -164,8 +163,7 @@ class InMemoryConfigStore(ConfigStore):
         limit: int,
         min_score: float | None,
     ) -> list[tuple[T, float]]:
-        # The query is a ``vector`` parameter too: float32, as pgvector sees it.
-        query = array("f", checked_query(embedding, self.dimensions)).tolist()
+        query = checked_query(embedding, self.dimensions)
         check_min_score(min_score)
         check_limit(limit)
         scored = [

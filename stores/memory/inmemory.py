@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from array import array
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -239,8 +238,7 @@ class InMemoryMemoryStore(MemoryStore):
         episode_types: Sequence[EpisodeType | str] | None = None,
         valid_at: datetime | None = None,
     ) -> list[tuple[Episode, float]]:
-        # The query is a ``vector`` parameter too: float32, as pgvector sees it.
-        query = array("f", checked_query(embedding, self.dimensions)).tolist()
+        query = checked_query(embedding, self.dimensions)
         check_min_score(min_score)
         check_limit(limit)
         with self._lock:

@@ -260,8 +260,17 @@ def test_bad_ids_are_invalid_input(store: ConfigStore, agent: Agent) -> None:
 
 @pytest.mark.parametrize(
     "embedding",
-    [vec(1.0)[:-1], [*vec(1.0), 0.0], vec(math.nan), vec(math.inf), vec(1.0, -math.inf), vec()],
-    ids=["short", "long", "nan", "inf", "-inf", "zero"],
+    [
+        vec(1.0)[:-1],
+        [*vec(1.0), 0.0],
+        vec(math.nan),
+        vec(math.inf),
+        vec(1.0, -math.inf),
+        vec(),
+        vec(1.0, 1e39),
+        vec(1e-50),
+    ],
+    ids=["short", "long", "nan", "inf", "-inf", "zero", "beyond-float32", "zero-in-float32"],
 )
 def test_bad_embeddings_are_rejected_and_nothing_is_written(
     store: ConfigStore, agent: Agent, embedding: list[float]
@@ -278,7 +287,9 @@ def test_bad_embeddings_are_rejected_and_nothing_is_written(
     assert store.list_scenarios(agent.tenant_id, agent.id).items == []
 
 
-@pytest.mark.parametrize("odd", [True, "0.5", None], ids=["bool", "text", "none"])
+@pytest.mark.parametrize(
+    "odd", [True, "0.5", None, 10**400], ids=["bool", "text", "none", "huge-int"]
+)
 def test_search_rejects_components_that_are_not_numbers(
     store: ConfigStore, agent: Agent, odd: Any
 ) -> None:

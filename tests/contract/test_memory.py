@@ -229,8 +229,8 @@ def test_bad_episode_filters_are_invalid_input(
 
 @pytest.mark.parametrize(
     "embedding",
-    [vec(1.0)[:100], vec(math.nan), vec(1.0, math.inf), vec()],
-    ids=["short", "nan", "inf", "zero"],
+    [vec(1.0)[:100], vec(math.nan), vec(1.0, math.inf), vec(), vec(1.0, -1e39), vec(1e-50)],
+    ids=["short", "nan", "inf", "zero", "beyond-float32", "zero-in-float32"],
 )
 def test_bad_episode_embeddings_are_rejected(
     store: MemoryStore, tenant: UUID, agent: UUID, embedding: list[float]
