@@ -28,6 +28,8 @@ def encode_cursor(*values: Any) -> str:
 
 def decode_cursor(cursor: str, arity: int) -> list[Any]:
     """Decode a cursor made by :func:`encode_cursor`; a malformed one is InvalidInputError."""
+    if not isinstance(cursor, str):
+        raise InvalidInputError("cursor must be text", field="cursor")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())

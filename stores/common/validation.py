@@ -89,9 +89,12 @@ def validate_embedding(
 
 
 def check_text(value: str | None, field: str, max_length: int = MAX_TEXT_LENGTH) -> None:
-    """Reject text longer than ``max_length`` characters or containing NUL bytes."""
+    """Reject a value that is not text, text longer than ``max_length`` characters or
+    text containing NUL bytes."""
     if value is None:
         return
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{field} must be text; got {describe(value)}", field=field)
     if len(value) > max_length:
         raise InvalidInputError(
             f"{field} is {len(value)} characters; the limit is {max_length}", field=field

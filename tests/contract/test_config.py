@@ -232,6 +232,16 @@ def test_bad_cursor_is_invalid_input(store: ConfigStore, agent: Agent, cursor: s
         store.list_rules(agent.tenant_id, agent.id, cursor=cursor)
 
 
+def test_arguments_of_the_wrong_type_are_invalid_input(store: ConfigStore, agent: Agent) -> None:
+    number: Any = 5
+    with pytest.raises(InvalidInputError):
+        store.list_agents(agent.tenant_id, cursor=number)
+    with pytest.raises(InvalidInputError):
+        store.list_rules(agent.tenant_id, agent.id, scope_id=number)
+    with pytest.raises(InvalidInputError):
+        store.get_agent_by_name(agent.tenant_id, number)
+
+
 def test_a_tampered_text_cursor_is_invalid_input(store: ConfigStore, agent: Agent) -> None:
     cursor = encode_cursor("nul \x00 inside", uuid4())
     with pytest.raises(InvalidInputError):
