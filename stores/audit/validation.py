@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -47,6 +47,8 @@ def event_types(value: str | Sequence[str] | None) -> list[str] | None:
     """Normalize the ``event_type`` filter to a list (None means every type)."""
     if value is None:
         return None
+    if not isinstance(value, (str, Iterable)):
+        raise InvalidInputError("event_type must be text or a list of text", field="event_type")
     items = [value] if isinstance(value, str) else list(value)
     for item in items:
         if not isinstance(item, str):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -75,7 +75,7 @@ def episode_types(values: Sequence[EpisodeType | str] | None) -> list[EpisodeTyp
     """Parse an episode-type filter (None means any type)."""
     if values is None:
         return None
-    if isinstance(values, str):
+    if isinstance(values, str) or not isinstance(values, Iterable):
         raise InvalidInputError("episode_types must be a list of types", field="episode_types")
     return sorted({parse_enum(EpisodeType, v, "episode_types") for v in values})
 

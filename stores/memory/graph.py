@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from uuid import UUID
 
 from stores.common.validation import check_text
@@ -15,7 +15,7 @@ def traversal_types(relationship_types: Sequence[str] | None) -> set[str] | None
     """Parse a relationship-type filter of a traversal (None means any type)."""
     if relationship_types is None:
         return None
-    if isinstance(relationship_types, str):
+    if isinstance(relationship_types, str) or not isinstance(relationship_types, Iterable):
         raise InvalidInputError(
             "relationship_types must be a list of types", field="relationship_types"
         )

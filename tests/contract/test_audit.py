@@ -305,3 +305,9 @@ def test_bad_arguments_are_invalid_input(
     with pytest.raises(InvalidInputError) as info:
         call(store, tenant)
     assert info.value.field == field
+
+
+def test_an_event_type_filter_that_is_not_text_is_invalid_input(store: AuditStore) -> None:
+    number: Any = 5
+    with pytest.raises(InvalidInputError):
+        store.list_events(uuid4(), event_type=number)

@@ -582,3 +582,13 @@ def test_vector_search_ties_are_ordered_by_id(
     made = [store.add_episode(episode(tenant, agent, embedding=vec(1.0, 1.0))) for _ in range(4)]
     found = store.vector_search_episodes(tenant, agent, vec(2.0, 2.0), limit=3)
     assert [e.id for e, _ in found] == sorted(e.id for e in made)[:3]
+
+
+def test_type_filters_that_are_not_lists_are_invalid_input(
+    store: MemoryStore, tenant: UUID, agent: UUID
+) -> None:
+    number: Any = 5
+    with pytest.raises(InvalidInputError):
+        store.list_episodes(tenant, agent, episode_types=number)
+    with pytest.raises(InvalidInputError):
+        store.traverse(tenant, uuid4(), relationship_types=number)
