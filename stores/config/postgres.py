@@ -248,6 +248,8 @@ class PostgresConfigStore(ConfigStore):
         query = checked_query(embedding, self.dimensions)
         check_min_score(min_score)
         check_limit(limit)
+        # Deleted rows are hidden here as in every read (and the partial HNSW index needs it).
+        filters = [*filters, table.c.deleted_at.is_(None)]
         with translated(), self._engine.begin() as conn:
             outcome = self._searcher.search(conn, table, filters, query, limit)
         return [
@@ -378,7 +380,6 @@ class PostgresConfigStore(ConfigStore):
         where = [
             RU.c.tenant_id == parse_id(tenant_id, "tenant_id"),
             RU.c.agent_id == parse_id(agent_id, "agent_id"),
-            RU.c.deleted_at.is_(None),
         ]
         if scope is not None:
             where.append(RU.c.scope == parse_enum(RuleScope, scope, "scope").value)
@@ -502,7 +503,6 @@ class PostgresConfigStore(ConfigStore):
         where = [
             SC.c.tenant_id == parse_id(tenant_id, "tenant_id"),
             SC.c.agent_id == parse_id(agent_id, "agent_id"),
-            SC.c.deleted_at.is_(None),
         ]
         checks.check_enabled(enabled)
         if enabled is not None:
