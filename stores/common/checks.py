@@ -6,6 +6,7 @@ import json
 import math
 from typing import Any
 
+from stores.common.payload import check_unicode
 from stores.common.validation import check_text
 from stores.errors import InvalidInputError
 
@@ -35,6 +36,7 @@ def plain_json(value: Any, field: str) -> Any:
         )
     if "\\u0000" in text:
         raise InvalidInputError(f"{field} contains a NUL character", field=field)
+    check_unicode(value, text, field)
     return json.loads(text)
 
 

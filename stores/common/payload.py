@@ -8,6 +8,7 @@ database backends in step.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -35,17 +36,36 @@ def check_json(value: Any, field: str, max_bytes: int = MAX_JSON_BYTES) -> None:
             f"{field} is {len(text.encode())} bytes as JSON; the limit is {max_bytes}",
             field=field,
         )
-    if "\\u0000" in text and _holds_nul(value):
+    if "\\u0000" in text and _holds(value, lambda s: "\x00" in s):
         raise InvalidInputError(f"{field} contains a NUL character", field=field)
+    check_unicode(value, text, field)
 
 
-def _holds_nul(value: Any) -> bool:
+def check_unicode(value: Any, text: str, field: str) -> None:
+    """Reject JSON ``value`` (serialized as ``text``) holding text that is not valid Unicode.
+
+    Lone surrogates are serialized as ``\\udXXX`` escapes; PostgreSQL's jsonb refuses them.
+    """
+    if "\\ud" in text and _holds(value, _not_unicode):
+        raise InvalidInputError(f"{field} contains text that is not valid Unicode", field=field)
+
+
+def _not_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _holds(value: Any, bad: Callable[[str], bool]) -> bool:
+    """Whether any text in ``value`` (keys included) is ``bad``."""
     if isinstance(value, str):
-        return "\x00" in value
+        return bad(value)
     if isinstance(value, dict):
-        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+        return any(_holds(k, bad) or _holds(v, bad) for k, v in value.items())
     if isinstance(value, (list, tuple)):
-        return any(_holds_nul(v) for v in value)
+        return any(_holds(v, bad) for v in value)
     return False
 
 

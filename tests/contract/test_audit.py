@@ -270,6 +270,7 @@ def test_invalid_events_are_refused_and_nothing_is_written(store: AuditStore, te
         (good.model_copy(update={"event_type": "t" * 201}), "event_type"),
         (good.model_copy(update={"event_data": {"v": math.nan}}), "event_data"),
         (good.model_copy(update={"event_data": {"when": datetime.now(UTC)}}), "event_data"),
+        (good.model_copy(update={"event_data": {"v": ["a\ud800"]}}), "event_data"),
     ]
     for event, field in bad:
         with pytest.raises(InvalidInputError) as info:

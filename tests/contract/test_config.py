@@ -984,3 +984,16 @@ def test_an_identical_rule_vector_scores_exactly_one(store: ConfigStore, agent: 
     made = store.create_rule(rule(agent, embedding=query, embedding_model="m"))
     found = store.vector_search_rules(agent.tenant_id, agent.id, query, min_score=1.0)
     assert [(r.id, s) for r, s in found] == [(made.id, 1.0)]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"action_config": {"k": "a\ud800"}}, {"action_config": {"k\ud800": [1]}}],
+    ids=["json-value", "json-key"],
+)
+def test_text_that_is_not_valid_unicode_is_invalid_input(
+    store: ConfigStore, agent: Agent, bad: dict[str, Any]
+) -> None:
+    with pytest.raises(InvalidInputError):
+        store.create_rule(rule(agent, **bad))
+    assert store.list_rules(agent.tenant_id, agent.id).items == []
