@@ -89,8 +89,8 @@ def validate_embedding(
 
 
 def check_text(value: str | None, field: str, max_length: int = MAX_TEXT_LENGTH) -> None:
-    """Reject a value that is not text, text longer than ``max_length`` characters or
-    text containing NUL bytes."""
+    """Reject a value that is not text, text longer than ``max_length`` characters, or
+    text holding NUL or a lone surrogate (neither can reach PostgreSQL)."""
     if value is None:
         return
     if not isinstance(value, str):
@@ -102,6 +102,12 @@ def check_text(value: str | None, field: str, max_length: int = MAX_TEXT_LENGTH)
     if "\x00" in value:
         # PostgreSQL text cannot hold NUL; refusing it everywhere keeps backends alike.
         raise InvalidInputError(f"{field} contains a NUL character", field=field)
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate: no UTF-8 form, so PostgreSQL could not be sent it.
+            raise InvalidInputError(f"{field} is not valid Unicode text", field=field) from None
 
 
 def check_limit(limit: int, field: str = "limit") -> int:

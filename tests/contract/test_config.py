@@ -320,7 +320,7 @@ def test_min_score_must_be_a_finite_number(
         store.vector_search_scenarios(agent.tenant_id, agent.id, vec(1.0), min_score=min_score)
 
 
-@pytest.mark.parametrize("bad", ["nul \x00 inside", "s" * 201])
+@pytest.mark.parametrize("bad", ["nul \x00 inside", "s" * 201, "lone \ud800"])
 def test_bad_text_filters_are_invalid_input(store: ConfigStore, agent: Agent, bad: str) -> None:
     tid, aid = agent.tenant_id, agent.id
     with pytest.raises(InvalidInputError):
