@@ -73,6 +73,9 @@ def translate(exc: BaseException) -> StoreError:
         if sqlstate == "57014":  # statement timeout / cancelled
             return StoreUnavailableError(f"database query timed out: {message}")
         return StoreUnavailableError(f"database unavailable: {message}")
+    if isinstance(exc, UnicodeError) or isinstance(orig, UnicodeError):
+        # Text with no UTF-8 form (a lone surrogate), refused by the driver.
+        return InvalidInputError(f"invalid input: {exc}")
     if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection freed up in time
         return StoreUnavailableError(f"database busy, no connection available: {message}")
     if isinstance(exc, OSError):
@@ -107,5 +110,5 @@ def translated() -> Iterator[None]:
         yield
     except StoreError:
         raise
-    except (sa_exc.SQLAlchemyError, psycopg.Error, OSError) as exc:
+    except (sa_exc.SQLAlchemyError, psycopg.Error, OSError, UnicodeError) as exc:
         raise translate(exc) from exc

@@ -253,3 +253,11 @@ def test_an_exhausted_connection_pool_is_store_unavailable(database_url: str) ->
         assert store.get_agent(uuid4(), uuid4()) is None
     finally:
         eng.dispose()
+
+
+def test_text_the_driver_cannot_encode_is_invalid_input(engine: sa.Engine) -> None:
+    from stores.errors import InvalidInputError
+    from stores.postgres.engine import translated
+
+    with pytest.raises(InvalidInputError), translated(), engine.connect() as conn:
+        conn.execute(sa.text("SELECT CAST(:x AS text)"), {"x": "lone \ud800"})
