@@ -9,6 +9,7 @@ from uuid import UUID
 
 from stores.audit.models import MAX_EVENT_TYPE_LENGTH, AuditEvent, TurnRecord
 from stores.common import check_text, decode_cursor, encode_cursor
+from stores.common.checks import check_int32
 from stores.common.payload import check_aware, check_json, revalidate
 from stores.errors import InvalidInputError
 
@@ -28,6 +29,10 @@ def prepare_turn(turn: TurnRecord, now: datetime) -> TurnRecord:
     turn = revalidate(turn)
     check_text(turn.user_message, "user_message")
     check_text(turn.assistant_response, "assistant_response")
+    # Both are PostgreSQL ``integer`` columns.
+    check_int32(turn.turn_number, "turn_number", 0)
+    if turn.latency_ms is not None:
+        check_int32(turn.latency_ms, "latency_ms", 0)
     for name in TURN_JSON_FIELDS:
         check_json(getattr(turn, name), name)
     return turn.model_copy(update={"created_at": now})

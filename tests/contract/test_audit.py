@@ -252,6 +252,8 @@ def _bad_turns(tenant: UUID) -> list[tuple[TurnRecord, str]]:
         (good.model_copy(update={"rules_matched": ["x" * 1_000_001]}), "rules_matched"),
         (good.model_copy(update={"turn_number": -1}), "turn_number"),
         (good.model_copy(update={"latency_ms": -5}), "latency_ms"),
+        (good.model_copy(update={"turn_number": 2**31}), "turn_number"),
+        (good.model_copy(update={"latency_ms": 2**31}), "latency_ms"),
     ]
 
 
