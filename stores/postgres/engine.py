@@ -91,6 +91,9 @@ def translate(exc: BaseException) -> StoreError:
         return NotFoundError(f"referenced item does not exist ({field or message})")
     if sqlstate in ("23514", "22P02", "22023", "22001", "23502", "22003", "22007", "22008"):
         return InvalidInputError(f"invalid input: {message}")
+    if not sqlstate and isinstance(orig, psycopg.DataError):
+        # Refused by the driver before it reached the server (a NUL in text, say).
+        return InvalidInputError(f"invalid input: {message}")
     if sqlstate in ("40001", "40P01", "55P03"):
         return StoreUnavailableError(f"database busy, retry: {message}")
     if isinstance(exc, StoreError):
