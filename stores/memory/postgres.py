@@ -8,7 +8,6 @@ its relationships by ``ON DELETE CASCADE``.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -16,7 +15,6 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from stores.common.clock import Clock, utc_now
 from stores.common.keyset import as_datetime, as_uuid, cursor_key, page_of
 from stores.common.pagination import Page
 from stores.common.validation import (
@@ -40,9 +38,9 @@ from stores.memory.models import (
 )
 from stores.memory.store import DEFAULT_PAGE_SIZE, MemoryStore
 from stores.postgres import schema
-from stores.postgres.engine import create_engine, translated
+from stores.postgres.engine import translated
 from stores.postgres.rows import after, plain_row, row_values, selectable, to_model
-from stores.postgres.vectors import VectorSearcher, VectorSearchPolicy, embedding_dimensions
+from stores.postgres.store import PostgresVectorStore
 
 EP = schema.episodes
 EN = schema.entities
@@ -58,65 +56,10 @@ def _valid_at(table: sa.Table, when: datetime) -> sa.ColumnElement[bool]:
     )
 
 
-class PostgresMemoryStore(MemoryStore):
+class PostgresMemoryStore(PostgresVectorStore, MemoryStore):
     """A :class:`MemoryStore` on the ``episodes``, ``entities`` and ``relationships`` tables."""
 
-    def __init__(
-        self,
-        engine: sa.Engine,
-        *,
-        dimensions: int | None = None,
-        clock: Clock = utc_now,
-        search_policy: VectorSearchPolicy | None = None,
-    ) -> None:
-        self._engine = engine
-        self._clock = clock
-        self._dims = dimensions
-        self._dims_lock = threading.Lock()
-        self._searcher = VectorSearcher(search_policy)
-        self._owns_engine = False
-
-    @classmethod
-    def from_url(
-        cls,
-        database_url: str,
-        *,
-        dimensions: int | None = None,
-        clock: Clock = utc_now,
-        pool_size: int = 5,
-        max_overflow: int = 10,
-        search_policy: VectorSearchPolicy | None = None,
-    ) -> PostgresMemoryStore:
-        """Create a store with its own engine (closed by :meth:`close`).
-
-        With ``dimensions=None`` the embedding dimension is read from the schema.
-        """
-        engine = create_engine(database_url, pool_size=pool_size, max_overflow=max_overflow)
-        store = cls(engine, dimensions=dimensions, clock=clock, search_policy=search_policy)
-        store._owns_engine = True
-        return store
-
-    def close(self) -> None:
-        """Release the connection pool if this store created it."""
-        if self._owns_engine:
-            self._engine.dispose()
-
-    @property
-    def searcher(self) -> VectorSearcher:
-        """The vector searcher (exposes the search plan for diagnostics)."""
-        return self._searcher
-
-    @property
-    def dimensions(self) -> int:
-        with self._dims_lock:
-            if self._dims is None:
-                with translated(), self._engine.connect() as conn:
-                    self._dims = embedding_dimensions(conn, "episodes")
-            return self._dims
-
-    def _read(self, stmt: sa.Select[Any]) -> list[sa.RowMapping]:
-        with translated(), self._engine.connect() as conn:
-            return list(conn.execute(stmt).mappings())
+    dimensions_table = "episodes"
 
     def _get(self, table: sa.Table, cls: type[M], tenant_id: UUID, item_id: UUID) -> M | None:
         rows = self._read(
