@@ -20,48 +20,22 @@ from stores.audit.validation import (
     time_cursor,
     time_range,
 )
-from stores.common import Clock, Page, check_limit, encode_cursor, parse_id, utc_now
+from stores.common import Page, check_limit, encode_cursor, parse_id
 from stores.postgres import schema
-from stores.postgres.engine import create_engine, translated
+from stores.postgres.engine import translated
+from stores.postgres.store import PostgresStore
 
 T = schema.turn_records
 E = schema.audit_events
 
 
-class PostgresAuditStore(AuditStore):
+class PostgresAuditStore(PostgresStore, AuditStore):
     """An :class:`AuditStore` on the ``turn_records`` and ``audit_events`` tables.
 
     Every write is one INSERT (atomic on its own); duplicate keys and dangling turn
     references are caught by the table's constraints, so concurrent writers cannot
     slip past them.
     """
-
-    def __init__(self, engine: sa.Engine, *, clock: Clock = utc_now) -> None:
-        self._engine = engine
-        self._clock = clock
-        self._owns_engine = False
-
-    @classmethod
-    def from_url(
-        cls,
-        database_url: str,
-        *,
-        pool_size: int = 5,
-        max_overflow: int = 10,
-        clock: Clock = utc_now,
-    ) -> PostgresAuditStore:
-        """Create a store with its own engine (closed by :meth:`close`)."""
-        store = cls(
-            create_engine(database_url, pool_size=pool_size, max_overflow=max_overflow),
-            clock=clock,
-        )
-        store._owns_engine = True
-        return store
-
-    def close(self) -> None:
-        """Release the connection pool if this store created it."""
-        if self._owns_engine:
-            self._engine.dispose()
 
     def record_turn(self, turn: TurnRecord) -> TurnRecord:
         stored = prepare_turn(turn, self._clock())

@@ -16,10 +16,11 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from stores.common import Clock, Page, check_limit, parse_id, utc_now
+from stores.common import Page, check_limit, parse_id
 from stores.errors import ConflictError, DuplicateError, InvalidInputError, NotFoundError
 from stores.postgres import schema
-from stores.postgres.engine import create_engine, translated
+from stores.postgres.engine import translated
+from stores.postgres.store import PostgresStore
 from stores.profiles import sql
 from stores.profiles.models import (
     ChannelIdentity,
@@ -54,7 +55,7 @@ SET_FIELD_ATTEMPTS = 5
 """How often a field set is retried when a concurrent set of the same field won the race."""
 
 
-class PostgresProfileStore(ProfileStore):
+class PostgresProfileStore(PostgresStore, ProfileStore):
     """A :class:`ProfileStore` on the ``customer_profiles``, ``channel_identities``,
     ``profile_fields`` and ``profile_assets`` tables.
 
@@ -63,33 +64,6 @@ class PostgresProfileStore(ProfileStore):
     rolls back and retries on the new current value (up to ``SET_FIELD_ATTEMPTS`` times,
     then ConflictError), so every set lands in the history in some order.
     """
-
-    def __init__(self, engine: sa.Engine, *, clock: Clock = utc_now) -> None:
-        self._engine = engine
-        self._clock = clock
-        self._owns_engine = False
-
-    @classmethod
-    def from_url(
-        cls,
-        database_url: str,
-        *,
-        pool_size: int = 5,
-        max_overflow: int = 10,
-        clock: Clock = utc_now,
-    ) -> PostgresProfileStore:
-        """Create a store with its own engine (closed by :meth:`close`)."""
-        store = cls(
-            create_engine(database_url, pool_size=pool_size, max_overflow=max_overflow),
-            clock=clock,
-        )
-        store._owns_engine = True
-        return store
-
-    def close(self) -> None:
-        """Release the connection pool if this store created it."""
-        if self._owns_engine:
-            self._engine.dispose()
 
     # ---- profiles -------------------------------------------------------------------
 
