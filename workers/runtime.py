@@ -28,19 +28,6 @@ class Servers:
 
 
 @contextlib.contextmanager
-def database(settings: Settings) -> Iterator[str]:
-    """Yield the database URL, starting the embedded PostgreSQL when none is configured."""
-    if settings.database_url:
-        yield settings.database_url
-        return
-    server = start_postgres(settings.data_dir / "postgres")
-    try:
-        yield server.url
-    finally:
-        server.stop()
-
-
-@contextlib.contextmanager
 def servers(settings: Settings, *, need_redis: bool = True) -> Iterator[Servers]:
     """Yield every server URL, starting embedded servers for those not configured."""
     started: list[EmbeddedPostgres | EmbeddedRedis] = []
@@ -60,3 +47,10 @@ def servers(settings: Settings, *, need_redis: bool = True) -> Iterator[Servers]
     finally:
         for server in reversed(started):
             server.stop()
+
+
+@contextlib.contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """Yield the database URL, starting the embedded PostgreSQL when none is configured."""
+    with servers(settings, need_redis=False) as found:
+        yield found.database_url
