@@ -27,6 +27,7 @@ import sqlalchemy as sa
 import zstandard
 from sqlalchemy.dialects.postgresql import JSONB, insert
 
+from stores.errors import StoreError, StoreUnavailableError
 from stores.postgres import schema
 from stores.postgres.engine import create_engine, translated
 from stores.sessions.models import Session
@@ -113,9 +114,9 @@ class PostgresColdTier:
         stmt = (
             sa.delete(_T)
             .where(_T.c.tenant_id == tenant_id, _T.c.id == session_id)
-            # Losing this commit in a crash only brings back a copy of what is then hot, and
-            # the hot copy wins: no need to wait for the disk (set here, saving a round trip).
-            .returning(*_COLUMNS, sa.func.set_config("synchronous_commit", "off", True))
+            # A tier move waits for the disk whatever the server's default: the hot copy is
+            # written before this commits, and a lost commit would bring the row back.
+            .returning(*_COLUMNS, sa.func.set_config("synchronous_commit", "on", True))
         )
         with translated(), self.engine.connect() as conn:
             row = conn.execute(stmt).first()
@@ -138,16 +139,39 @@ class PostgresColdTier:
         with translated(), self.engine.connect() as conn:
             return {r.id: _row(r) for r in conn.execute(stmt)}
 
-    def put(self, documents: Sequence[bytes]) -> None:
-        """Write stored (hence valid) documents, each only over an older or equal version
-        (demotion, step 2).
+    def put(self, documents: Sequence[bytes]) -> list[int]:
+        """Write stored documents, each only over an older or equal version (demotion,
+        step 2); returns the positions of the documents the table refused.
 
         The batch travels as one JSON array and PostgreSQL reads the columns out of each
-        document itself: one statement, no parsing in Python.
+        document itself: one statement, no parsing in Python. If the table refuses the batch
+        (a document stored before a check that now refuses it, say), each document is
+        written on its own, so one unstorable session never holds back the others.
         """
         if not documents:
-            return
+            return []
+        try:
+            self._put(documents)
+        except StoreUnavailableError:
+            raise
+        except StoreError:
+            if len(documents) == 1:
+                return [0]
+            refused = []
+            for position, document in enumerate(documents):
+                try:
+                    self._put([document])
+                except StoreUnavailableError:
+                    raise
+                except StoreError:
+                    refused.append(position)
+            return refused
+        return []
+
+    def _put(self, documents: Sequence[bytes]) -> None:
         with translated(), self.engine.begin() as conn:
+            # Demotion deletes the hot copy once this commits: it must reach the disk.
+            conn.execute(sa.text("SET LOCAL synchronous_commit = on"))
             conn.execute(_PUT, {"documents": "[" + b",".join(documents).decode() + "]"})
 
     def rewrite(self, session: Session, data: bytes, expected_version: int) -> bool:

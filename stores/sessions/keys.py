@@ -15,6 +15,8 @@ tenant's base (``ARGV``), which carries the same tag.
                           the max-age purge reads it
 ``hearth:s:{T}:x:<id>``   string, a tombstone left by ``delete`` for a while, so that a
                           demotion or promotion in flight cannot bring the session back
+``hearth:s:{T}:quarantine`` sorted set, hot sessions the cold tier refused -> when (µs);
+                          they stay hot and leave the idle set until their next save
 ``hearth:s:{T}:moves``    hash, bucket (first two hex digits of an id) -> how many sessions
                           moved between Redis and PostgreSQL; a reader that found a
                           session in neither place checks it to tell "missing" from "moved"
@@ -78,6 +80,11 @@ def idle(tenant_base: str) -> str:
 def created(tenant_base: str) -> str:
     """The sorted set of sessions held in Redis by creation time."""
     return tenant_base + "created"
+
+
+def quarantine(tenant_base: str) -> str:
+    """The sorted set of hot sessions the cold tier refused, by when (see quarantine.lua)."""
+    return tenant_base + "quarantine"
 
 
 def moves(tenant_base: str) -> str:

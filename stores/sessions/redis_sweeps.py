@@ -3,6 +3,7 @@ and the tier statistics."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -13,6 +14,8 @@ from stores.sessions import codec, keys, query
 from stores.sessions.models import PendingMigration, Session, TierStats
 from stores.sessions.redis_base import BATCH, RedisTiers, text
 from stores.sessions.scripts import translated
+
+_log = logging.getLogger(__name__)
 
 _STATS_SAMPLE = 8
 """Keys per tenant and tier whose ``MEMORY USAGE`` is sampled by ``stats``."""
@@ -55,7 +58,12 @@ class RedisSweeps(RedisTiers):
                     self._scripts["demote"](keys=[keys.idle(base)], args=args, client=self.client)
                 )
         assert self._pg is not None
-        self._pg.put([row[1] for row in batch])
+        refused = self._pg.put([row[1] for row in batch])
+        if refused:
+            self._quarantine(tenant, base, [batch[i] for i in refused])
+            batch = [row for i, row in enumerate(batch) if i not in set(refused)]
+            if not batch:
+                return 0
         pairs: list[Any] = [base]
         for row in batch:
             pairs += [row[0], row[2]]
@@ -71,6 +79,31 @@ class RedisSweeps(RedisTiers):
         ]
         self._pg.delete_versions(tenant, stale)
         return sum(1 for code in codes if code == b"e")
+
+    def _quarantine(self, tenant: UUID, base: str, rows: list[list[bytes]]) -> None:
+        """Set aside hot sessions the cold tier refused: they stay hot and readable, and leave
+        the idle set so later passes do not read them again; their next save puts them back
+        (a changed session may well be storable)."""
+        args: list[Any] = [base, keys.micros(self._clock())]
+        for row in rows:
+            args += [row[0], row[2]]
+        with translated():
+            self._scripts["quarantine"](
+                keys=[keys.idle(base), keys.quarantine(base)], args=args, client=self.client
+            )
+        ids = [text(row[0]) for row in rows]
+        for sid, row in zip(ids, rows, strict=True):
+            _log.warning(
+                "session %s of tenant %s (version %s) cannot be stored in the cold tier; "
+                "it stays hot until it changes",
+                sid,
+                tenant,
+                text(row[2]),
+            )
+
+    def count_quarantined(self) -> int:
+        """See :meth:`SessionStore.count_quarantined`."""
+        return self._count(keys.quarantine, "+inf")
 
     def purge_expired(self, *, limit: int = 1000) -> int:
         """See :meth:`SessionStore.purge_expired`."""
@@ -107,7 +140,7 @@ class RedisSweeps(RedisTiers):
             total += self._pg.count_expired(cutoff)
         return total
 
-    def _count(self, zset: Callable[[str], str], max_score: int) -> int:
+    def _count(self, zset: Callable[[str], str], max_score: int | str) -> int:
         """The members scored at most ``max_score`` of one sorted set of every tenant."""
         tenants = list(self._tenants())
         if not tenants:

@@ -19,7 +19,18 @@ from redis.commands.core import Script
 
 from stores.errors import StoreError, StoreUnavailableError
 
-NAMES = ("get", "save", "promote", "idle", "demote", "evict", "delete", "purge", "fetch")
+NAMES = (
+    "get",
+    "save",
+    "promote",
+    "idle",
+    "demote",
+    "evict",
+    "delete",
+    "purge",
+    "fetch",
+    "quarantine",
+)
 
 # Server replies meaning "not now" rather than "wrong request".
 _BUSY_REPLY = re.compile(r"\b(OOM|READONLY|MASTERDOWN|LOADING|CLUSTERDOWN|TRYAGAIN|BUSY)\b")

@@ -146,6 +146,15 @@ class SessionStore(ABC):
         What :meth:`purge_expired` would remove now, counted without removing anything.
         """
 
+    def count_quarantined(self) -> int:
+        """How many hot sessions the demotion sweep set aside because the cold tier refused
+        them (stored before a check that now refuses them, say), over all tenants.
+
+        They stay hot and readable, are not read again by later sweeps, and go back to the
+        sweep at their next save. A store whose cold tier stores whatever it accepts has none.
+        """
+        return 0
+
     @abstractmethod
     def mark_pending_migration(
         self,

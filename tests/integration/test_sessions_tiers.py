@@ -392,3 +392,57 @@ def test_a_fresh_store_on_a_restarted_redis_still_reads_the_cold_table(
         assert again.tier_of(tenant, stored.id) is Tier.HOT
     finally:
         again.close()
+
+
+@pytest.mark.postgres
+def test_a_session_the_cold_tier_refuses_is_quarantined_and_holds_back_nobody(
+    pg_store: RedisSessionStore, clock: ManualClock
+) -> None:
+    tenant, agent = uuid4(), uuid4()
+    good = [pg_store.save(make(tenant, agent, variables={"i": i})) for i in range(5)]
+    poison = pg_store.save(make(tenant, agent, variables={"x": "ok"}))
+    # Older data, stored before save refused it: jsonb cannot hold NUL.
+    hot_key = f"hearth:s:{{{tenant}}}:h:{poison.id}"
+    document = pg_store.client.hget(hot_key, "d")
+    assert isinstance(document, bytes)
+    pg_store.client.hset(hot_key, "d", document.replace(b'"ok"', b'"o\\u0000k"'))
+    clock.advance(seconds=HOT_TTL.total_seconds())
+
+    assert pg_store.demote_idle() == len(good)
+    assert {s.id for s in good} <= {row[0] for row in cold_rows(pg_store)}
+    assert poison.id not in {row[0] for row in cold_rows(pg_store)}
+    assert pg_store.tier_of(tenant, poison.id) is Tier.HOT
+    assert pg_store.count_quarantined() == 1
+    read = pg_store.get(tenant, poison.id)
+    assert read is not None
+    assert read.variables == {"x": "o\x00k"}
+    # Not read again by later passes.
+    assert pg_store.count_idle() == 0
+    assert pg_store.demote_idle() == 0
+
+    # A save that makes it storable sends it back to the sweep.
+    fixed = pg_store.save(read.model_copy(update={"variables": {"x": "ok"}}))
+    assert pg_store.count_quarantined() == 0
+    clock.advance(seconds=HOT_TTL.total_seconds())
+    assert pg_store.demote_idle() == 1
+    assert pg_store.tier_of(tenant, poison.id) is Tier.COLD
+    again = pg_store.get(tenant, poison.id)
+    assert again is not None
+    assert again.version == fixed.version
+
+
+@pytest.mark.postgres
+def test_a_quarantined_session_that_is_deleted_leaves_the_quarantine(
+    pg_store: RedisSessionStore, clock: ManualClock
+) -> None:
+    tenant = uuid4()
+    poison = pg_store.save(make(tenant, variables={"x": "ok"}))
+    hot_key = f"hearth:s:{{{tenant}}}:h:{poison.id}"
+    document = pg_store.client.hget(hot_key, "d")
+    assert isinstance(document, bytes)
+    pg_store.client.hset(hot_key, "d", document.replace(b'"ok"', b'"o\\u0000k"'))
+    clock.advance(seconds=HOT_TTL.total_seconds())
+    assert pg_store.demote_idle() == 0
+    assert pg_store.count_quarantined() == 1
+    assert pg_store.delete(tenant, poison.id) is True
+    assert pg_store.count_quarantined() == 0

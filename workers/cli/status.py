@@ -30,7 +30,7 @@ def tier_stats(settings: Settings) -> dict[str, Any]:
     except Exception as exc:
         return {"error": _error(exc)}
     try:
-        return store.stats().model_dump()
+        return {**store.stats().model_dump(), "quarantined": store.count_quarantined()}
     except Exception as exc:
         return {"error": _error(exc)}
     finally:
@@ -139,6 +139,11 @@ def render(report: dict[str, Any], console: Console) -> None:
         console.print(
             f"[bold]sessions[/] hot {sessions['hot_sessions']} ({_size(sessions['hot_bytes'])})"
             f"   cold {sessions['cold_sessions']} ({_size(sessions['cold_bytes'])})"
+            + (
+                f"   [red]quarantined {sessions['quarantined']} (cannot be demoted)[/]"
+                if sessions.get("quarantined")
+                else ""
+            )
         )
 
     mem = report["redis"]

@@ -51,6 +51,7 @@ local function erase(base, id, ix)
   redis.call('DEL', base .. 'h:' .. id, base .. 'c:' .. id)
   redis.call('ZREM', base .. 'idle', id)
   redis.call('ZREM', base .. 'created', id)
+  redis.call('ZREM', base .. 'quarantine', id)
 end
 
 -- The stored (version, created, index suffixes, tier) of session `id`, hot tier first.

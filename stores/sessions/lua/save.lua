@@ -70,6 +70,8 @@ else
     'w', ARGV[12])
 end
 redis.call('ZADD', KEYS[3], ARGV[6], id)
+-- A changed session may be storable now: the demotion sweep tries it again.
+redis.call('ZREM', base .. 'quarantine', id)
 if tier ~= 'h' or expired then
   redis.call('ZADD', KEYS[4], ARGV[5], id)
 end
