@@ -38,6 +38,8 @@ class RunStatus(StrEnum):
     SKIPPED = "skipped"
     """Another run held the job's lock; this one did nothing."""
     FAILED = "failed"
+    LOCK_LOST = "lock_lost"
+    """The run's lock expired or was taken while it ran; it stopped at its next check."""
 
 
 class JobRun(BaseModel):

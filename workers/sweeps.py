@@ -14,19 +14,26 @@ from typing import Any
 from stores.config import ConfigStore
 from stores.sessions import PendingMigration, SessionStore
 
+CHECK_EVERY = 1000
+"""The most items one store call may handle: the sweep checks its time budget and its lock
+at least this often, whatever the batch size (at the design's 5,000 demotions a second, about
+every 0.2 s; a larger batch size is split into calls of this size)."""
+
 
 @dataclass
 class SweepResult:
-    """What one sweep did: how many items moved, in how many batches, and whether it finished.
+    """What one sweep did: how many items moved, in how many store calls, and whether it finished.
 
-    ``complete`` is False when the time budget ran out while full batches were still coming:
-    the next run goes on from there.
+    ``complete`` is False when the time budget ran out while full batches were still coming,
+    or when the sweep stopped because its lock was lost (``lock_lost``): the next run goes on
+    from there.
     """
 
     processed: int = 0
     batches: int = 0
     complete: bool = True
     seconds: float = 0.0
+    lock_lost: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -38,6 +45,18 @@ class SweepResult:
         return data
 
 
+def _never() -> bool:
+    return False
+
+
+def _step_size(batch_size: int, check_every: int) -> int:
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    if check_every < 1:
+        raise ValueError("check_every must be at least 1")
+    return min(batch_size, check_every)
+
+
 def run_batches(
     step: Callable[[int], int],
     *,
@@ -45,23 +64,31 @@ def run_batches(
     time_budget_seconds: float,
     monotonic: Callable[[], float] = time.monotonic,
     on_batch: Callable[[int], None] | None = None,
+    lock_lost: Callable[[], bool] = _never,
+    check_every: int = CHECK_EVERY,
 ) -> SweepResult:
-    """Call ``step(batch_size)`` until it returns less than a full batch or the budget is spent.
+    """Call ``step(limit)`` until it returns less than ``limit``, the budget is spent or the
+    lock is lost.
 
-    At least one batch always runs, so a tiny budget still makes progress.
+    ``limit`` is ``min(batch_size, check_every)``: the budget and ``lock_lost`` are checked
+    after every call, so a large batch size cannot run far past the budget or the lock.
+    At least one call always runs, so a tiny budget still makes progress.
     """
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
+    limit = _step_size(batch_size, check_every)
     start = monotonic()
     result = SweepResult()
     while True:
-        moved = step(batch_size)
+        moved = step(limit)
         result.processed += moved
         result.batches += 1
         if on_batch is not None:
             on_batch(moved)
-        if moved < batch_size:
+        if moved < limit:
             result.complete = True
+            break
+        if lock_lost():
+            result.complete = False
+            result.lock_lost = True
             break
         if monotonic() - start >= time_budget_seconds:
             result.complete = False
@@ -76,13 +103,19 @@ def demote_idle(
     batch_size: int,
     time_budget_seconds: float,
     on_batch: Callable[[int], None] | None = None,
+    lock_lost: Callable[[], bool] = _never,
+    monotonic: Callable[[], float] = time.monotonic,
+    check_every: int = CHECK_EVERY,
 ) -> SweepResult:
     """Move idle hot sessions to the cold tier, batch by batch."""
     return run_batches(
         lambda limit: store.demote_idle(limit=limit),
         batch_size=batch_size,
         time_budget_seconds=time_budget_seconds,
+        monotonic=monotonic,
         on_batch=on_batch,
+        lock_lost=lock_lost,
+        check_every=check_every,
     )
 
 
@@ -92,13 +125,19 @@ def purge_expired(
     batch_size: int,
     time_budget_seconds: float,
     on_batch: Callable[[int], None] | None = None,
+    lock_lost: Callable[[], bool] = _never,
+    monotonic: Callable[[], float] = time.monotonic,
+    check_every: int = CHECK_EVERY,
 ) -> SweepResult:
     """Remove sessions older than the maximum age from every tier, batch by batch."""
     return run_batches(
         lambda limit: store.purge_expired(limit=limit),
         batch_size=batch_size,
         time_budget_seconds=time_budget_seconds,
+        monotonic=monotonic,
         on_batch=on_batch,
+        lock_lost=lock_lost,
+        check_every=check_every,
     )
 
 
@@ -112,19 +151,25 @@ def mark_scenario_migrations(
     batch_size: int,
     time_budget_seconds: float,
     monotonic: Callable[[], float] = time.monotonic,
+    lock_lost: Callable[[], bool] = _never,
+    check_every: int = CHECK_EVERY,
 ) -> SweepResult:
     """Give every session still on the old version of a deployed plan its pending migration.
 
     Plans are visited in ``(tenant_id, id)`` order across tenants. The store skips sessions
     that already carry a pending migration, so a session is marked once however many runs
-    (or overlapping ones) visit its plan; a run cut short by the budget is finished by the next.
+    (or overlapping ones) visit its plan; a run cut short by the budget or a lost lock is
+    finished by the next. Like :func:`run_batches`, each store call marks at most
+    ``min(batch_size, check_every)`` sessions and the budget and the lock are checked after
+    each.
     """
+    limit = _step_size(batch_size, check_every)
     start = monotonic()
     result = SweepResult()
     plans = 0
     cursor: str | None = None
-    out_of_time = False
-    while not out_of_time:
+    stopped = False
+    while not stopped:
         page = config.list_deployed_migration_plans(limit=PLAN_PAGE_SIZE, cursor=cursor)
         for plan in page.items:
             plans += 1
@@ -134,28 +179,34 @@ def mark_scenario_migrations(
                 from_version=plan.from_version,
                 to_version=plan.to_version,
             )
+            last_plan = plan is page.items[-1] and page.next_cursor is None
             while True:
                 marked = sessions.mark_pending_migration(
                     plan.tenant_id,
                     plan.scenario_id,
                     plan.from_version,
                     migration,
-                    limit=batch_size,
+                    limit=limit,
                 )
                 result.processed += marked
                 result.batches += 1
+                plan_done = marked < limit
+                if plan_done and last_plan:
+                    break  # nothing is left: the sweep is complete, budget or lock aside
+                if lock_lost():
+                    stopped = result.lock_lost = True
+                    break
                 if monotonic() - start >= time_budget_seconds:
-                    last_plan = plan is page.items[-1] and page.next_cursor is None
-                    out_of_time = marked >= batch_size or not last_plan
+                    stopped = True
                     break
-                if marked < batch_size:
+                if plan_done:
                     break
-            if out_of_time:
+            if stopped:
                 break
-        if out_of_time or page.next_cursor is None:
+        if stopped or page.next_cursor is None:
             break
         cursor = page.next_cursor
-    result.complete = not out_of_time
+    result.complete = not stopped
     result.seconds = monotonic() - start
     result.extra["plans"] = plans
     return result

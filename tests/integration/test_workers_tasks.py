@@ -93,6 +93,7 @@ def test_demotion_sweep_moves_idle_sessions_in_batches(
     assert result["demoted"] == 20
     assert result["batches"] == 3  # 7 + 7 + 6: the short batch ends the sweep
     assert result["complete"] is True
+    assert result["lock_lost"] is False
     assert all(store.tier_of(s.tenant_id, s.id) is Tier.COLD for s in idle)
     assert all(store.tier_of(s.tenant_id, s.id) is Tier.HOT for s in fresh)
     last = jobs.last_runs(context.redis)[jobs.DEMOTE]

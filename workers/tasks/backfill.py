@@ -7,10 +7,11 @@ each page is embedded in one ``embed_batch`` call (the provider splits it to the
 limits) and written back with ``set_*_embedding(..., source_text=...)``, so a text edited
 while its embedding was being made is left for the next run rather than given a stale vector.
 
-A run stops when its time budget is spent, and at the first rate limit or transient failure
-(the next scheduled run continues where the rows still need it: the work is idempotent). A
-text the provider refuses (too long, filtered) is skipped and counted, never retried in a
-loop. An authentication or model error fails the run, which ``hearth status`` shows.
+A run stops when its time budget is spent or its periodic lock is lost, and at the first
+rate limit or transient failure (the next scheduled run continues where the rows still need
+it: the work is idempotent). A text the provider refuses (too long, filtered) is skipped and
+counted, never retried in a loop. An authentication or model error fails the run, which
+``hearth status`` shows.
 
 With no embedding provider configured the job does nothing, and says so once per process.
 It runs on the ``providers`` queue under the periodic lock, like every periodic job, with
@@ -33,6 +34,7 @@ from providers.errors import ContentFilterError, InvalidRequestError, ProviderEr
 from workers import jobs, provider_registry
 from workers.backoff import is_retryable
 from workers.context import WorkerContext, get_context
+from workers.locks import JobLock
 from workers.settings import Settings, get_settings
 from workers.tasks.periodic import RunInfo, run_job
 
@@ -65,6 +67,8 @@ class BackfillResult:
     refused: int = 0
     """Texts the provider refused (too long, blank, filtered); skipped."""
     budget_spent: bool = False
+    lock_lost: bool = False
+    """The run's lock was lost, so it stopped before the next page."""
     interrupted: dict[str, Any] | None = None
     """The rate limit or transient error that ended the run early, if one did."""
 
@@ -82,6 +86,7 @@ class BackfillResult:
             "changed": self.changed,
             "refused": self.refused,
             "budget_spent": self.budget_spent,
+            "lock_lost": self.lock_lost,
             "interrupted": self.interrupted,
         }
 
@@ -102,8 +107,12 @@ def backfill_embeddings(
     batch_size: int = DEFAULT_BATCH_SIZE,
     time_budget_seconds: float = 20.0,
     monotonic: Callable[[], float] = time.monotonic,
+    lock_lost: Callable[[], bool] | None = None,
 ) -> BackfillResult:
     """Embed every rule, scenario and episode lacking an embedding of ``embedder``'s model.
+
+    Before each page, the run stops if its time budget is spent or ``lock_lost()`` says its
+    periodic lock is gone.
 
     Raises:
         ValueError: the embedder's vectors do not have the stores' dimension.
@@ -141,10 +150,10 @@ def backfill_embeddings(
     )
     result = BackfillResult(model=embedder.model_id)
     ends_at = monotonic() + time_budget_seconds
+    stop = _Stop(ends_at, monotonic, lock_lost or _never)
     try:
         for kind in kinds:
-            if not _backfill_kind(kind, embedder, result, batch_size, ends_at, monotonic):
-                result.budget_spent = True
+            if not _backfill_kind(kind, embedder, result, batch_size, stop):
                 break
     except ProviderError as exc:
         if not is_retryable(exc):
@@ -154,19 +163,39 @@ def backfill_embeddings(
     return result
 
 
+def _never() -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class _Stop:
+    """When a run stops early: its budget's end, and whether its lock is gone."""
+
+    ends_at: float
+    monotonic: Callable[[], float]
+    lock_lost: Callable[[], bool]
+
+    def now(self, result: BackfillResult) -> bool:
+        """True when the run must stop before its next page; says why in ``result``."""
+        if self.lock_lost():
+            result.lock_lost = True
+        elif self.monotonic() >= self.ends_at:
+            result.budget_spent = True
+        return result.lock_lost or result.budget_spent
+
+
 def _backfill_kind(
     kind: _Kind,
     embedder: EmbeddingProvider,
     result: BackfillResult,
     batch_size: int,
-    ends_at: float,
-    monotonic: Callable[[], float],
+    stop: _Stop,
 ) -> bool:
-    """Embed one kind's rows page by page; False when the time budget ran out first."""
+    """Embed one kind's rows page by page; False when the run had to stop first."""
     model = embedder.model_id
     cursor: str | None = None
     while True:
-        if monotonic() >= ends_at:
+        if stop.now(result):
             return False
         page = kind.list_needing(model, limit=batch_size, cursor=cursor)
         todo = [(item, text) for item in page.items if (text := kind.text_of(item))]
@@ -223,7 +252,7 @@ def run_backfill(
     settings = context.settings
     budget = time_budget_seconds or settings.sweep_time_budget_seconds
 
-    def work() -> dict[str, Any]:
+    def work(lock: JobLock) -> dict[str, Any]:
         embedder = provider_registry.embedding_provider(settings)
         if embedder is None:
             if not _not_configured_said.is_set():
@@ -236,13 +265,12 @@ def run_backfill(
             embedder,
             batch_size=batch_size or DEFAULT_BATCH_SIZE,
             time_budget_seconds=budget,
+            lock_lost=lambda: lock.lost,
         )
         return result.as_dict()
 
-    # The lock outlives the budget by one provider call: the batch in flight when the
-    # budget runs out may take up to the provider's timeout.
-    ttl = context.lock_ttl(budget + settings.provider_timeout_seconds)
-    return run_job(context, jobs.EMBEDDING_BACKFILL, work, lock_ttl_seconds=ttl, info=info)
+    # The heartbeat keeps the lock through a slow provider call: its expiry need not cover one.
+    return run_job(context, jobs.EMBEDDING_BACKFILL, work, info=info)
 
 
 def reset_after_fork() -> None:

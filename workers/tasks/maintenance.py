@@ -16,6 +16,7 @@ from celery import Task, shared_task
 
 from workers import jobs, schema_guard, sweeps
 from workers.context import WorkerContext, get_context
+from workers.locks import JobLock
 from workers.tasks.periodic import RunInfo, run_job
 
 IDEMPOTENT: dict[str, Any] = {
@@ -24,8 +25,6 @@ IDEMPOTENT: dict[str, Any] = {
     "reject_on_worker_lost": True,
     "ignore_result": False,
 }
-
-SCHEMA_CHECK_BUDGET_SECONDS = 30.0
 
 
 def demote(
@@ -39,11 +38,16 @@ def demote(
     batch = batch_size or context.settings.sweep_batch_size
     budget = time_budget_seconds or context.settings.sweep_time_budget_seconds
 
-    def work() -> dict[str, Any]:
-        result = sweeps.demote_idle(context.sessions, batch_size=batch, time_budget_seconds=budget)
+    def work(lock: JobLock) -> dict[str, Any]:
+        result = sweeps.demote_idle(
+            context.sessions,
+            batch_size=batch,
+            time_budget_seconds=budget,
+            lock_lost=lambda: lock.lost,
+        )
         return {"demoted": result.processed, **_counts(result)}
 
-    return run_job(context, jobs.DEMOTE, work, lock_ttl_seconds=context.lock_ttl(budget), info=info)
+    return run_job(context, jobs.DEMOTE, work, info=info)
 
 
 def purge(
@@ -57,26 +61,28 @@ def purge(
     batch = batch_size or context.settings.sweep_batch_size
     budget = time_budget_seconds or context.settings.sweep_time_budget_seconds
 
-    def work() -> dict[str, Any]:
+    def work(lock: JobLock) -> dict[str, Any]:
         result = sweeps.purge_expired(
-            context.sessions, batch_size=batch, time_budget_seconds=budget
+            context.sessions,
+            batch_size=batch,
+            time_budget_seconds=budget,
+            lock_lost=lambda: lock.lost,
         )
         return {"purged": result.processed, **_counts(result)}
 
-    return run_job(context, jobs.PURGE, work, lock_ttl_seconds=context.lock_ttl(budget), info=info)
+    return run_job(context, jobs.PURGE, work, info=info)
 
 
 def check_schema(context: WorkerContext, *, info: RunInfo | None = None) -> dict[str, Any]:
     """Compare the database's schema with head and keep the answer for ``hearth status``."""
 
-    def work() -> dict[str, Any]:
+    def work(_lock: JobLock) -> dict[str, Any]:
         url = context.settings.database_url
         if not url:
             return {"state": "not-configured", "message": "no database configured"}
         return schema_guard.as_result(schema_guard.check(url))
 
-    ttl = context.lock_ttl(SCHEMA_CHECK_BUDGET_SECONDS)
-    return run_job(context, jobs.SCHEMA_CHECK, work, lock_ttl_seconds=ttl, info=info)
+    return run_job(context, jobs.SCHEMA_CHECK, work, info=info)
 
 
 def mark_scenario_migrations(
@@ -90,14 +96,17 @@ def mark_scenario_migrations(
     batch = batch_size or context.settings.sweep_batch_size
     budget = time_budget_seconds or context.settings.sweep_time_budget_seconds
 
-    def work() -> dict[str, Any]:
+    def work(lock: JobLock) -> dict[str, Any]:
         result = sweeps.mark_scenario_migrations(
-            context.config, context.sessions, batch_size=batch, time_budget_seconds=budget
+            context.config,
+            context.sessions,
+            batch_size=batch,
+            time_budget_seconds=budget,
+            lock_lost=lambda: lock.lost,
         )
         return {"marked": result.processed, **_counts(result)}
 
-    ttl = context.lock_ttl(budget)
-    return run_job(context, jobs.SCENARIO_MIGRATION, work, lock_ttl_seconds=ttl, info=info)
+    return run_job(context, jobs.SCENARIO_MIGRATION, work, info=info)
 
 
 def _counts(result: sweeps.SweepResult) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Running a periodic job: take its lock, do the work, record and log the outcome.
 
-Every periodic task goes through :func:`run_job`, so each one holds a lock with an expiry
-(two beats or a slow run never overlap), returns JSON counts, and leaves its last run in Redis
-for ``hearth status`` and ``hearth up``.
+Every periodic task goes through :func:`run_job`, so each one holds a lock with an expiry,
+renewed by a heartbeat while it runs (two beats or a slow run never overlap, and a crashed
+holder blocks the next run only for the short expiry), returns JSON counts, and leaves its
+last run in Redis for ``hearth status`` and ``hearth up``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from stores.common.clock import utc_now
+from stores.errors import StoreUnavailableError
 from workers import jobs
 from workers.context import WorkerContext
 from workers.locks import JobLock, remaining_seconds
@@ -35,18 +37,25 @@ class RunInfo:
 def run_job(
     context: WorkerContext,
     job: str,
-    work: Callable[[], dict[str, Any]],
+    work: Callable[[JobLock], dict[str, Any]],
     *,
     lock_ttl_seconds: float | None = None,
     info: RunInfo | None = None,
 ) -> dict[str, Any]:
-    """Run ``work`` under the job's lock; returns ``{"job", "status", **counts}``.
+    """Run ``work(lock)`` under the job's lock; returns ``{"job", "status", **counts}``.
 
-    A run that finds the lock taken does nothing and returns status ``skipped``. A failing
-    run is recorded as ``failed`` and its exception propagates (Celery marks the task failed).
+    The lock expires ``lock_ttl_seconds`` (default: the context's ``lock_grace_seconds``)
+    after its last renewal; a heartbeat thread renews it every third of that until ``work``
+    returns or raises. ``work`` checks ``lock.lost`` between its store calls and stops once
+    it is set.
+
+    A run that finds the lock taken does nothing and returns status ``skipped``. A run whose
+    lock was lost while it ran returns status ``lock_lost`` with the counts it reached, and
+    leaves the key alone (it may be another run's by then). A failing run is recorded as
+    ``failed`` and its exception propagates (Celery marks the task failed).
     """
     info = info or RunInfo()
-    ttl = context.lock_ttl() if lock_ttl_seconds is None else lock_ttl_seconds
+    ttl = context.lock_grace_seconds if lock_ttl_seconds is None else lock_ttl_seconds
     lock = JobLock(context.redis, job, ttl)
     started_at = utc_now()
     started = time.monotonic()
@@ -59,17 +68,34 @@ def run_job(
         logger.info("%s skipped: another run holds the lock", job)
         return {"job": job, "status": jobs.RunStatus.SKIPPED.value, **result}
     try:
-        result = work()
+        with lock.heartbeat():
+            result = work(lock)
+        lost = lock.lost
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         _record(context, job, jobs.RunStatus.FAILED, started_at, info, error=error)
         logger.exception("%s failed after %.2f s", job, time.monotonic() - started)
         raise
     finally:
-        lock.release()
+        _release(lock)
+    elapsed = time.monotonic() - started
+    if lost:
+        _record(context, job, jobs.RunStatus.LOCK_LOST, started_at, info, result=result)
+        logger.warning(
+            "%s lost its lock and stopped after %.2f s: %s", job, elapsed, _summary(result)
+        )
+        return {"job": job, "status": jobs.RunStatus.LOCK_LOST.value, **result}
     _record(context, job, jobs.RunStatus.OK, started_at, info, result=result)
-    logger.info("%s done in %.2f s: %s", job, time.monotonic() - started, _summary(result))
+    logger.info("%s done in %.2f s: %s", job, elapsed, _summary(result))
     return {"job": job, "status": jobs.RunStatus.OK.value, **result}
+
+
+def _release(lock: JobLock) -> None:
+    try:
+        lock.release()
+    except StoreUnavailableError:
+        # The lock expires by itself shortly; failing here would hide how the work ended.
+        logger.warning("could not release the %s lock", lock.job, exc_info=True)
 
 
 def _summary(result: dict[str, Any]) -> str:
