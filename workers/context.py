@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from stores.sessions import SessionStore
 
 DEFAULT_LOCK_GRACE_SECONDS = 30.0
-"""How long a periodic job's lock outlives its time budget, for the batch in flight."""
+"""The expiry of a periodic job's lock: its heartbeat renews it while the holder lives, so
+this is how long a crashed holder's lock keeps the next run out."""
 
 
 class NotConfiguredError(RuntimeError):
@@ -158,13 +159,6 @@ class WorkerContext:
             if self._memory is None:
                 self._memory = build_memory_store(self.settings, clock=self.clock)
             return self._memory
-
-    def lock_ttl(self, budget_seconds: float | None = None) -> float:
-        """The expiry of a periodic job's lock: its time budget plus a grace period."""
-        budget = (
-            self.settings.sweep_time_budget_seconds if budget_seconds is None else budget_seconds
-        )
-        return budget + self.lock_grace_seconds
 
     def close(self) -> None:
         """Close the stores and the Redis client; errors at shutdown are not worth raising."""

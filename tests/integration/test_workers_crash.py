@@ -46,7 +46,9 @@ def put_then_stall(self, documents):
         time.sleep(600)
 
 PostgresColdTier.put = put_then_stall
-context = WorkerContext.build(Settings(), lock_grace_seconds=1.0)
+# The lock is renewed while the sweep lives; once it is killed, the lock outlives it by at
+# most this, which leaves the checks below ample time on a slow machine.
+context = WorkerContext.build(Settings(), lock_grace_seconds=5.0)
 print(maintenance.demote(context), flush=True)
 """
 
@@ -105,7 +107,7 @@ def test_a_sweep_killed_mid_batch_loses_nothing_and_the_next_run_finishes(
         # cold, the second still hot (the hot copy is the truth), the rest untouched.
         assert tiers.count(Tier.COLD) == BATCH
         # ...until the lock expires: then the next run finishes the job.
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 20
         while context.redis.exists(lock_key(jobs.DEMOTE)):
             assert time.monotonic() < deadline, "the dead sweep's lock never expired"
             time.sleep(0.05)

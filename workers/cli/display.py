@@ -8,7 +8,12 @@ from rich.text import Text
 
 from workers.jobs import JobRun, RunStatus
 
-_STYLE = {RunStatus.OK: "green", RunStatus.SKIPPED: "yellow", RunStatus.FAILED: "bold red"}
+_STYLE = {
+    RunStatus.OK: "green",
+    RunStatus.SKIPPED: "yellow",
+    RunStatus.FAILED: "bold red",
+    RunStatus.LOCK_LOST: "bold yellow",
+}
 
 _HEADLINE = ("demoted", "purged", "marked", "state", "embedded")
 _QUIET = {"message", "pending", "detail", "current", "head", "reason", "seconds", "complete"}
@@ -37,7 +42,7 @@ def run_line(run: JobRun) -> Text:
     line.append(run.finished_at.strftime("%H:%M:%S"), style="dim")
     line.append("  ")
     line.append(f"{run.job:<26}", style="bold")
-    line.append(f"{run.status.value:<8}", style=_STYLE[run.status])
+    line.append(f"{run.status.value:<8}", style=_STYLE.get(run.status, ""))
     if run.status is RunStatus.FAILED:
         line.append(run.error or "", style="red")
     else:
