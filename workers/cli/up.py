@@ -184,8 +184,9 @@ def _kick(settings: Settings) -> None:
 
 def _save_embedded_redis(found: Servers) -> None:
     # The embedded Redis is stopped without a save; sessions still hot must survive a restart.
+    # Only the process that stops it saves (it may have taken over one a killed run left).
     for server in found.embedded:
-        if isinstance(server, EmbeddedRedis) and getattr(server.server, "running", False):
+        if isinstance(server, EmbeddedRedis) and server.owner:
             with contextlib.suppress(Exception):
                 server.server.save()
 
