@@ -44,6 +44,10 @@ def _ts(name: str, nullable: bool = False) -> sa.Column[object]:
     return sa.Column(name, sa.DateTime(timezone=True), nullable=False, server_default=NOW)
 
 
+SESSION_ROW_STATES = ["cold", "hot", "deleted"]
+"""What a ``sessions`` row is: the cold copy, a backup of the hot copy, or a deletion marker."""
+
+
 def _enum_check(column: str, values: list[str], name: str) -> sa.CheckConstraint:
     allowed = ", ".join(f"'{v}'" for v in values)
     return sa.CheckConstraint(f"{column} IN ({allowed})", name=name)
@@ -518,6 +522,13 @@ def build_metadata(dimensions: int = DEFAULT_EMBEDDING_DIMENSIONS) -> sa.MetaDat
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_activity_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("data", JSONB, nullable=False),
+        # The fence of tier moves (see stores/sessions/redis.py): which incarnation of the
+        # session the row holds, its move generation, and whether it is the cold copy, a
+        # backup of a hot one, or the marker of a deletion.
+        sa.Column("incarnation", sa.Text, nullable=False, server_default=""),
+        sa.Column("generation", sa.BigInteger, nullable=False, server_default="0"),
+        sa.Column("state", sa.Text, nullable=False, server_default="cold"),
+        _enum_check("state", SESSION_ROW_STATES, "state"),
         sa.Index("ix_sessions_tenant_id_agent_id", "tenant_id", "agent_id", "id"),
         sa.Index(
             "ix_sessions_tenant_id_customer_profile_id",

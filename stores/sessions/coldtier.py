@@ -7,16 +7,19 @@
   deployments with no database. Its keys sit beside the hot ones (see ``keys.py``) and the
   store's scripts move sessions between the two atomically.
 
-A session moves from PostgreSQL to Redis only while its row is locked (:meth:`locked`): the
-row cannot change or go away between being read and being deleted, so the copy written to
-Redis is the current one. Writes of copies are conditional on the version, so the orderings
-of the store (copy before evicting, promote before deleting the row) are safe against races.
+A ``sessions`` row is the durable fence of the moves between Redis and PostgreSQL (see
+``redis.py`` for the protocol). It carries the session's incarnation and move generation
+beside its version, and a ``state``: ``cold`` (the session's copy), ``hot`` (promoted: the
+hot copy is the truth, the row a backup of it) or ``deleted`` (a marker that stops a
+demotion in flight from bringing the session back). Only the purge removes rows. Every
+write of a row that a hot copy's deletion depends on commits with ``synchronous_commit =
+on``, whatever the server's default.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,27 +38,76 @@ from stores.sessions.query import Query, QueryKind
 
 _T = schema.sessions
 _DATA_TEXT = sa.cast(_T.c.data, sa.Text).label("data")
-_COLUMNS = (_T.c.id, _T.c.version, _T.c.created_at, _DATA_TEXT)
+_COLUMNS = (
+    _T.c.id,
+    _T.c.version,
+    _T.c.created_at,
+    _DATA_TEXT,
+    _T.c.incarnation,
+    _T.c.generation,
+    _T.c.state,
+)
+_FENCE = ("data", "incarnation", "generation", "state")
+_SYNC = sa.text("SET LOCAL synchronous_commit = on")
+_LIVE = _T.c.state != "deleted"
+_EMPTY = sa.cast(sa.literal("{}"), JSONB)
 
 
-def _put_statement() -> sa.Insert:
-    """Upsert every document of a JSON array, each column from the field of its name."""
-    docs = (
+def _from_documents(state: str, *, keep_data: bool) -> Any:
+    """Insert one row per entry of a JSON array ``[{"n": incarnation, "g": generation,
+    "d": document}, ...]``, each column read by PostgreSQL from the document's field of its
+    name: one statement, no parsing in Python."""
+    entries = (
         sa.func.jsonb_array_elements(sa.cast(sa.bindparam("documents", type_=sa.Text), JSONB))
         .table_valued(sa.column("value", JSONB))
-        .alias("doc")
+        .alias("entry")
     )
-    columns = [c for c in _T.columns if c.name != "data"]
-    rows = sa.select(*[sa.cast(docs.c.value[c.name].astext, c.type) for c in columns], docs.c.value)
-    stmt = insert(_T).from_select([*(c.name for c in columns), "data"], rows)
+    doc = entries.c.value["d"]
+    columns = [c for c in _T.columns if c.name not in _FENCE]
+    rows = sa.select(
+        *[sa.cast(doc[c.name].astext, c.type) for c in columns],
+        entries.c.value["n"].astext,
+        sa.cast(entries.c.value["g"].astext, sa.BigInteger),
+        sa.literal(state),
+        doc if keep_data else _EMPTY,
+    )
+    return insert(_T).from_select([*(c.name for c in columns), *_FENCE[1:], "data"], rows)
+
+
+def _put_statement() -> Any:
+    """Demotion's upsert: a copy is written over the row of the same incarnation only if the
+    row's (version, generation) is not newer and the row is no deletion marker; over another
+    incarnation's row only if that one is deleted or expired. Returns the ids it wrote."""
+    stmt = _from_documents("cold", keep_data=True)
+    new = stmt.excluded
+    same = sa.and_(
+        _T.c.incarnation == new.incarnation,
+        _LIVE,
+        sa.tuple_(_T.c.version, _T.c.generation) <= sa.tuple_(new.version, new.generation),
+    )
+    other = sa.and_(
+        _T.c.incarnation != new.incarnation,
+        sa.or_(_T.c.state == "deleted", _T.c.created_at <= sa.bindparam("cutoff")),
+    )
     return stmt.on_conflict_do_update(
         index_elements=[_T.c.tenant_id, _T.c.id],
-        set_={c.name: stmt.excluded[c.name] for c in _T.columns if not c.primary_key},
-        where=_T.c.version <= stmt.excluded.version,
+        set_={c.name: new[c.name] for c in _T.columns if not c.primary_key},
+        where=sa.or_(same, other),
+    ).returning(_T.c.id)
+
+
+def _mark_statement() -> Any:
+    """Delete's marker, built from the hot copy: whatever the row held, it now says that
+    this incarnation is deleted."""
+    stmt = _from_documents("deleted", keep_data=False)
+    return stmt.on_conflict_do_update(
+        index_elements=[_T.c.tenant_id, _T.c.id],
+        set_={"state": "deleted", "data": _EMPTY, "incarnation": stmt.excluded.incarnation},
     )
 
 
 _PUT = _put_statement()
+_MARK = _mark_statement()
 
 
 @dataclass(frozen=True)
@@ -66,23 +118,25 @@ class ColdRow:
     version: int
     created_at: datetime
     data: str
+    incarnation: str = ""
+    generation: int = 0
+    state: str = "cold"
 
 
 @dataclass
-class LockedRow:
-    """A session's row, deleted inside a transaction that is still open.
+class Claim:
+    """A row taken for a promotion inside a transaction that is still open.
 
-    The deletion holds the row's lock; it commits only if :meth:`delete` is called before
-    the block ends, else it rolls back and the row is back as it was.
+    The row is already marked hot with its generation bumped (``row`` shows it so), and
+    holds its lock; the change commits only if :meth:`keep` is called before the block ends.
     """
 
     row: ColdRow | None
-    conn: sa.Connection
-    taken: bool = False
+    kept: bool = False
 
-    def delete(self) -> None:
-        """Keep the deletion: it commits when the block ends."""
-        self.taken = True
+    def keep(self) -> None:
+        """Commit the claim when the block ends: the hot copy was written."""
+        self.kept = True
 
 
 class PostgresColdTier:
@@ -97,85 +151,110 @@ class PostgresColdTier:
         return cls(create_engine(database_url, pool_size=pool_size))
 
     def get(self, tenant_id: UUID, session_id: UUID) -> ColdRow | None:
-        """The stored copy of one session, expired or not."""
-        stmt = sa.select(*_COLUMNS).where(_T.c.tenant_id == tenant_id, _T.c.id == session_id)
+        """The row of one session unless it marks a deletion, expired or not."""
+        stmt = sa.select(*_COLUMNS).where(_T.c.tenant_id == tenant_id, _T.c.id == session_id, _LIVE)
         with translated(), self.engine.connect() as conn:
             row = conn.execute(stmt).first()
         return _row(row) if row else None
 
     @contextmanager
-    def locked(self, tenant_id: UUID, session_id: UUID) -> Iterator[LockedRow]:
-        """Read a session's row and hold its lock until the block ends.
+    def claim(self, tenant_id: UUID, session_id: UUID, cutoff: datetime) -> Iterator[Claim]:
+        """Take a session's unexpired, undeleted row for a promotion (see :class:`Claim`).
 
-        Demotions, rewrites and deletes of the row wait meanwhile. The row is deleted in the
-        same statement, so moving it out costs no extra round trip; the deletion commits
-        only if the block calls :meth:`LockedRow.delete`, and any error rolls it back.
+        One statement marks the row hot, bumps its generation, returns it and takes its lock;
+        demotions, rewrites, deletes and other promotions of the row wait meanwhile. Any
+        error, or a block that does not call :meth:`Claim.keep`, rolls the change back.
         """
         stmt = (
-            sa.delete(_T)
-            .where(_T.c.tenant_id == tenant_id, _T.c.id == session_id)
-            # A tier move waits for the disk whatever the server's default: the hot copy is
-            # written before this commits, and a lost commit would bring the row back.
+            sa.update(_T)
+            .where(
+                _T.c.tenant_id == tenant_id,
+                _T.c.id == session_id,
+                _LIVE,
+                _T.c.created_at > cutoff,
+            )
+            .values(state="hot", generation=_T.c.generation + 1)
+            # A tier move waits for the disk whatever the server's default.
             .returning(*_COLUMNS, sa.func.set_config("synchronous_commit", "on", True))
         )
         with translated(), self.engine.connect() as conn:
             row = conn.execute(stmt).first()
-            locked = LockedRow(_row(row) if row else None, conn)
+            claim = Claim(_row(row) if row else None)
             try:
-                yield locked
+                yield claim
             except BaseException:
                 conn.rollback()
                 raise
-            if locked.taken:
+            if claim.kept:
                 conn.commit()
             else:
                 conn.rollback()
 
     def get_many(self, tenant_id: UUID, ids: Sequence[UUID]) -> dict[UUID, ColdRow]:
-        """The stored copies of several sessions of one tenant."""
+        """The rows of several sessions of one tenant, deletion markers left out."""
         if not ids:
             return {}
-        stmt = sa.select(*_COLUMNS).where(_T.c.tenant_id == tenant_id, _T.c.id.in_(ids))
+        stmt = sa.select(*_COLUMNS).where(_T.c.tenant_id == tenant_id, _T.c.id.in_(ids), _LIVE)
         with translated(), self.engine.connect() as conn:
             return {r.id: _row(r) for r in conn.execute(stmt)}
 
-    def put(self, documents: Sequence[bytes]) -> list[int]:
-        """Write stored documents, each only over an older or equal version (demotion,
-        step 2); returns the positions of the documents the table refused.
+    def put(
+        self, entries: Sequence[tuple[str, int, bytes]], cutoff: datetime
+    ) -> tuple[set[UUID], list[int]]:
+        """Write demoted copies, each ``(incarnation, generation, document)``, as far as the
+        fence allows (see :func:`_put_statement`); returns the ids written and the positions
+        of the entries the table refused outright.
 
-        The batch travels as one JSON array and PostgreSQL reads the columns out of each
-        document itself: one statement, no parsing in Python. If the table refuses the batch
-        (a document stored before a check that now refuses it, say), each document is
-        written on its own, so one unstorable session never holds back the others.
+        If the table refuses the batch (a document stored before a check that now refuses
+        it, say), each entry is written on its own, so one unstorable session never holds
+        back the others.
         """
-        if not documents:
-            return []
+        if not entries:
+            return set(), []
         try:
-            self._put(documents)
+            return self._put(entries, cutoff), []
         except StoreUnavailableError:
             raise
         except StoreError:
-            if len(documents) == 1:
-                return [0]
-            refused = []
-            for position, document in enumerate(documents):
-                try:
-                    self._put([document])
-                except StoreUnavailableError:
-                    raise
-                except StoreError:
-                    refused.append(position)
-            return refused
-        return []
+            if len(entries) == 1:
+                return set(), [0]
+        written: set[UUID] = set()
+        refused = []
+        for position, entry in enumerate(entries):
+            try:
+                written |= self._put([entry], cutoff)
+            except StoreUnavailableError:
+                raise
+            except StoreError:
+                refused.append(position)
+        return written, refused
 
-    def _put(self, documents: Sequence[bytes]) -> None:
+    def _put(self, entries: Sequence[tuple[str, int, bytes]], cutoff: datetime) -> set[UUID]:
+        array = b",".join(
+            b'{"n":"%s","g":%d,"d":%s}' % (n.encode(), g, doc) for n, g, doc in entries
+        )
         with translated(), self.engine.begin() as conn:
             # Demotion deletes the hot copy once this commits: it must reach the disk.
-            conn.execute(sa.text("SET LOCAL synchronous_commit = on"))
-            conn.execute(_PUT, {"documents": "[" + b",".join(documents).decode() + "]"})
+            conn.execute(_SYNC)
+            result = conn.execute(_PUT, {"documents": "[" + array.decode() + "]", "cutoff": cutoff})
+            return {r.id for r in result}
 
-    def rewrite(self, session: Session, data: bytes, expected_version: int) -> bool:
-        """Replace a copy in place if it still has ``expected_version``; True if it did."""
+    def rewrite(
+        self,
+        session: Session,
+        data: bytes,
+        *,
+        incarnation: str,
+        expected_version: int,
+        fence: Callable[[], bool],
+    ) -> bool:
+        """Replace a row in place if it still holds ``incarnation`` at ``expected_version``;
+        True if it did.
+
+        ``fence`` runs while the row is locked and the change not yet committed; the change
+        commits only if it returns True (see ``fence.lua``: no hot copy, and promotions
+        that read the row before are refused from now on).
+        """
         values = _params(session, data)
         values.pop("tenant_id")
         values.pop("id")
@@ -185,85 +264,126 @@ class PostgresColdTier:
             .where(
                 _T.c.tenant_id == session.tenant_id,
                 _T.c.id == session.id,
+                _T.c.incarnation == incarnation,
                 _T.c.version == expected_version,
+                _LIVE,
             )
             .values(**values)
         )
-        with translated(), self.engine.begin() as conn:
-            return conn.execute(stmt).rowcount == 1
+        with translated(), self.engine.connect() as conn:
+            conn.execute(_SYNC)
+            if conn.execute(stmt).rowcount != 1 or not fence():
+                conn.rollback()
+                return False
+            conn.commit()
+            return True
 
-    def delete(self, tenant_id: UUID, session_id: UUID) -> ColdRow | None:
-        """Delete a copy whatever its version; returns what was deleted."""
-        stmt = (
-            sa.delete(_T)
-            .where(_T.c.tenant_id == tenant_id, _T.c.id == session_id)
-            .returning(_T.c.id, _T.c.version, _T.c.created_at, sa.literal("").label("data"))
-        )
+    def mark_deleted(
+        self, tenant_id: UUID, session_id: UUID, hot: tuple[str, bytes] | None
+    ) -> ColdRow | None:
+        """Mark a session deleted; returns its row as it was before (None if there was none).
+
+        ``hot`` is the hot copy's (incarnation, document) if there is one: the marker then
+        names that incarnation, and is written even where no row existed, so that a
+        demotion of the copy already under way is refused. Without it, an existing row is
+        marked with its own incarnation.
+        """
+        before = sa.select(*_COLUMNS).where(_T.c.tenant_id == tenant_id, _T.c.id == session_id)
         with translated(), self.engine.begin() as conn:
-            row = conn.execute(stmt).first()
+            conn.execute(_SYNC)
+            row = conn.execute(before.with_for_update()).first()
+            if hot is not None and self._mark(conn, hot):
+                return _row(row) if row else None
+            if row is not None and row.state != "deleted":
+                conn.execute(
+                    sa.update(_T)
+                    .where(_T.c.tenant_id == tenant_id, _T.c.id == session_id)
+                    .values(state="deleted", data=_EMPTY)
+                )
         return _row(row) if row else None
 
-    def delete_versions(self, tenant_id: UUID, versions: Iterable[tuple[UUID, int]]) -> None:
-        """Delete copies, each only if it still has the given version (they are stale)."""
-        pairs = list(versions)
-        if not pairs:
-            return
-        stmt = sa.delete(_T).where(
-            _T.c.tenant_id == tenant_id,
-            sa.tuple_(_T.c.id, _T.c.version).in_(pairs),
-        )
-        with translated(), self.engine.begin() as conn:
-            conn.execute(stmt)
+    @staticmethod
+    def _mark(conn: sa.Connection, hot: tuple[str, bytes]) -> bool:
+        """Write the marker of a hot copy; False if the table cannot hold that document,
+        in which case no demotion can write it either, and no marker is needed."""
+        n, doc = hot
+        entry = b'[{"n":"%s","g":0,"d":%s}]' % (n.encode(), doc)
+        savepoint = conn.begin_nested()
+        try:
+            with translated():
+                conn.execute(_MARK, {"documents": entry.decode()})
+        except StoreUnavailableError:
+            raise
+        except StoreError:
+            savepoint.rollback()
+            return False
+        savepoint.commit()
+        return True
 
-    def find(self, q: Query, after: str | None, limit: int, cutoff: datetime) -> list[ColdRow]:
-        """Up to ``limit`` unexpired copies matching ``q`` with ids after ``after``, by id."""
-        where = [_T.c.tenant_id == q.tenant_id, _T.c.created_at > cutoff, *_filter(q)]
+    def find_ids(self, q: Query, after: str | None, limit: int, cutoff: datetime) -> list[str]:
+        """Up to ``limit`` ids of unexpired rows matching ``q`` after ``after``, by id
+        (rows backing up hot copies included: they may be all that is left of them)."""
+        where = [_T.c.tenant_id == q.tenant_id, _T.c.created_at > cutoff, _LIVE, *_filter(q)]
         if after is not None:
             where.append(_T.c.id > UUID(after))
-        stmt = sa.select(*_COLUMNS).where(*where).order_by(_T.c.id).limit(limit)
+        stmt = sa.select(_T.c.id).where(*where).order_by(_T.c.id).limit(limit)
         with translated(), self.engine.connect() as conn:
-            return [_row(r) for r in conn.execute(stmt)]
+            return [str(i) for i in conn.execute(stmt).scalars()]
 
-    def newest_by_channel(
+    def newest_ids_by_channel(
         self, tenant_id: UUID, channel: str, user_channel_id: str, cutoff: datetime, limit: int
-    ) -> list[ColdRow]:
-        """The newest unexpired copies of a channel identity, newest first."""
+    ) -> list[UUID]:
+        """The ids of the newest unexpired rows of a channel identity, newest first."""
         stmt = (
-            sa.select(*_COLUMNS)
+            sa.select(_T.c.id)
             .where(
                 _T.c.tenant_id == tenant_id,
                 _T.c.channel == channel,
                 _T.c.user_channel_id == user_channel_id,
                 _T.c.created_at > cutoff,
+                _LIVE,
             )
             .order_by(_T.c.created_at.desc(), _T.c.id.desc())
             .limit(limit)
         )
         with translated(), self.engine.connect() as conn:
-            return [_row(r) for r in conn.execute(stmt)]
+            return list(conn.execute(stmt).scalars())
 
     def purge(self, cutoff: datetime, limit: int) -> int:
-        """Delete up to ``limit`` copies created at or before ``cutoff``, oldest first."""
+        """Delete up to ``limit`` rows of sessions created at or before ``cutoff``, oldest
+        first, whatever their state; returns how many were cold copies."""
         oldest = (
             sa.select(_T.c.tenant_id, _T.c.id)
             .where(_T.c.created_at <= cutoff)
             .order_by(_T.c.created_at)
             .limit(limit)
         )
-        stmt = sa.delete(_T).where(sa.tuple_(_T.c.tenant_id, _T.c.id).in_(oldest))
+        stmt = (
+            sa.delete(_T)
+            .where(sa.tuple_(_T.c.tenant_id, _T.c.id).in_(oldest))
+            .returning(_T.c.state)
+        )
         with translated(), self.engine.begin() as conn:
-            return int(conn.execute(stmt).rowcount)
+            return sum(1 for state in conn.execute(stmt).scalars() if state == "cold")
 
     def count_expired(self, cutoff: datetime) -> int:
-        """How many copies were created at or before ``cutoff`` (what :meth:`purge` takes)."""
-        stmt = sa.select(sa.func.count()).select_from(_T).where(_T.c.created_at <= cutoff)
+        """How many cold copies were created at or before ``cutoff`` (what :meth:`purge`
+        removes)."""
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(_T)
+            .where(_T.c.created_at <= cutoff, _T.c.state == "cold")
+        )
         with translated(), self.engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
 
     def stats(self) -> tuple[int, int]:
-        """How many copies the table holds and its size on disk with its indexes."""
+        """How many cold copies the table holds and its size on disk with its indexes."""
         stmt = sa.select(
-            sa.select(sa.func.count()).select_from(_T).scalar_subquery(),
+            sa.select(sa.func.count())
+            .select_from(_T)
+            .where(_T.c.state == "cold")
+            .scalar_subquery(),
             sa.func.pg_total_relation_size(sa.literal_column("'sessions'::regclass")),
         )
         with translated(), self.engine.connect() as conn:
@@ -311,7 +431,15 @@ class RedisColdTier:
 
 
 def _row(row: Any) -> ColdRow:
-    return ColdRow(id=row.id, version=int(row.version), created_at=row.created_at, data=row.data)
+    return ColdRow(
+        id=row.id,
+        version=int(row.version),
+        created_at=row.created_at,
+        data=row.data,
+        incarnation=row.incarnation,
+        generation=int(row.generation),
+        state=row.state,
+    )
 
 
 def _params(session: Session, data: bytes) -> dict[str, object]:

@@ -6,20 +6,22 @@ get the keys they always touch in KEYS and derive per-session and index keys fro
 tenant's base (``ARGV``), which carries the same tag.
 
 ``hearth:s:{T}:h:<id>``   hash, a hot session: ``d`` JSON document, ``v`` version,
-                          ``c`` created_at (µs since the epoch), ``ix`` index suffixes
+                          ``c`` created_at (µs since the epoch), ``ix`` index suffixes,
+                          ``n`` incarnation, ``g`` move generation, ``w`` the token of the
+                          save call that wrote it
 ``hearth:s:{T}:c:<id>``   hash, a cold session in the Redis cold tier: ``z`` the document
-                          compressed, ``v``, ``c``, ``ix``; expires after max_age + a day
+                          compressed, ``v``, ``c``, ``ix``, ``n``, ``g``; expires after
+                          max_age + a day
 ``hearth:s:{T}:idle``     sorted set, hot session id -> when its idle time started (µs);
                           the demotion sweep reads it (no keyspace notifications)
 ``hearth:s:{T}:created``  sorted set, id -> created_at (µs) of every session held in Redis;
                           the max-age purge reads it
-``hearth:s:{T}:x:<id>``   string, a tombstone left by ``delete`` for a while, so that a
-                          demotion or promotion in flight cannot bring the session back
 ``hearth:s:{T}:quarantine`` sorted set, hot sessions the cold tier refused -> when (µs);
                           they stay hot and leave the idle set until their next save
-``hearth:s:{T}:moves``    hash, bucket (first two hex digits of an id) -> how many sessions
-                          moved between Redis and PostgreSQL; a reader that found a
-                          session in neither place checks it to tell "missing" from "moved"
+``hearth:s:{T}:fence``    hash, bucket (first hex digit of an id) -> a random token that
+                          every eviction, delete and in-place rewrite of a PostgreSQL row
+                          replaces; a promotion that read a row is refused if it changed
+                          (see ``lua/lib.lua``)
 ``hearth:s:{T}:i:<sfx>``  sorted set, a secondary index (members are session ids):
     ``ag:<agent>`` and ``ag:<agent>:<STATUS>``        sessions of an agent (score 0)
     ``cu:<customer>`` and ``cu:<customer>:<STATUS>``  sessions of a customer (score 0)
@@ -67,11 +69,6 @@ def cold(tenant_base: str, session_id: UUID | str) -> str:
     return f"{tenant_base}c:{session_id}"
 
 
-def tombstone(tenant_base: str, session_id: UUID | str) -> str:
-    """The marker a delete leaves behind."""
-    return f"{tenant_base}x:{session_id}"
-
-
 def idle(tenant_base: str) -> str:
     """The sorted set of hot sessions by the start of their idle time."""
     return tenant_base + "idle"
@@ -87,14 +84,9 @@ def quarantine(tenant_base: str) -> str:
     return tenant_base + "quarantine"
 
 
-def moves(tenant_base: str) -> str:
-    """The hash counting moves between Redis and PostgreSQL, by bucket."""
-    return tenant_base + "moves"
-
-
-def moves_bucket(session_id: UUID | str) -> str:
-    """The bucket of a session in :func:`moves` (as ``lib.lua`` computes it)."""
-    return str(session_id)[:2]
+def fence(tenant_base: str) -> str:
+    """The hash of fence tokens, by bucket of ids (see ``lua/lib.lua``)."""
+    return tenant_base + "fence"
 
 
 def index(tenant_base: str, suffix: str) -> str:
@@ -103,13 +95,12 @@ def index(tenant_base: str, suffix: str) -> str:
 
 
 def session_keys(tenant_base: str, session_id: UUID | str) -> list[str]:
-    """The KEYS of the per-session scripts: hot, cold, idle, created, tombstone."""
+    """The KEYS of the per-session scripts: hot, cold, idle, created."""
     return [
         hot(tenant_base, session_id),
         cold(tenant_base, session_id),
         idle(tenant_base),
         created(tenant_base),
-        tombstone(tenant_base, session_id),
     ]
 
 

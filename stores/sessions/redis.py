@@ -1,24 +1,39 @@
 """The Redis SessionStore: hot tier in Redis, cold tier in PostgreSQL or in Redis.
 
-Hot reads and saves are one round trip (a hash read, a script). Tier moves are single Lua
-scripts where both tiers are in Redis; with PostgreSQL they are ordered so that a crash
-between two steps leaves a readable, correct session:
+Hot reads and saves are one round trip (a hash read, a script). Where both tiers are in
+Redis, every tier move is one Lua script. With PostgreSQL, moves are fenced so that no
+interleaving of demoters, purgers, readers, writers and deleters, and no crash between two
+steps, loses a session, serves a stale one or brings a deleted one back; no correctness rests
+on a lock, a TTL or timing:
 
-* demotion copies the session to PostgreSQL, then evicts the hot copy only if its version is
-  unchanged (a copy left stale by a race is deleted again by version);
-* promotion, and a save of a session found in PostgreSQL, delete the row in a transaction,
-  write the hot copy, and only then commit: the row's lock keeps it from changing meanwhile,
-  and a failure rolls the row back;
-* delete removes the row, then the Redis copies, leaving a tombstone that stops a demotion
-  in flight from bringing the session back; if Redis held nothing, a demotion may have
-  landed in between, so the row is removed once more.
+* Every copy (hot hash, Redis-cold hash, PostgreSQL row) carries the session's incarnation
+  ``n`` (random at creation), its version ``v`` and its move generation ``g`` (bumped by every
+  promotion and every save over a cold copy). Every conditional step compares all three.
+* The row is the durable fence. Demotion copies the hot copy to the row only over an older
+  (v, g) of the same n, or over a deleted or expired row of another n, and learns which ids
+  it wrote; it evicts only those, and only if the hot copy is still (n, v, g). A crash in
+  between leaves a row and an unchanged hot copy: reads take the hot copy, the next sweep
+  evicts it.
+* Promotion (a read, or a save, of a session found only in PostgreSQL) marks the row hot with
+  g + 1 in a transaction holding the row's lock, writes the hot copy with g + 1, then
+  commits: the row stays as a backup, so a Redis crash right after loses nothing, and any
+  demotion that read the copy before is refused (older g).
+* Delete marks the row deleted (creating a marker from the hot copy if there was no row)
+  before it touches Redis; a demotion in flight is then refused, and a later one of a new
+  incarnation may write over the marker. Only the purge removes rows.
+* A promotion reads the row after Redis said it held nothing; in between a session may be
+  evicted, deleted or rewritten in place. Each of those replaces the fence token of the
+  session's bucket (``lua/lib.lua``); the promotion carries the token it saw and is refused,
+  and starts again, if it changed.
+* Reads take the Redis copy first; rows count (hot-marked ones as backups) only for ids Redis
+  lacked, read after Redis answered. A listing reads the index before the table, so a
+  session moving between tiers is seen on one side or the other.
 
 Whenever a session has a hot copy, that copy is the truth.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
@@ -34,17 +49,20 @@ from stores.errors import ConflictError, InvalidInputError, NotFoundError, descr
 from stores.sessions import codec, keys, query
 from stores.sessions.coldtier import ColdRow, PostgresColdTier, RedisColdTier
 from stores.sessions.models import Session, Tier
-from stores.sessions.redis_base import MAX_ATTEMPTS, text
+from stores.sessions.redis_base import MAX_ATTEMPTS, text, token
 from stores.sessions.redis_sweeps import RedisSweeps
 from stores.sessions.scripts import translate, translated
 from stores.sessions.store import SessionStore
+
+_NONE = "-"
+"""An incarnation no copy has (incarnations are hex, or '' for copies older than them)."""
 
 
 class RedisSessionStore(RedisSweeps, SessionStore):
     """A two-tier SessionStore on Redis (see the module docstring for the orderings).
 
     ``RedisSessionStore(client, cold_tier=PostgresColdTier(engine) | RedisColdTier(ttl=...),
-    hot_ttl=, max_age=, clock=, max_bytes=, tombstone_ttl=)`` on a redis-py client, or
+    hot_ttl=, max_age=, clock=, max_bytes=)`` on a redis-py client, or
     :meth:`from_url`.
     """
 
@@ -102,7 +120,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
         version, created = _store_fields(session)
         now = self._clock()
         expected = f"{version}:{keys.micros(created)}" if version else "none"
-        token = os.urandom(8).hex()
+        call = token()
         for _ in range(MAX_ATTEMPTS):
             if expected == "none":
                 stamped = codec.stamp(session, version=1, created_at=now, now=now)
@@ -112,7 +130,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
                     session, version=int(v) + 1, created_at=keys.from_micros(int(c)), now=now
                 )
             stored, data = codec.encode(stamped, self.max_bytes)
-            actual = self._write(stored, data, expected, now, token)
+            actual = self._write(stored, data, expected, now, call)
             if actual is None:
                 return stored
             same_version = "none" not in (actual, expected) and _version(actual) == version
@@ -130,7 +148,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
         raise ConflictError(f"session {session.id} kept changing; try again")
 
     def _write(
-        self, stored: Session, data: bytes, expected: str, now: datetime, token: str
+        self, stored: Session, data: bytes, expected: str, now: datetime, call: str
     ) -> str | None:
         """Run the save script; None if the write landed, else the stored state."""
         args: list[Any] = [
@@ -145,8 +163,11 @@ class RedisSessionStore(RedisSweeps, SessionStore):
             keys.index_suffixes(stored),
             "?" if self._pg is not None else "none",
             "h",
-            token,
+            call,
             "",
+            "",
+            token(),
+            token(),
         ]
         # An update of a hot session skips the tenant registry: it is there already.
         reply = self._run("save", stored.tenant_id, stored.id, args, register=expected == "none")
@@ -155,16 +176,18 @@ class RedisSessionStore(RedisSweeps, SessionStore):
                 return None
             if reply[1] != b"?":
                 return text(reply[1])
-            # In neither Redis tier: look in the table, holding the row's lock so that it
-            # cannot change before the script has run and the row is gone.
+            # In neither Redis tier: take the row (a save over it is a promotion), then
+            # write the hot copy unless the fence token changed since Redis was asked.
             assert self._pg is not None
-            with self._pg.locked(stored.tenant_id, stored.id) as cold:
+            with self._pg.claim(stored.tenant_id, stored.id, now - self.max_age) as cold:
+                self._step("save:claimed")
                 args[9] = _state(cold.row)
                 args[12] = reply[2]
                 reply = self._run("save", stored.tenant_id, stored.id, args, register=True)
                 if reply[0] == b"ok":
-                    cold.delete()
-                    return None
+                    cold.keep()
+                elif reply[1] == b"?":
+                    self._refused()
         raise ConflictError(f"session {stored.id} kept moving between tiers; try again")
 
     def get(self, tenant_id: UUID | str, session_id: UUID | str) -> Session | None:
@@ -179,11 +202,12 @@ class RedisSessionStore(RedisSweeps, SessionStore):
             raise translate(exc) from exc
         if document is not None:
             return self._live(codec.decode(document), self._clock())
-        missing_at: bytes | None = None
         for _ in range(MAX_ATTEMPTS):
             with translated():
                 reply = self._scripts["get"](
-                    keys=[hot, keys.cold(base, sid)], args=[base, str(sid)], client=self.client
+                    keys=[hot, keys.cold(base, sid)],
+                    args=[base, str(sid), token()],
+                    client=self.client,
                 )
             now = self._clock()
             if reply[0] == b"h":
@@ -194,39 +218,61 @@ class RedisSessionStore(RedisSweeps, SessionStore):
                 session = self._live(codec.decode(data), now)
                 if session is None:
                     return None
-                promoted = self._promote(session, data, int(reply[2]), now)
+                promoted = self._promote(
+                    session, data, text(reply[3]), int(reply[4]), now, text(reply[2])
+                )
                 if promoted[0] == b"moved":
+                    self._refused()
                     continue  # changed or deleted since it was read
                 return self._promoted(session, promoted, now)
-            if self._pg is None or reply[1] == missing_at:
-                # Not in the table either, and nothing moved since it was looked at.
+            if self._pg is None:
                 return None
-            with self._pg.locked(tenant, sid) as cold:
+            with self._pg.claim(tenant, sid, now - self.max_age) as cold:
                 if cold.row is None:
-                    missing_at = reply[1]
-                    continue
+                    return None  # no row, deleted, or expired
+                self._step("promote:claimed")
                 data = cold.row.data.encode()
-                session = self._live(codec.decode(data), now)
-                if session is None:
-                    return None
-                promoted = self._promote(session, data, cold.row.version, now)
+                session = codec.decode(data)
+                promoted = self._promote(
+                    session, data, cold.row.incarnation, cold.row.generation, now, reply[1]
+                )
                 if promoted[0] == b"ok":
-                    cold.delete()
+                    cold.keep()
+                    self._step("promote:written")
+                elif promoted[0] == b"moved":
+                    self._refused()
+                    continue
                 return self._promoted(session, promoted, now)
-        return None
+        raise ConflictError(f"session {sid} kept moving between tiers; try again")
 
-    def _promote(self, session: Session, data: bytes, version: int, now: datetime) -> Any:
-        """Run the promote script for a cold session that was just read."""
-        args = [
+    def _promote(
+        self,
+        session: Session,
+        data: bytes,
+        incarnation: str,
+        generation: int,
+        now: datetime,
+        check: bytes | str,
+    ) -> Any:
+        """Run the promote script for a cold session that was just read; ``check`` is the
+        version read from the Redis cold hash, or the fence token get.lua gave."""
+        args: list[Any] = [
             str(session.id),
             data,
-            version,
+            session.version,
             keys.micros(session.created_at),
             keys.micros(now),
             keys.base(session.tenant_id),
             keys.index_suffixes(session),
+            incarnation,
             "redis" if self._rc is not None else "postgres",
+            generation,
         ]
+        if self._rc is not None:
+            # The cold hash's version is compared as stored: it is the document's own.
+            args[2] = check
+        else:
+            args.append(check)
         # A Redis cold session's tenant is registered already: it has not left Redis. One
         # from PostgreSQL may come back to a Redis that lost its registry in a restart.
         register = self._pg is not None
@@ -235,54 +281,57 @@ class RedisSessionStore(RedisSweeps, SessionStore):
     def _promoted(self, session: Session, reply: Any, now: datetime) -> Session | None:
         """The result of a promotion: the session, or the hot copy that won a race."""
         if reply[0] == b"ok":
-            return session
-        if reply[0] == b"hot":
-            return self._live(codec.decode(reply[1]), now)
-        return None  # deleted meanwhile
+            return self._live(session, now)
+        return self._live(codec.decode(reply[1]), now)
 
     def delete(self, tenant_id: UUID | str, session_id: UUID | str) -> bool:
         """See :meth:`SessionStore.delete`."""
         tenant, sid = codec.parse_ids(tenant_id, session_id)
         now = self._clock()
+        base = keys.base(tenant)
+        args: list[Any] = [str(sid), base, keys.micros(now - self.max_age), "", "*", ""]
         existed = False
         if self._pg is not None:
-            row = self._pg.delete(tenant, sid)
-            existed = row is not None and not codec.is_expired(row.created_at, now, self.max_age)
-        base = keys.base(tenant)
-        args = [str(sid), base, keys.micros(now - self.max_age), self._tombstone_ms]
-        if self._run("delete", tenant, sid, args) == 1:
-            return True
-        if self._pg is not None:
-            # Not in Redis: a demotion may have copied and evicted it since the row was
-            # deleted. The tombstone now stops any later one, so this second look is final.
-            row = self._pg.delete(tenant, sid)
-            if row is not None and not codec.is_expired(row.created_at, now, self.max_age):
-                existed = True
-        return existed
+            # The row says "deleted" before Redis is touched: a demotion that read the hot
+            # copy can no longer land, and a promotion that read the row is fenced off by
+            # the token the script replaces.
+            with translated():
+                n, document = self.client.hmget(keys.hot(base, sid), ["n", "d"])
+            hot = None if document is None else (text(n or b""), text(document).encode())
+            self._step("delete:read")
+            before = self._pg.mark_deleted(tenant, sid, hot)
+            self._step("delete:marked")
+            # The incarnations now marked deleted: only a hot copy of one of them goes.
+            row_n = before.incarnation if before is not None else _NONE
+            args[3:6] = [token(), hot[0] if hot is not None else row_n, row_n]
+            existed = (
+                before is not None
+                and before.state != "deleted"
+                and not codec.is_expired(before.created_at, now, self.max_age)
+            )
+        return self._run("delete", tenant, sid, args) == 1 or existed
 
     def tier_of(self, tenant_id: UUID | str, session_id: UUID | str) -> Tier | None:
         """See :meth:`SessionStore.tier_of`."""
         tenant, sid = codec.parse_ids(tenant_id, session_id)
         base = keys.base(tenant)
         cutoff = keys.micros(self._clock() - self.max_age)
-        missing_at: bytes | None = None
-        for _ in range(MAX_ATTEMPTS):
-            with translated():
-                pipe = self.client.pipeline(transaction=False)
-                pipe.hget(keys.hot(base, sid), "c")
-                pipe.hget(keys.cold(base, sid), "c")
-                pipe.hget(keys.moves(base), keys.moves_bucket(sid))
-                hot_created, cold_created, moved = pipe.execute()
-            if hot_created is not None:
-                return Tier.HOT if int(hot_created) > cutoff else None
-            if cold_created is not None:
-                return Tier.COLD if int(cold_created) > cutoff else None
-            if self._pg is None or moved == missing_at:
-                return None
-            row = self._pg.get(tenant, sid)
-            if row is not None:
-                return Tier.COLD if keys.micros(row.created_at) > cutoff else None
-            missing_at = moved  # look again unless nothing moved meanwhile
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hget(keys.hot(base, sid), "c")
+            pipe.hget(keys.cold(base, sid), "c")
+            hot_created, cold_created = pipe.execute()
+        if hot_created is not None:
+            return Tier.HOT if int(hot_created) > cutoff else None
+        if cold_created is not None:
+            return Tier.COLD if int(cold_created) > cutoff else None
+        if self._pg is None:
+            return None
+        # Not in Redis: the row, read after Redis answered, is the session's copy (a row
+        # marked hot backs up a hot copy Redis no longer has, or one promoted since).
+        row = self._pg.get(tenant, sid)
+        if row is not None and keys.micros(row.created_at) > cutoff:
+            return Tier.COLD
         return None
 
     def get_by_channel(
@@ -301,24 +350,27 @@ class RedisSessionStore(RedisSweeps, SessionStore):
                 hot_ids: list[bytes] = self.client.zrevrangebyscore(  # type: ignore[assignment]
                     index, "+inf", f"({keys.micros(cutoff)}", start=0, num=depth
                 )
-            rows: list[ColdRow] = []
+            ids = [UUID(text(i)) for i in hot_ids]
+            cold_ids: list[UUID] = []
             if self._pg is not None:
-                rows = self._pg.newest_by_channel(tenant, channel, user_channel_id, cutoff, depth)
+                cold_ids = self._pg.newest_ids_by_channel(
+                    tenant, channel, user_channel_id, cutoff, depth
+                )
             found = [
-                s
-                for s in self._resolve(tenant, [UUID(text(i)) for i in hot_ids], rows, now)
-                if s.channel == channel and s.user_channel_id == user_channel_id
+                f.session
+                for f in self._resolve(tenant, ids + cold_ids, now)
+                if f.session.channel == channel and f.session.user_channel_id == user_channel_id
             ]
             if found:
                 return max(found, key=lambda s: (s.created_at, str(s.id)))
-            if len(hot_ids) < depth and len(rows) < depth:
+            if len(hot_ids) < depth and len(cold_ids) < depth:
                 return None
             depth *= 8
 
     def _list(self, q: query.Query) -> Page[Session]:
         items: list[Session] = []
-        for session in self._scan(q, self._clock()):
-            items.append(session)
+        for found in self._scan(q, self._clock()):
+            items.append(found.session)
             if len(items) > q.limit:
                 break
         return codec.page(items, q.limit)
@@ -345,8 +397,10 @@ def _store_fields(session: Session) -> tuple[int, datetime]:
 
 
 def _state(row: ColdRow | None) -> str:
-    """A row's state as the save script compares it."""
-    return "none" if row is None else f"{row.version}:{keys.micros(row.created_at)}"
+    """A claimed row as the save script takes it."""
+    if row is None:
+        return "none"
+    return f"{row.version}:{keys.micros(row.created_at)}:{row.incarnation}:{row.generation}"
 
 
 def _version(state: str) -> int:

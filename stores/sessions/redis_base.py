@@ -6,7 +6,10 @@ it (single sessions, listings) with the sweeps of ``redis_sweeps.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -16,7 +19,7 @@ from redis.exceptions import NoScriptError
 
 from stores.common.clock import Clock, utc_now
 from stores.sessions import codec, keys, query
-from stores.sessions.coldtier import ColdRow, PostgresColdTier, RedisColdTier
+from stores.sessions.coldtier import PostgresColdTier, RedisColdTier
 from stores.sessions.models import Session
 from stores.sessions.scripts import register, translated
 
@@ -32,6 +35,19 @@ def text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def token() -> str:
+    """A fresh random token (fence tokens, incarnations, save-call tokens)."""
+    return os.urandom(8).hex()
+
+
+@dataclass(frozen=True)
+class Found:
+    """A session a listing found, with the incarnation of the copy it was read from."""
+
+    session: Session
+    incarnation: str
+
+
 class RedisTiers:
     """The Redis client, the cold tier and the scripts, with the reads every part needs."""
 
@@ -44,29 +60,51 @@ class RedisTiers:
         max_age: timedelta = timedelta(days=7),
         clock: Clock = utc_now,
         max_bytes: int = codec.DEFAULT_MAX_BYTES,
-        tombstone_ttl: timedelta = timedelta(hours=1),
+        tombstone_ttl: timedelta | None = None,
     ) -> None:
+        # ``tombstone_ttl`` is accepted for compatibility: deletes are fenced by the
+        # PostgreSQL row and the fence token now, and leave no timed tombstone behind.
+        del tombstone_ttl
         codec.check_durations(hot_ttl, max_age)
         self.hot_ttl = hot_ttl
         self.max_age = max_age
         self.max_bytes = codec.check_max_bytes(max_bytes)
         self.client = client
         self._clock = clock
-        self._tombstone_ms = int(tombstone_ttl / timedelta(milliseconds=1))
         if cold_tier is None:
             cold_tier = RedisColdTier(ttl=max_age + timedelta(days=1))
         self.cold_tier = cold_tier
         self._pg = cold_tier if isinstance(cold_tier, PostgresColdTier) else None
         self._rc = cold_tier if isinstance(cold_tier, RedisColdTier) else None
         self._scripts = register(client)
+        self.step_hook: Callable[[str], None] | None = None
+        """Called with a step's name between the steps of tier moves (tests pause there)."""
+        self._refusals = 0
+        self._refusals_lock = threading.Lock()
 
-    def _scan(self, q: query.Query, now: datetime) -> Iterator[Session]:
+    @property
+    def fence_refusals(self) -> int:
+        """How often a fenced step refused to act on a copy that had changed since it was
+        read (a demotion, eviction or promotion that lost a race), since the store opened."""
+        return self._refusals
+
+    def _refused(self, count: int = 1) -> None:
+        if count:
+            with self._refusals_lock:
+                self._refusals += count
+
+    def _step(self, name: str) -> None:
+        if self.step_hook is not None:
+            self.step_hook(name)
+
+    def _scan(self, q: query.Query, now: datetime) -> Iterator[Found]:
         """Sessions matching ``q`` in id order, merging the Redis index with the cold table.
 
-        Each round reads a batch from each source; only ids up to the smallest last id of a
-        full batch are certain to be complete, so the next round starts there. With the
-        PostgreSQL tier the index is read before and after the table: a session promoted
-        or demoted meanwhile is then seen on one side or the other.
+        Each round reads a batch of ids from each source; only ids up to the smallest last
+        id of a full batch are certain to be complete, so the next round starts there. The
+        index is read before the table: a session demoted in between has its row by then
+        (the row is written before the hot copy goes), and a promoted one keeps its row,
+        so no live session is missed while it moves.
         """
         index = keys.index(keys.base(q.tenant_id), keys.query_suffix(q))
         cutoff = now - self.max_age
@@ -74,16 +112,14 @@ class RedisTiers:
         batch = min(q.limit + 1, BATCH)
         while True:
             sources = [self._index_ids(index, after, batch)]
-            rows: list[ColdRow] = []
             if self._pg is not None:
-                rows = self._pg.find(q, after, batch, cutoff)
-                sources += [[str(r.id) for r in rows], self._index_ids(index, after, batch)]
+                sources.append(self._pg.find_ids(q, after, batch, cutoff))
             bounds = [ids[-1] for ids in sources if len(ids) == batch]
             bound = min(bounds) if bounds else None
             candidates = sorted({i for ids in sources for i in ids if bound is None or i <= bound})
-            known = [r for r in rows if bound is None or str(r.id) <= bound]
-            resolved = self._resolve(q.tenant_id, [UUID(i) for i in candidates], known, now)
-            yield from sorted((s for s in resolved if q.matches(s)), key=lambda s: str(s.id))
+            resolved = self._resolve(q.tenant_id, [UUID(i) for i in candidates], now)
+            matching = (f for f in resolved if q.matches(f.session))
+            yield from sorted(matching, key=lambda f: str(f.session.id))
             if bound is None:
                 return
             after = bound
@@ -95,45 +131,40 @@ class RedisTiers:
             )
         return [text(i) for i in found]
 
-    def _resolve(
-        self, tenant: UUID, ids: list[UUID], rows: list[ColdRow], now: datetime
-    ) -> list[Session]:
-        """The current, unexpired version of each session: hot copy first, then cold."""
-        cold_rows = {r.id: r for r in rows}
-        wanted = list(dict.fromkeys([*ids, *cold_rows]))
+    def _resolve(self, tenant: UUID, ids: list[UUID], now: datetime) -> list[Found]:
+        """The current, unexpired version of each session: the Redis copy if there is one,
+        else the row, read only after Redis answered (a row read earlier may be stale)."""
         base = keys.base(tenant)
-        out: list[Session] = []
+        out: list[Found] = []
         missing: list[UUID] = []
+        wanted = list(dict.fromkeys(ids))
         for start in range(0, len(wanted), BATCH):
             chunk = wanted[start : start + BATCH]
             with translated():
                 reply = self._scripts["fetch"](
                     keys=[keys.idle(base)], args=[base, *map(str, chunk)], client=self.client
                 )
-            for sid, (tier, payload) in zip(
-                chunk, zip(reply[::2], reply[1::2], strict=True), strict=True
-            ):
-                data: bytes | str | None = None
+            for i, sid in enumerate(chunk):
+                tier, payload, incarnation = reply[3 * i : 3 * i + 3]
+                data: bytes | str
                 if tier == b"h":
                     data = payload
                 elif tier == b"c":
                     assert self._rc is not None
                     data = self._rc.decompress(payload)
-                elif sid in cold_rows:
-                    data = cold_rows[sid].data
                 else:
                     missing.append(sid)
-                if data is not None:
-                    session = self._live(codec.decode(data), now)
-                    if session is not None:
-                        out.append(session)
+                    continue
+                self._found(out, data, text(incarnation), now)
         if missing and self._pg is not None:
-            # Demoted between the index read and the fetch.
             for row in self._pg.get_many(tenant, missing).values():
-                session = self._live(codec.decode(row.data), now)
-                if session is not None:
-                    out.append(session)
+                self._found(out, row.data, row.incarnation, now)
         return out
+
+    def _found(self, out: list[Found], data: bytes | str, incarnation: str, now: datetime) -> None:
+        session = self._live(codec.decode(data), now)
+        if session is not None:
+            out.append(Found(session, incarnation))
 
     def _run(
         self, name: str, tenant: UUID, sid: UUID, args: list[Any], *, register: bool = False

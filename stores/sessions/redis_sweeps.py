@@ -4,15 +4,14 @@ and the tier statistics."""
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
 from stores.common.validation import check_limit
 from stores.sessions import codec, keys, query
-from stores.sessions.models import PendingMigration, Session, TierStats
-from stores.sessions.redis_base import BATCH, RedisTiers, text
+from stores.sessions.models import PendingMigration, TierStats
+from stores.sessions.redis_base import BATCH, Found, RedisTiers, text, token
 from stores.sessions.scripts import translated
 
 _log = logging.getLogger(__name__)
@@ -40,7 +39,7 @@ class RedisSweeps(RedisTiers):
                     )
                 if not flat:
                     break
-                batch = [flat[i : i + 5] for i in range(0, len(flat), 5)]
+                batch = [flat[i : i + 7] for i in range(0, len(flat), 7)]
                 moved += self._demote_batch(tenant, base, batch)
                 if len(batch) < BATCH:
                     break
@@ -49,36 +48,43 @@ class RedisSweeps(RedisTiers):
         return moved
 
     def _demote_batch(self, tenant: UUID, base: str, batch: list[list[bytes]]) -> int:
+        """Move one batch read by idle.lua: rows of (id, document, version, created_us,
+        index suffixes, incarnation, generation)."""
+        self._step("demote:read")
         if self._rc is not None:
             args: list[Any] = [base, self._rc.ttl_ms]
-            for sid, data, version, _, _ in batch:
-                args += [sid, version, self._rc.compress(data)]
+            for sid, data, version, _, _, n, g in batch:
+                args += [sid, n, version, g, self._rc.compress(data)]
             with translated():
-                return int(
+                moved = int(
                     self._scripts["demote"](keys=[keys.idle(base)], args=args, client=self.client)
                 )
+            self._refused(len(batch) - moved)
+            return moved
         assert self._pg is not None
-        refused = self._pg.put([row[1] for row in batch])
+        entries = [(text(row[5]), int(row[6]), row[1]) for row in batch]
+        written, refused = self._pg.put(entries, self._clock() - self.max_age)
         if refused:
             self._quarantine(tenant, base, [batch[i] for i in refused])
-            batch = [row for i, row in enumerate(batch) if i not in set(refused)]
-            if not batch:
-                return 0
-        pairs: list[Any] = [base]
-        for row in batch:
-            pairs += [row[0], row[2]]
+        self._step("demote:copied")
+        # Only the copies the fence let through may be evicted; the others lost a race
+        # (the session was promoted, changed or deleted since it was read) and stay hot.
+        evict = [row for row in batch if UUID(text(row[0])) in written]
+        self._refused(len(batch) - len(refused) - len(evict))
+        if not evict:
+            return 0
+        args = [base, token()]
+        for row in evict:
+            args += [row[0], row[5], row[2], row[6]]
         with translated():
             codes = self._scripts["evict"](
-                keys=[keys.idle(base), keys.created(base)], args=pairs, client=self.client
+                keys=[keys.idle(base), keys.created(base)], args=args, client=self.client
             )
-        # A copy whose hot session changed or was deleted meanwhile is stale: drop it again.
-        stale = [
-            (UUID(text(row[0])), int(row[2]))
-            for row, code in zip(batch, codes, strict=True)
-            if code in (b"c", b"d")
-        ]
-        self._pg.delete_versions(tenant, stale)
-        return sum(1 for code in codes if code == b"e")
+        evicted = sum(1 for code in codes if code == b"e")
+        # A copy whose hot session changed meanwhile stays in the table: the hot copy is the
+        # truth, and the next demotion writes over it.
+        self._refused(len(evict) - evicted)
+        return evicted
 
     def _quarantine(self, tenant: UUID, base: str, rows: list[list[bytes]]) -> None:
         """Set aside hot sessions the cold tier refused: they stay hot and readable, and leave
@@ -86,17 +92,16 @@ class RedisSweeps(RedisTiers):
         (a changed session may well be storable)."""
         args: list[Any] = [base, keys.micros(self._clock())]
         for row in rows:
-            args += [row[0], row[2]]
+            args += [row[0], row[5], row[2], row[6]]
         with translated():
             self._scripts["quarantine"](
                 keys=[keys.idle(base), keys.quarantine(base)], args=args, client=self.client
             )
-        ids = [text(row[0]) for row in rows]
-        for sid, row in zip(ids, rows, strict=True):
+        for row in rows:
             _log.warning(
                 "session %s of tenant %s (version %s) cannot be stored in the cold tier; "
                 "it stays hot until it changes",
-                sid,
+                text(row[0]),
                 tenant,
                 text(row[2]),
             )
@@ -165,14 +170,16 @@ class RedisSweeps(RedisTiers):
         now = self._clock()
         mark = query.checked_migration(migration, q, now)
         marked = 0
-        for session in self._scan(q, now):
+        for found in self._scan(q, now):
             if marked >= q.limit:
                 break
-            marked += self._mark(session, mark)
+            marked += self._mark(found, mark)
         return marked
 
-    def _mark(self, session: Session, mark: PendingMigration) -> int:
-        """Set the mark on one session in the tier it is in; 1 if it landed."""
+    def _mark(self, found: Found, mark: PendingMigration) -> int:
+        """Set the mark on one session in the tier it is in, only on the incarnation and
+        version that was read; 1 if it landed."""
+        session = found.session
         update = {"pending_migration": mark, "version": session.version + 1}
         stored, data = codec.encode(session.model_copy(update=update), self.max_bytes)
         base = keys.base(stored.tenant_id)
@@ -180,7 +187,27 @@ class RedisSweeps(RedisTiers):
         with translated():
             in_hot = self.client.exists(keys.hot(base, stored.id)) == 1
         if not in_hot and self._pg is not None:
-            return int(self._pg.rewrite(stored, data, session.version))
+
+            def fence() -> bool:
+                self._step("rewrite:locked")
+                with translated():
+                    return bool(
+                        self._scripts["fence"](
+                            keys=[keys.hot(base, stored.id)],
+                            args=[base, str(stored.id), token()],
+                            client=self.client,
+                        )
+                    )
+
+            return int(
+                self._pg.rewrite(
+                    stored,
+                    data,
+                    incarnation=found.incarnation,
+                    expected_version=session.version,
+                    fence=fence,
+                )
+            )
         target = "H" if in_hot else "C"
         if target == "C":
             assert self._rc is not None
@@ -197,7 +224,10 @@ class RedisSweeps(RedisTiers):
             keys.index_suffixes(stored),
             "none",
             target,
-            os.urandom(8).hex(),
+            token(),
+            "",
+            found.incarnation,
+            "",
             "",
         ]
         return int(self._run("save", stored.tenant_id, stored.id, args)[0] == b"ok")
@@ -230,6 +260,7 @@ class RedisSweeps(RedisTiers):
         """The mean ``MEMORY USAGE`` of the sampled sessions present in that tier."""
         pipe = self.client.pipeline(transaction=False)
         for sid in ids:
-            pipe.memory_usage(key(base, text(sid)))
+            # SAMPLES 0 counts every field: the default 5 may leave out the document.
+            pipe.memory_usage(key(base, text(sid)), samples=0)
         sizes = [size for size in pipe.execute() if size is not None]
         return sum(sizes) / len(sizes) if sizes else 0.0

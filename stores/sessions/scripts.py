@@ -30,6 +30,7 @@ NAMES = (
     "purge",
     "fetch",
     "quarantine",
+    "fence",
 )
 
 # Server replies meaning "not now" rather than "wrong request".

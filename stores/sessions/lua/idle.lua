@@ -1,17 +1,19 @@
 -- Read a batch of hot sessions idle since the cutoff, oldest first (demotion, step 1).
 -- KEYS[1] idle zset
 -- ARGV[1] cutoff_us, ARGV[2] batch size, ARGV[3] tenant base
--- Returns {id, document, version, created_us, index suffixes, ...}.
+-- Returns {id, document, version, created_us, index suffixes, incarnation, generation, ...}.
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 local out = {}
 for _, id in ipairs(ids) do
-  local h = redis.call('HMGET', ARGV[3] .. 'h:' .. id, 'd', 'v', 'c', 'ix')
+  local h = redis.call('HMGET', ARGV[3] .. 'h:' .. id, 'd', 'v', 'c', 'ix', 'n', 'g')
   if h[1] then
     out[#out + 1] = id
     out[#out + 1] = h[1]
     out[#out + 1] = h[2]
     out[#out + 1] = h[3]
     out[#out + 1] = h[4] or ''
+    out[#out + 1] = h[5] or ''
+    out[#out + 1] = h[6] or '0'
   else
     redis.call('ZREM', KEYS[1], id)
   end

@@ -1,6 +1,9 @@
 -- Helpers prepended to every session script (not a script of its own).
 -- Every key a script touches starts with the tenant base ("hearth:s:{<tenant>}:"), so all
 -- of them share one hash slot. Index suffixes are "\n"-joined lists (see keys.py).
+-- Every copy of a session carries its incarnation `n` (random at creation) and its move
+-- generation `g` (bumped by each promotion and each save over a cold copy) beside its
+-- version `v`; a conditional step acts only if all three are still what it read.
 
 local function split(joined)
   local out = {}
@@ -30,22 +33,27 @@ local function reindex(base, id, old_ix, new_ix, created)
   end
 end
 
--- Sessions move between Redis and the PostgreSQL cold tier; counting the moves (per
--- bucket of ids) lets a reader that found a session in neither place tell "missing" from
--- "moved while I looked": if the count did not change, it is missing.
-local function bucket(id)
-  return string.sub(id, 1, 2)
+-- The fence token of session `id`'s bucket (first hex digit of its id). Whatever makes a
+-- read of a PostgreSQL row stale before its hot copy exists (an eviction, a delete, an
+-- in-place rewrite of the row) replaces the token, so a promotion or a save that read the
+-- row carries the token it saw and is refused if it changed. A missing token is set to
+-- `fresh` (a random value from the caller) when given: after Redis lost the hash, a token
+-- read before the loss no longer matches.
+local function fence_of(base, id, fresh)
+  local key, bucket = base .. 'fence', string.sub(id, 1, 1)
+  local token = redis.call('HGET', key, bucket)
+  if not token and fresh ~= '' then
+    redis.call('HSET', key, bucket, fresh)
+    token = fresh
+  end
+  return token or ''
 end
 
-local function moves(base, id)
-  return redis.call('HGET', base .. 'moves', bucket(id)) or '0'
+local function bump(base, id, token)
+  redis.call('HSET', base .. 'fence', string.sub(id, 1, 1), token)
 end
 
-local function moved(base, id)
-  redis.call('HINCRBY', base .. 'moves', bucket(id), 1)
-end
-
--- Remove session `id` from every tier, sorted set and index of its tenant.
+-- Remove session `id` from every Redis tier, sorted set and index of its tenant.
 local function erase(base, id, ix)
   reindex(base, id, ix, '', 0)
   redis.call('DEL', base .. 'h:' .. id, base .. 'c:' .. id)
@@ -54,11 +62,18 @@ local function erase(base, id, ix)
   redis.call('ZREM', base .. 'quarantine', id)
 end
 
--- The stored (version, created, index suffixes, tier) of session `id`, hot tier first.
+-- The stored (version, created, index suffixes, tier, incarnation, generation) of session
+-- `id`, hot tier first. Copies written before incarnations existed read as ('', '0').
 local function locate(base, id)
-  local h = redis.call('HMGET', base .. 'h:' .. id, 'v', 'c', 'ix')
-  if h[1] then return h[1], h[2], h[3] or '', 'h' end
-  local c = redis.call('HMGET', base .. 'c:' .. id, 'v', 'c', 'ix')
-  if c[1] then return c[1], c[2], c[3] or '', 'c' end
-  return nil, nil, nil, nil
+  local h = redis.call('HMGET', base .. 'h:' .. id, 'v', 'c', 'ix', 'n', 'g')
+  if h[1] then return h[1], h[2], h[3] or '', 'h', h[4] or '', h[5] or '0' end
+  local c = redis.call('HMGET', base .. 'c:' .. id, 'v', 'c', 'ix', 'n', 'g')
+  if c[1] then return c[1], c[2], c[3] or '', 'c', c[4] or '', c[5] or '0' end
+  return nil, nil, nil, nil, nil, nil
+end
+
+-- Whether hot copy `id` still is (incarnation, version, generation) as a caller read it.
+local function hot_is(base, id, n, v, g)
+  local h = redis.call('HMGET', base .. 'h:' .. id, 'v', 'n', 'g')
+  return h[1] == v and (h[2] or '') == n and (h[3] or '0') == g
 end
