@@ -218,6 +218,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
                 session = self._live(codec.decode(data), now)
                 if session is None:
                     return None
+                self._step("promote:read")
                 promoted = self._promote(
                     session, data, text(reply[3]), int(reply[4]), now, text(reply[2])
                 )

@@ -112,6 +112,7 @@ class RedisTiers:
         batch = min(q.limit + 1, BATCH)
         while True:
             sources = [self._index_ids(index, after, batch)]
+            self._step("list:index")
             if self._pg is not None:
                 sources.append(self._pg.find_ids(q, after, batch, cutoff))
             bounds = [ids[-1] for ids in sources if len(ids) == batch]

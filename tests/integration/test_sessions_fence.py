@@ -1,0 +1,356 @@
+"""The fence of tier moves, one interleaving at a time: the store pauses at its step hooks
+and the test runs the competing operation right there, so each case is forced, not hoped
+for. Overlapping sweeps, a delete and re-create under the same id (ABA), a crash between two
+steps, listings while sessions move, promotions racing deletes and rewrites."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+import sqlalchemy as sa
+
+from stores.common.clock import ManualClock
+from stores.errors import StoreUnavailableError
+from stores.sessions import PendingMigration, Session, Tier
+from stores.sessions.coldtier import PostgresColdTier
+from stores.sessions.redis import RedisSessionStore
+from tests.integration.test_sessions_tiers import wait_for_a_lock_wait
+from tests.sessions_support import HOT_TTL, build_store, module_database
+
+pytestmark = pytest.mark.redis
+
+BOTH = [
+    "redis-redis-cold",
+    pytest.param("redis-postgres-cold", marks=pytest.mark.postgres),
+]
+
+
+@pytest.fixture(scope="module")
+def sessions_database(pg_server: str, pg_template: str) -> Iterator[str]:
+    """One database for this module's PostgreSQL cold tier."""
+    with module_database(pg_server, pg_template) as url:
+        yield url
+
+
+@pytest.fixture(params=BOTH)
+def store(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[RedisSessionStore]:
+    with build_store(request.param, request, clock) as built:
+        assert isinstance(built, RedisSessionStore)
+        yield built
+
+
+@pytest.fixture
+def pg_store(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[RedisSessionStore]:
+    with build_store("redis-postgres-cold", request, clock) as built:
+        assert isinstance(built, RedisSessionStore)
+        yield built
+
+
+def make(tenant: UUID, agent: UUID, sid: UUID | None = None, **fields: Any) -> Session:
+    extra: dict[str, Any] = {"id": sid} if sid is not None else {}
+    return Session(
+        tenant_id=tenant, agent_id=agent, channel="web", user_channel_id="u-1", **extra, **fields
+    )
+
+
+def once_at(store: RedisSessionStore, step: str, action: Callable[[], None]) -> None:
+    """Run ``action`` the first time the store reaches ``step`` (in the calling thread)."""
+
+    def hook(name: str) -> None:
+        if name == step:
+            store.step_hook = None
+            action()
+
+    store.step_hook = hook
+
+
+def idle(clock: ManualClock) -> None:
+    clock.advance(seconds=HOT_TTL.total_seconds())
+
+
+def assert_everywhere(store: RedisSessionStore, expected: Session) -> None:
+    """Every read path gives ``expected`` (the tier_of answer is not checked)."""
+    tenant = expected.tenant_id
+    assert store.get(tenant, expected.id) == expected
+    assert store.list_by_agent(tenant, expected.agent_id).items == [expected]
+    assert store.get_by_channel(tenant, "web", "u-1") == expected
+
+
+def assert_gone(store: RedisSessionStore, tenant: UUID, agent: UUID, sid: UUID) -> None:
+    assert store.get(tenant, sid) is None
+    assert store.tier_of(tenant, sid) is None
+    assert store.list_by_agent(tenant, agent).items == []
+    assert store.get_by_channel(tenant, "web", "u-1") is None
+
+
+def test_overlapping_demotions_and_a_promotion_lose_nothing(
+    store: RedisSessionStore, clock: ManualClock
+) -> None:
+    # Sweep A reads the session; sweep B moves it; a get brings it back; then A goes on
+    # with what it read. Before the fence, A's evict removed the promoted copy.
+    tenant, agent = uuid4(), uuid4()
+    stored = store.save(make(tenant, agent))
+    idle(clock)
+    overtaken: list[int] = []
+
+    def sweep_b_then_get() -> None:
+        overtaken.append(store.demote_idle())
+        assert store.tier_of(tenant, stored.id) is Tier.COLD
+        assert store.get(tenant, stored.id) == stored
+
+    once_at(store, "demote:read", sweep_b_then_get)
+    assert store.demote_idle() == 0  # sweep A
+    assert overtaken == [1]
+    assert store.fence_refusals >= 1
+    assert store.tier_of(tenant, stored.id) is Tier.HOT
+    assert_everywhere(store, stored)
+    idle(clock)
+    assert store.demote_idle() == 1
+    assert_everywhere(store, stored)
+
+
+def test_a_delete_and_re_create_under_the_same_id_is_not_demoted_as_the_old_one(
+    store: RedisSessionStore, clock: ManualClock
+) -> None:
+    tenant, agent = uuid4(), uuid4()
+    old = store.save(make(tenant, agent, variables={"life": "first"}))
+    idle(clock)
+    again: list[Session] = []
+
+    def delete_and_re_create() -> None:
+        assert store.delete(tenant, old.id)
+        # Same id, same version (1), same clock: only the incarnation tells them apart.
+        again.append(store.save(make(tenant, agent, sid=old.id, variables={"life": "second"})))
+
+    once_at(store, "demote:read", delete_and_re_create)
+    assert store.demote_idle() == 0
+    (new,) = again
+    assert new.version == old.version
+    assert_everywhere(store, new)
+    idle(clock)
+    assert store.demote_idle() == 1
+    assert_everywhere(store, new)
+    assert store.delete(tenant, new.id)
+    assert_gone(store, tenant, agent, new.id)
+
+
+def test_a_redis_cold_promotion_is_not_fooled_by_a_re_created_session(
+    request: pytest.FixtureRequest, clock: ManualClock
+) -> None:
+    with build_store("redis-redis-cold", request, clock) as built:
+        assert isinstance(built, RedisSessionStore)
+        store = built
+        tenant, agent = uuid4(), uuid4()
+        old = store.save(make(tenant, agent, variables={"life": "first"}))
+        idle(clock)
+        assert store.demote_idle() == 1
+        again: list[Session] = []
+
+        def replace_while_promoting() -> None:
+            assert store.delete(tenant, old.id)
+            again.append(store.save(make(tenant, agent, sid=old.id, variables={"life": "2"})))
+            idle(clock)
+            assert store.demote_idle() == 1  # the new one is cold, at the same version
+
+        once_at(store, "promote:read", replace_while_promoting)
+        got = store.get(tenant, old.id)
+        (new,) = again
+        assert got == new
+        assert store.fence_refusals == 1
+        assert_everywhere(store, new)
+
+
+@pytest.mark.postgres
+def test_a_crash_between_copy_and_evict_then_a_delete_brings_nothing_back(
+    pg_store: RedisSessionStore, clock: ManualClock
+) -> None:
+    store = pg_store
+    tenant, agent = uuid4(), uuid4()
+    stored = store.save(make(tenant, agent))
+    idle(clock)
+
+    def crash() -> None:
+        raise StoreUnavailableError("the sweeper died here (simulated)")
+
+    once_at(store, "demote:copied", crash)
+    with pytest.raises(StoreUnavailableError):
+        store.demote_idle()
+    assert store.tier_of(tenant, stored.id) is Tier.HOT
+    assert_everywhere(store, stored)
+    assert store.delete(tenant, stored.id)
+    assert_gone(store, tenant, agent, stored.id)
+    # Long after any tombstone would have expired, and after more sweeps, still gone.
+    clock.advance(hours=6)
+    assert store.demote_idle() == 0
+    assert store.purge_expired() == 0
+    assert_gone(store, tenant, agent, stored.id)
+
+
+@pytest.mark.postgres
+def test_a_promotion_that_read_the_row_before_a_delete_cannot_land(
+    pg_store: RedisSessionStore, clock: ManualClock
+) -> None:
+    # The promotion's transaction is gone (its lock with it) but its Redis write is still
+    # on the way when a delete runs: the fence token the delete replaced refuses it.
+    store = pg_store
+    tenant, agent = uuid4(), uuid4()
+    stored = store.save(make(tenant, agent))
+    idle(clock)
+    assert store.demote_idle() == 1
+    tier = store.cold_tier
+    assert isinstance(tier, PostgresColdTier)
+    results: list[bool] = []
+
+    def delete_meanwhile() -> None:
+        # The claim holds the row; a delete from another thread waits for it, so release
+        # it as a lost connection would: roll the claim back under the promotion's feet.
+        deleter = threading.Thread(target=lambda: results.append(store.delete(tenant, sid)))
+        with tier.engine.connect() as conn:
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE pid <> pg_backend_pid() AND datname = current_database() "
+                    "AND state = 'idle in transaction'"
+                )
+            )
+        deleter.start()
+        deleter.join()
+
+    sid = stored.id
+    once_at(store, "promote:claimed", delete_meanwhile)
+    with pytest.raises(StoreUnavailableError):
+        store.get(tenant, sid)
+    assert results == [True]
+    assert store.fence_refusals == 1  # refused by the token: nothing was written
+    assert_gone(store, tenant, agent, sid)
+
+
+def test_a_listing_sees_a_session_that_moves_while_it_runs(
+    store: RedisSessionStore, clock: ManualClock
+) -> None:
+    tenant, agent = uuid4(), uuid4()
+    stored = store.save(make(tenant, agent))
+    idle(clock)
+
+    def demote_now() -> None:
+        assert store.demote_idle() == 1
+
+    once_at(store, "list:index", demote_now)
+    assert store.list_by_agent(tenant, agent).items == [stored]
+
+    def promote_now() -> None:
+        assert store.get(tenant, stored.id) == stored
+
+    once_at(store, "list:index", promote_now)
+    assert store.list_by_agent(tenant, agent).items == [stored]
+
+
+@pytest.mark.postgres
+def test_a_listing_never_serves_a_row_older_than_the_hot_copy(
+    pg_store: RedisSessionStore, clock: ManualClock
+) -> None:
+    # The row is read (for its id) before the session comes back, changes and goes cold
+    # again: the listing must give the newest version.
+    store = pg_store
+    tenant, agent = uuid4(), uuid4()
+    stored = store.save(make(tenant, agent))
+    idle(clock)
+    assert store.demote_idle() == 1
+    newer: list[Session] = []
+
+    def change_and_demote() -> None:
+        current = store.get(tenant, stored.id)
+        assert current is not None
+        current.variables["changed"] = True
+        newer.append(store.save(current))
+        idle(clock)
+        assert store.demote_idle() == 1
+
+    once_at(store, "list:index", change_and_demote)
+    listed = store.list_by_agent(tenant, agent).items
+    assert listed == newer
+
+
+@pytest.mark.postgres
+def test_a_save_over_a_cold_session_racing_a_delete_leaves_it_deleted(
+    pg_store: RedisSessionStore, clock: ManualClock
+) -> None:
+    store = pg_store
+    tenant, agent = uuid4(), uuid4()
+    stored = store.save(make(tenant, agent))
+    idle(clock)
+    assert store.demote_idle() == 1
+    tier = store.cold_tier
+    assert isinstance(tier, PostgresColdTier)
+    deleted: list[bool] = []
+    deleter = threading.Thread(target=lambda: deleted.append(store.delete(tenant, stored.id)))
+
+    def delete_while_claimed() -> None:
+        deleter.start()  # it finds no hot copy and waits for the row
+        with tier.engine.connect() as conn:
+            wait_for_a_lock_wait(conn)
+
+    once_at(store, "save:claimed", delete_while_claimed)
+    stored.variables["x"] = 1
+    saved = store.save(stored)
+    deleter.join()
+    assert saved.version == 2
+    assert deleted == [True]
+    assert_gone(store, tenant, agent, stored.id)
+    idle(clock)
+    assert store.demote_idle() == 0
+    assert_gone(store, tenant, agent, stored.id)
+
+
+@pytest.mark.postgres
+def test_a_migration_mark_on_a_cold_row_fences_off_a_promotion_that_read_it(
+    pg_store: RedisSessionStore, clock: ManualClock
+) -> None:
+    store = pg_store
+    tenant, agent, scenario = uuid4(), uuid4(), uuid4()
+    stored = store.save(make(tenant, agent, active_scenario_id=scenario, active_scenario_version=1))
+    idle(clock)
+    assert store.demote_idle() == 1
+    tier = store.cold_tier
+    assert isinstance(tier, PostgresColdTier)
+    read: list[Session | None] = []
+    reader = threading.Thread(target=lambda: read.append(store.get(tenant, stored.id)))
+
+    def promote_while_locked() -> None:
+        reader.start()  # the promotion waits for the row the mark holds
+        with tier.engine.connect() as conn:
+            wait_for_a_lock_wait(conn)
+
+    once_at(store, "rewrite:locked", promote_while_locked)
+    mark = PendingMigration(plan_id=uuid4(), scenario_id=scenario, from_version=1, to_version=2)
+    assert store.mark_pending_migration(tenant, scenario, 1, mark) == 1
+    reader.join()
+    (got,) = read
+    assert got is not None
+    assert got.version == 2
+    assert got.pending_migration is not None
+    assert got.pending_migration.plan_id == mark.plan_id
+    assert store.get(tenant, stored.id) == got
+
+
+@pytest.mark.postgres
+def test_a_redis_crash_right_after_a_promotion_loses_nothing(
+    pg_store: RedisSessionStore, clock: ManualClock
+) -> None:
+    store = pg_store
+    tenant, agent = uuid4(), uuid4()
+    stored = store.save(make(tenant, agent))
+    idle(clock)
+    assert store.demote_idle() == 1
+    assert store.get(tenant, stored.id) == stored  # promoted: the row stays as a backup
+    store.client.flushdb()  # a Redis that lost everything since its last save
+    assert store.tier_of(tenant, stored.id) is Tier.COLD
+    assert_everywhere(store, stored)
+    stored.variables["after"] = True
+    newer = store.save(stored)
+    assert newer.version == 2
+    assert_everywhere(store, newer)
