@@ -38,6 +38,11 @@ class InvalidInputError(StoreError, ValueError):
         self.field = field
 
 
+class CorruptDataError(StoreError):
+    """A stored item cannot be read back: it was stored before a check that now refuses it,
+    or was damaged. The message names the item when it can; the cause says what failed."""
+
+
 class StoreUnavailableError(StoreError):
     """The backing server cannot be reached, timed out, or went away; retry later."""
 

@@ -21,8 +21,18 @@ MAX_JSON_BYTES = 1_000_000
 
 M = TypeVar("M", bound=BaseModel)
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(lambda v: v.astimezone(UTC))]
-"""A model field type: a timezone-aware datetime, normalized to UTC; naive ones are refused."""
+
+def _to_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01 at +05:00 is a valid datetime, yet in UTC it falls before year 1.
+        raise ValueError(f"{value.isoformat()} is out of range once converted to UTC") from None
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""A model field type: a timezone-aware datetime, normalized to UTC; naive ones are refused,
+and so are those that fall outside years 1 to 9999 once in UTC."""
 
 
 def check_json(value: Any, field: str, max_bytes: int = MAX_JSON_BYTES) -> None:
@@ -77,7 +87,10 @@ def check_aware(value: datetime | None, field: str) -> datetime | None:
         raise InvalidInputError(f"{field} must be a datetime; got {describe(value)}", field=field)
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInputError(f"{field} must be timezone-aware; got {value!r}", field=field)
-    return value.astimezone(UTC)
+    try:
+        return _to_utc(value)
+    except ValueError as exc:
+        raise InvalidInputError(f"{field}: {exc}", field=field) from None
 
 
 def revalidate(model: M) -> M:

@@ -53,6 +53,7 @@ class InMemorySessionStore(SessionStore):
 
     def save(self, session: Session, *, overwrite: bool = False) -> Session:
         """See :meth:`SessionStore.save`."""
+        codec.store_fields(session)
         clean, _ = codec.encode(session, self.max_bytes)
         key = (clean.tenant_id, clean.id)
         with self._lock:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue, ValidationInfo
 
+from stores.common.checks import INT32_MAX
 from stores.common.clock import utc_now
 from stores.common.payload import UtcDatetime
 
@@ -15,6 +17,31 @@ MAX_CHANNEL_LENGTH = 200
 
 MAX_IDENTIFIER_LENGTH = 1000
 """The longest user channel id or step id."""
+
+MAX_VERSION = 2**63 - 1
+"""The highest session ``version``: the PostgreSQL cold tier keeps it in a ``bigint``."""
+
+MAX_SCENARIO_VERSION = INT32_MAX
+"""The highest scenario version or turn number: PostgreSQL ``integer`` columns hold them (the
+cold tier's ``active_scenario_version``, the configuration store's scenario versions, the audit
+store's turn numbers)."""
+
+STORED = {"stored": True}
+"""The validation context of a document read back from a tier: upper bounds added after it
+may have been stored are not applied, so that older data stays readable."""
+
+
+def _at_most(limit: int) -> AfterValidator:
+    def check(value: int, info: ValidationInfo) -> int:
+        if value > limit and not (info.context or {}).get("stored"):
+            raise ValueError(f"must be at most {limit}")
+        return value
+
+    return AfterValidator(check)
+
+
+ScenarioInt = Annotated[int, Field(ge=0), _at_most(MAX_SCENARIO_VERSION)]
+"""A scenario version or turn number."""
 
 
 class SessionStatus(StrEnum):
@@ -42,9 +69,9 @@ class StepVisit(BaseModel):
 
     step_id: str = Field(min_length=1, max_length=MAX_IDENTIFIER_LENGTH)
     scenario_id: UUID | None = None
-    scenario_version: int | None = None
+    scenario_version: ScenarioInt | None = None
     entered_at: UtcDatetime
-    turn_number: int | None = None
+    turn_number: ScenarioInt | None = None
     reason: str | None = Field(default=None, max_length=MAX_IDENTIFIER_LENGTH)
 
 
@@ -59,8 +86,8 @@ class PendingMigration(BaseModel):
 
     plan_id: UUID
     scenario_id: UUID
-    from_version: int = Field(ge=0)
-    to_version: int = Field(ge=0)
+    from_version: ScenarioInt
+    to_version: ScenarioInt
     marked_at: UtcDatetime | None = None
 
 
@@ -69,7 +96,8 @@ class Session(BaseModel):
 
     ``version``, ``created_at`` and ``last_activity_at`` belong to the store: ``save`` sets
     them. A new session has ``version == 0``; every save stores ``version + 1``.
-    ``variables`` holds plain JSON data only: string keys, finite numbers.
+    ``variables`` holds plain JSON data only: string keys, finite numbers, within the limits
+    every tier can store and give back (see :mod:`stores.sessions.codec`).
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -83,11 +111,11 @@ class Session(BaseModel):
     status: SessionStatus = SessionStatus.ACTIVE
     variables: dict[str, JsonValue] = Field(default_factory=dict)
     active_scenario_id: UUID | None = None
-    active_scenario_version: int | None = None
+    active_scenario_version: ScenarioInt | None = None
     current_step_id: str | None = Field(default=None, max_length=MAX_IDENTIFIER_LENGTH)
     step_history: list[StepVisit] = Field(default_factory=list)
     pending_migration: PendingMigration | None = None
-    version: int = Field(default=0, ge=0)
+    version: Annotated[int, _at_most(MAX_VERSION)] = Field(default=0, ge=0)
     created_at: UtcDatetime = Field(default_factory=utc_now)
     last_activity_at: UtcDatetime = Field(default_factory=utc_now)
 

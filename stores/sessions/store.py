@@ -43,7 +43,11 @@ class SessionStore(ABC):
         With ``overwrite=True`` the write wins whatever is stored (last write wins).
 
         Raises InvalidInputError (nothing written) for a session that does not validate, has
-        variables that are not plain JSON data, or is larger than the store's ``max_bytes``.
+        variables that are not plain JSON data, or is larger than the store's ``max_bytes``;
+        and for anything some tier could not store or give back unchanged: numbers beyond
+        the range of their column (``version`` up to 2**63 - 2, scenario versions and turn
+        numbers up to 2**31 - 1), integers of more than 4,300 digits, floats of 1e16 or
+        more, values nested more than 64 deep (see :mod:`stores.sessions.codec`).
         """
 
     @abstractmethod
@@ -51,7 +55,8 @@ class SessionStore(ABC):
         """Return the session, or None if it does not exist, expired, or is another tenant's.
 
         A cold session is promoted to the hot tier by this call. Reading does not count as
-        activity: a hot session's idle time keeps running.
+        activity: a hot session's idle time keeps running. A stored document that can no
+        longer be parsed raises CorruptDataError naming the session.
         """
 
     @abstractmethod
