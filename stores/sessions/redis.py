@@ -117,7 +117,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
 
     def save(self, session: Session, *, overwrite: bool = False) -> Session:
         """See :meth:`SessionStore.save`."""
-        version, created = _store_fields(session)
+        version, created = codec.store_fields(session)
         now = self._clock()
         expected = f"{version}:{keys.micros(created)}" if version else "none"
         call = token()
@@ -381,20 +381,6 @@ class RedisSessionStore(RedisSweeps, SessionStore):
         self.client.close()
         if self._pg is not None:
             self._pg.close()
-
-
-def _store_fields(session: Session) -> tuple[int, datetime]:
-    """The version and created_at a save starts from, checked before they are used."""
-    if not isinstance(session, Session):
-        raise InvalidInputError(f"expected a Session; got {describe(session)}", field="session")
-    version, created = session.version, session.created_at
-    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-        raise InvalidInputError(
-            f"version must be an integer >= 0; got {describe(version)}", field="version"
-        )
-    if not isinstance(created, datetime) or created.tzinfo is None:
-        raise InvalidInputError("created_at must be a timezone-aware datetime", field="created_at")
-    return version, created
 
 
 def _state(row: ColdRow | None) -> str:

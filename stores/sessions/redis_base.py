@@ -29,6 +29,9 @@ BATCH = 250
 MAX_ATTEMPTS = 20
 """How often an operation starts again when a session moved or changed under it."""
 
+REBUILD_EVERY = timedelta(minutes=10)
+"""How often, at most, a sweep finding the tenant registry empty rebuilds it from a SCAN."""
+
 
 def text(value: bytes | str) -> str:
     """A Redis reply as text."""
@@ -81,6 +84,7 @@ class RedisTiers:
         """Called with a step's name between the steps of tier moves (tests pause there)."""
         self._refusals = 0
         self._refusals_lock = threading.Lock()
+        self._rebuilt_at: datetime | None = None
 
     @property
     def fence_refusals(self) -> int:
@@ -180,15 +184,20 @@ class RedisTiers:
                 except NoScriptError:
                     return script(keys=script_keys, args=args, client=self.client)
             # One round trip: the registry has its own slot, so it cannot be in the script.
-            # EVALSHA is queued by hand: a Script object in a pipeline costs an extra
-            # SCRIPT EXISTS round trip on every execute.
+            # The tenant is registered before the script, so no session exists unregistered
+            # even if the client dies in between, and again after it, so that a pruning
+            # sweep that found the tenant empty just before cannot leave it off (see
+            # RedisSweeps._prune). EVALSHA is queued by hand: a Script object in a pipeline
+            # costs an extra SCRIPT EXISTS round trip on every execute.
             pipe = self.client.pipeline(transaction=False)
             pipe.sadd(keys.TENANTS, str(tenant))
             pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
-            added, reply = pipe.execute(raise_on_error=False)
+            pipe.sadd(keys.TENANTS, str(tenant))
+            before, reply, after = pipe.execute(raise_on_error=False)
             if isinstance(reply, NoScriptError):
-                return script(keys=script_keys, args=args, client=self.client)
-            for result in (added, reply):
+                reply = script(keys=script_keys, args=args, client=self.client)
+                after = self.client.sadd(keys.TENANTS, str(tenant))
+            for result in (before, reply, after):
                 if isinstance(result, Exception):
                     raise result
             return reply
@@ -196,8 +205,28 @@ class RedisTiers:
     def _tenants(self) -> Iterator[UUID]:
         with translated():
             members = list(self.client.sscan_iter(keys.TENANTS, count=1000))
+            if not members and self._rebuild_due():
+                members = self._rebuild_registry()
         for member in members:
             yield UUID(text(member))
+
+    def _rebuild_due(self) -> bool:
+        now = self._clock()
+        if self._rebuilt_at is not None and now - self._rebuilt_at < REBUILD_EVERY:
+            return False
+        self._rebuilt_at = now
+        return True
+
+    def _rebuild_registry(self) -> list[bytes]:
+        """Register again every tenant that holds sessions in Redis, found by a SCAN: the
+        registry is empty, which it also is when it was lost."""
+        found = {
+            key.split(b"{", 1)[1].split(b"}", 1)[0]
+            for key in self.client.scan_iter(match=keys.PREFIX + "{*}:created", count=1000)
+        }
+        if found:
+            self.client.sadd(keys.TENANTS, *found)
+        return sorted(found)
 
     def _live(self, session: Session, now: datetime) -> Session | None:
         return None if codec.is_expired(session.created_at, now, self.max_age) else session

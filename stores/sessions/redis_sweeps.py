@@ -111,7 +111,8 @@ class RedisSweeps(RedisTiers):
         return self._count(keys.quarantine, "+inf")
 
     def purge_expired(self, *, limit: int = 1000) -> int:
-        """See :meth:`SessionStore.purge_expired`."""
+        """See :meth:`SessionStore.purge_expired`. A tenant left with nothing in Redis is
+        taken off the registry (see :meth:`_prune`)."""
         check_limit(limit)
         cutoff = self._clock() - self.max_age
         removed = 0
@@ -120,16 +121,29 @@ class RedisSweeps(RedisTiers):
                 break
             base = keys.base(tenant)
             with translated():
-                removed += int(
-                    self._scripts["purge"](
-                        keys=[keys.created(base)],
-                        args=[base, keys.micros(cutoff), limit - removed],
-                        client=self.client,
-                    )
+                purged, left = self._scripts["purge"](
+                    keys=[keys.created(base)],
+                    args=[base, keys.micros(cutoff), limit - removed],
+                    client=self.client,
                 )
+            removed += int(purged)
+            if int(left) == 0:
+                self._prune(tenant)
         if self._pg is not None and removed < limit:
             removed += self._pg.purge(cutoff, limit - removed)
         return removed
+
+    def _prune(self, tenant: UUID) -> None:
+        """Take a tenant that holds nothing in Redis off the registry, without racing a
+        session created meanwhile: a creation registers its tenant again after its script
+        ran (see :meth:`RedisTiers._run`), and the tenant is put back here if a session
+        appeared before that."""
+        created = keys.created(keys.base(tenant))
+        with translated():
+            self.client.srem(keys.TENANTS, str(tenant))
+            self._step("prune:removed")
+            if self.client.exists(created):
+                self.client.sadd(keys.TENANTS, str(tenant))
 
     def count_idle(self) -> int:
         """See :meth:`SessionStore.count_idle`: the same sorted sets the sweep reads."""

@@ -354,3 +354,64 @@ def test_a_redis_crash_right_after_a_promotion_loses_nothing(
     newer = store.save(stored)
     assert newer.version == 2
     assert_everywhere(store, newer)
+
+
+def registered(store: RedisSessionStore, tenant: UUID) -> bool:
+    return bool(store.client.sismember("hearth:s:tenants", str(tenant)))
+
+
+def test_an_empty_tenant_leaves_the_registry_and_a_new_session_brings_it_back(
+    store: RedisSessionStore, clock: ManualClock
+) -> None:
+    tenant, agent = uuid4(), uuid4()
+    first = store.save(make(tenant, agent))
+    assert registered(store, tenant)
+    assert store.delete(tenant, first.id)
+    assert store.purge_expired() == 0
+    assert not registered(store, tenant)
+    assert store.client.keys(f"hearth:s:{{{tenant}}}:*") == []
+
+    # A session created while the sweep takes the tenant off is not left unregistered.
+    created: list[Session] = []
+    once_at(store, "prune:removed", lambda: created.append(store.save(make(tenant, agent))))
+    store.save(make(uuid4(), agent))  # another tenant, so that there is one to sweep
+    third = store.save(make(tenant, agent))
+    assert store.delete(tenant, third.id)
+    assert store.purge_expired() == 0
+    assert len(created) == 1
+    assert registered(store, tenant)
+    idle(clock)
+    assert store.demote_idle() == 2
+    assert store.tier_of(tenant, created[0].id) is Tier.COLD
+
+
+def test_a_lost_registry_is_rebuilt_from_the_keys(
+    store: RedisSessionStore, clock: ManualClock
+) -> None:
+    tenants = [uuid4() for _ in range(3)]
+    saved = [store.save(make(t, uuid4())) for t in tenants]
+    store.client.delete("hearth:s:tenants")
+    idle(clock)
+    assert store.demote_idle() == 3
+    assert all(registered(store, t) for t in tenants)
+    assert all(store.tier_of(s.tenant_id, s.id) is Tier.COLD for s in saved)
+
+
+def test_the_purge_removes_the_index_entries_of_a_cold_key_that_expired(
+    request: pytest.FixtureRequest, clock: ManualClock
+) -> None:
+    with build_store("redis-redis-cold", request, clock) as built:
+        assert isinstance(built, RedisSessionStore)
+        store = built
+        tenant, agent = uuid4(), uuid4()
+        stored = store.save(make(tenant, agent, customer_profile_id=uuid4()))
+        idle(clock)
+        assert store.demote_idle() == 1
+        # What the cold key's TTL does when no purge came in time.
+        assert store.client.delete(f"hearth:s:{{{tenant}}}:c:{stored.id}") == 1
+        assert store.list_by_agent(tenant, agent).items == []
+        assert store.client.keys(f"hearth:s:{{{tenant}}}:i:*") != []
+        clock.advance(days=8)
+        assert store.purge_expired() == 1
+        assert store.client.keys(f"hearth:s:{{{tenant}}}:*") == []
+        assert not registered(store, tenant)

@@ -367,9 +367,7 @@ def test_every_key_of_a_tenant_is_in_one_slot_and_purge_leaves_none(
 
         clock.advance(seconds=MAX_AGE.total_seconds())
         assert store.purge_expired() == 3
-        leftover = [
-            k for k in tenant_keys(store, tenant) if not k.endswith(b":fence")
-        ]
+        leftover = [k for k in tenant_keys(store, tenant) if not k.endswith(b":fence")]
         assert leftover == []  # no index, sorted set or copy outlives its session
         assert_empty(store, tenant, sessions)
 
@@ -452,3 +450,30 @@ def test_a_quarantined_session_that_is_deleted_leaves_the_quarantine(
     assert pg_store.count_quarantined() == 1
     assert pg_store.delete(tenant, poison.id) is True
     assert pg_store.count_quarantined() == 0
+
+
+@pytest.mark.postgres
+def test_older_data_beyond_a_column_range_stays_readable_and_is_quarantined(
+    pg_store: RedisSessionStore, clock: ManualClock
+) -> None:
+    # Saved before save refused it: a scenario version the int4 column cannot hold.
+    tenant, agent = uuid4(), uuid4()
+    other = pg_store.save(make(tenant, agent))
+    old = pg_store.save(make(tenant, agent, active_scenario_id=uuid4(), active_scenario_version=1))
+    hot_key = f"hearth:s:{{{tenant}}}:h:{old.id}"
+    document = pg_store.client.hget(hot_key, "d")
+    assert isinstance(document, bytes)
+    too_big = document.replace(
+        b'"active_scenario_version":1', b'"active_scenario_version":2147483648'
+    )
+    assert too_big != document
+    pg_store.client.hset(hot_key, "d", too_big)
+    read = pg_store.get(tenant, old.id)
+    assert read is not None
+    assert read.active_scenario_version == 2**31
+    clock.advance(seconds=HOT_TTL.total_seconds())
+    assert pg_store.demote_idle() == 1  # the other one
+    assert pg_store.tier_of(tenant, other.id) is Tier.COLD
+    assert pg_store.count_quarantined() == 1
+    assert pg_store.get(tenant, old.id) == read
+    assert {s.id for s in pg_store.list_by_agent(tenant, agent).items} == {old.id, other.id}

@@ -57,9 +57,17 @@ end
 local function erase(base, id, ix)
   reindex(base, id, ix, '', 0)
   redis.call('DEL', base .. 'h:' .. id, base .. 'c:' .. id)
+  redis.call('HDEL', base .. 'cix', id)
   redis.call('ZREM', base .. 'idle', id)
   redis.call('ZREM', base .. 'created', id)
   redis.call('ZREM', base .. 'quarantine', id)
+end
+
+-- The index suffixes of a cold session (Redis cold tier). They live in the tenant's `cix`
+-- hash, not in the cold hash, so that the purge still finds them once the cold hash has
+-- expired by its TTL; cold hashes written before that keep theirs in `ix`.
+local function cold_ix(base, id, own)
+  return redis.call('HGET', base .. 'cix', id) or own or ''
 end
 
 -- The stored (version, created, index suffixes, tier, incarnation, generation) of session
@@ -68,7 +76,7 @@ local function locate(base, id)
   local h = redis.call('HMGET', base .. 'h:' .. id, 'v', 'c', 'ix', 'n', 'g')
   if h[1] then return h[1], h[2], h[3] or '', 'h', h[4] or '', h[5] or '0' end
   local c = redis.call('HMGET', base .. 'c:' .. id, 'v', 'c', 'ix', 'n', 'g')
-  if c[1] then return c[1], c[2], c[3] or '', 'c', c[4] or '', c[5] or '0' end
+  if c[1] then return c[1], c[2], cold_ix(base, id, c[3]), 'c', c[4] or '', c[5] or '0' end
   return nil, nil, nil, nil, nil, nil
 end
 

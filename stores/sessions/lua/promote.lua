@@ -19,6 +19,7 @@ if ARGV[9] == 'redis' then
     return {'moved'}
   end
   redis.call('DEL', KEYS[2])
+  redis.call('HDEL', base .. 'cix', id)
   g = tostring(tonumber(g) + 1)
 else
   if fence_of(base, id, '') ~= ARGV[11] then return {'moved'} end

@@ -47,9 +47,13 @@ if actual ~= ARGV[2] or (ARGV[14] ~= '' and n ~= ARGV[14]) then
 end
 if ARGV[11] ~= 'h' then
   if string.lower(ARGV[11]) ~= tier then return {'state', 'moved'} end
-  local key, field = KEYS[1], 'd'
-  if tier == 'c' then key, field = KEYS[2], 'z' end
-  redis.call('HSET', key, field, ARGV[3], 'v', ARGV[4], 'ix', ARGV[9], 'w', ARGV[12])
+  if tier == 'c' then
+    redis.call('HSET', KEYS[2], 'z', ARGV[3], 'v', ARGV[4], 'w', ARGV[12])
+    redis.call('HDEL', KEYS[2], 'ix')
+    redis.call('HSET', base .. 'cix', id, ARGV[9])
+  else
+    redis.call('HSET', KEYS[1], 'd', ARGV[3], 'v', ARGV[4], 'ix', ARGV[9], 'w', ARGV[12])
+  end
   reindex(base, id, ix, ARGV[9], c)
   return {'ok'}
 end
@@ -59,6 +63,7 @@ if actual == 'none' then
   ix, n, g = '', ARGV[15], '0'
 elseif tier == 'c' then
   redis.call('DEL', KEYS[2])
+  redis.call('HDEL', base .. 'cix', id)
   g = tostring(tonumber(g) + 1)
 end
 if tier == 'h' and actual ~= 'none' and ix == ARGV[9] then
