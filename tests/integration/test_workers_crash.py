@@ -36,14 +36,15 @@ from workers.tasks import maintenance
 real_put = PostgresColdTier.put
 puts = []
 
-def put_then_stall(self, documents):
-    real_put(self, documents)
-    puts.append(len(documents))
+def put_then_stall(self, entries, cutoff):
+    written = real_put(self, entries, cutoff)
+    puts.append(len(entries))
     if len(puts) == 2:
         # The second batch's copies are written and its hot copies not yet evicted: the
         # test kills the process right here, in the middle of a batch.
         print("copied", flush=True)
         time.sleep(600)
+    return written
 
 PostgresColdTier.put = put_then_stall
 # The lock is renewed while the sweep lives; once it is killed, the lock outlives it by at
@@ -55,7 +56,8 @@ print(maintenance.demote(context), flush=True)
 
 def _cold_rows(engine: sa.Engine) -> int:
     with engine.connect() as conn:
-        return int(conn.execute(sa.text("SELECT count(*) FROM sessions")).scalar_one())
+        query = sa.text("SELECT count(*) FROM sessions WHERE state = 'cold'")
+        return int(conn.execute(query).scalar_one())
 
 
 def test_a_sweep_killed_mid_batch_loses_nothing_and_the_next_run_finishes(
