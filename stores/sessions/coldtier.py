@@ -97,13 +97,11 @@ def _put_statement() -> Any:
 
 
 def _mark_statement() -> Any:
-    """Delete's marker, built from the hot copy: whatever the row held, it now says that
-    this incarnation is deleted."""
+    """Delete's marker where no row exists, built from the hot copy: this incarnation is
+    deleted. Returns the id if it was written (a row a demotion wrote meanwhile wins, and
+    is marked in turn)."""
     stmt = _from_documents("deleted", keep_data=False)
-    return stmt.on_conflict_do_update(
-        index_elements=[_T.c.tenant_id, _T.c.id],
-        set_={"state": "deleted", "data": _EMPTY, "incarnation": stmt.excluded.incarnation},
-    )
+    return stmt.on_conflict_do_nothing(index_elements=[_T.c.tenant_id, _T.c.id]).returning(_T.c.id)
 
 
 _PUT = _put_statement()
@@ -288,37 +286,44 @@ class PostgresColdTier:
         demotion of the copy already under way is refused. Without it, an existing row is
         marked with its own incarnation.
         """
-        before = sa.select(*_COLUMNS).where(_T.c.tenant_id == tenant_id, _T.c.id == session_id)
+        before = (
+            sa.select(*_COLUMNS)
+            .where(_T.c.tenant_id == tenant_id, _T.c.id == session_id)
+            .with_for_update()
+        )
+        mark = sa.update(_T).where(_T.c.tenant_id == tenant_id, _T.c.id == session_id)
         with translated(), self.engine.begin() as conn:
             conn.execute(_SYNC)
-            row = conn.execute(before.with_for_update()).first()
-            if hot is not None and self._mark(conn, hot):
-                return _row(row) if row else None
-            if row is not None and row.state != "deleted":
-                conn.execute(
-                    sa.update(_T)
-                    .where(_T.c.tenant_id == tenant_id, _T.c.id == session_id)
-                    .values(state="deleted", data=_EMPTY)
-                )
+            row = conn.execute(before).first()
+            if row is None and hot is not None:
+                if self._mark(conn, hot):
+                    return None
+                # A demotion's row landed since, or the copy cannot be stored: look again.
+                row = conn.execute(before).first()
+            if row is not None and hot is not None:
+                conn.execute(mark.values(state="deleted", data=_EMPTY, incarnation=hot[0]))
+            elif row is not None and row.state != "deleted":
+                conn.execute(mark.values(state="deleted", data=_EMPTY))
         return _row(row) if row else None
 
     @staticmethod
     def _mark(conn: sa.Connection, hot: tuple[str, bytes]) -> bool:
-        """Write the marker of a hot copy; False if the table cannot hold that document,
-        in which case no demotion can write it either, and no marker is needed."""
+        """Write the marker of a hot copy where no row was; False if a row was written
+        meanwhile, or if the table cannot hold that document (then no demotion can write
+        it either, and no marker is needed)."""
         n, doc = hot
         entry = b'[{"n":"%s","g":0,"d":%s}]' % (n.encode(), doc)
         savepoint = conn.begin_nested()
         try:
             with translated():
-                conn.execute(_MARK, {"documents": entry.decode()})
+                written = conn.execute(_MARK, {"documents": entry.decode()}).first()
         except StoreUnavailableError:
             raise
         except StoreError:
             savepoint.rollback()
             return False
         savepoint.commit()
-        return True
+        return written is not None
 
     def find_ids(self, q: Query, after: str | None, limit: int, cutoff: datetime) -> list[str]:
         """Up to ``limit`` ids of unexpired rows matching ``q`` after ``after``, by id

@@ -415,3 +415,17 @@ def test_the_purge_removes_the_index_entries_of_a_cold_key_that_expired(
         assert store.purge_expired() == 1
         assert store.client.keys(f"hearth:s:{{{tenant}}}:*") == []
         assert not registered(store, tenant)
+
+
+@pytest.mark.postgres
+def test_a_delete_says_true_when_the_session_was_demoted_under_it(
+    pg_store: RedisSessionStore, clock: ManualClock
+) -> None:
+    store = pg_store
+    tenant, agent = uuid4(), uuid4()
+    stored = store.save(make(tenant, agent))
+    idle(clock)
+    once_at(store, "delete:read", lambda: store.demote_idle() and None)
+    assert store.delete(tenant, stored.id) is True
+    assert store.tier_of(tenant, stored.id) is None
+    assert_gone(store, tenant, agent, stored.id)
