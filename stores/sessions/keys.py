@@ -29,8 +29,15 @@ tenant's base (``ARGV``), which carries the same tag.
     ``st:<scenario>:<version>:<hash of step>``         on a step of it (score 0)
     ``um:<scenario>:<version>``                        ...without a pending migration
     ``ch:<hash of channel identity>``                  score created_at (µs): newest last
-``hearth:s:tenants``      set of tenant ids with sessions in Redis, for the sweeps (its own
-                          slot; written beside the scripts, never inside them)
+``hearth:s:{rNN}:tenants`` set, the registry: tenant ids with sessions in Redis, split into
+                          64 buckets by tenant id (NN = 00..63), each its own slot
+``hearth:s:{rNN}:due-idle`` sorted set, tenant id -> a score no later than its oldest idle
+                          time: the demotion sweep visits only tenants due by it
+``hearth:s:{rNN}:due-created`` sorted set, tenant id -> no later than its oldest created_at:
+                          the purge visits only tenants due by it
+                          (registry and hints are written beside the scripts, never inside
+                          them; see ``RedisTiers._run`` and ``RedisSweeps`` for how they are
+                          kept right without a shared slot)
 
 Score-0 indexes are read in id order with ZRANGEBYLEX, which gives keyset pagination. With
 the PostgreSQL cold tier, indexes hold hot sessions only (the ``sessions`` table indexes the
@@ -48,10 +55,32 @@ from stores.sessions.models import Session
 from stores.sessions.query import Query, QueryKind
 
 PREFIX = "hearth:s:"
-TENANTS = PREFIX + "tenants"
+
+REGISTRY_BUCKETS = 64
+"""How many buckets the tenant registry and the sweeps' hints are split into."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+def bucket_of(tenant_id: UUID) -> int:
+    """The registry bucket of a tenant."""
+    return tenant_id.int % REGISTRY_BUCKETS
+
+
+def registry(bucket: int) -> str:
+    """The set of registered tenants of one bucket."""
+    return f"{PREFIX}{{r{bucket:02d}}}:tenants"
+
+
+def due_idle(bucket: int) -> str:
+    """The demotion sweep's hint of one bucket: tenant -> earliest possible idle time."""
+    return f"{PREFIX}{{r{bucket:02d}}}:due-idle"
+
+
+def due_created(bucket: int) -> str:
+    """The purge's hint of one bucket: tenant -> earliest possible created_at."""
+    return f"{PREFIX}{{r{bucket:02d}}}:due-created"
 
 
 def base(tenant_id: UUID) -> str:

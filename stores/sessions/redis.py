@@ -169,8 +169,16 @@ class RedisSessionStore(RedisSweeps, SessionStore):
             token(),
             token(),
         ]
-        # An update of a hot session skips the tenant registry: it is there already.
-        reply = self._run("save", stored.tenant_id, stored.id, args, register=expected == "none")
+        # An update of a hot session skips the registry and the hints: the script says if
+        # the session entered the idle set after all (back from the cold tier or the
+        # quarantine), and the hints are written then.
+        tenant, hint = stored.tenant_id, (keys.micros(now), keys.micros(stored.created_at))
+        reply = self._run(
+            "save", tenant, stored.id, args, hint=hint if expected == "none" else None
+        )
+        if expected != "none" and reply[0] == b"ok" and len(reply) > 1 and reply[1] == 1:
+            self._hint(tenant, *hint)
+            return None
         for _ in range(MAX_ATTEMPTS):
             if reply[0] == b"ok":
                 return None
@@ -183,7 +191,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
                 self._step("save:claimed")
                 args[9] = _state(cold.row)
                 args[12] = reply[2]
-                reply = self._run("save", stored.tenant_id, stored.id, args, register=True)
+                reply = self._run("save", tenant, stored.id, args, hint=hint)
                 if reply[0] == b"ok":
                     cold.keep()
                 elif reply[1] == b"?":
@@ -274,10 +282,10 @@ class RedisSessionStore(RedisSweeps, SessionStore):
             args[2] = check
         else:
             args.append(check)
-        # A Redis cold session's tenant is registered already: it has not left Redis. One
-        # from PostgreSQL may come back to a Redis that lost its registry in a restart.
-        register = self._pg is not None
-        return self._run("promote", session.tenant_id, session.id, args, register=register)
+        # The session enters the idle set: the demotion sweep's hint must know (and one from
+        # PostgreSQL may come back to a Redis that lost its registry in a restart).
+        hint = (keys.micros(now), keys.micros(session.created_at))
+        return self._run("promote", session.tenant_id, session.id, args, hint=hint)
 
     def _promoted(self, session: Session, reply: Any, now: datetime) -> Session | None:
         """The result of a promotion: the session, or the hot copy that won a race."""

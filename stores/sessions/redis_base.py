@@ -85,6 +85,7 @@ class RedisTiers:
         self._refusals = 0
         self._refusals_lock = threading.Lock()
         self._rebuilt_at: datetime | None = None
+        self._reconciled_at: datetime | None = None
 
     @property
     def fence_refusals(self) -> int:
@@ -172,39 +173,72 @@ class RedisTiers:
             out.append(Found(session, incarnation))
 
     def _run(
-        self, name: str, tenant: UUID, sid: UUID, args: list[Any], *, register: bool = False
+        self,
+        name: str,
+        tenant: UUID,
+        sid: UUID,
+        args: list[Any],
+        *,
+        hint: tuple[int, int] | None = None,
     ) -> Any:
-        """Run a per-session script; ``register`` also records the tenant for the sweeps."""
+        """Run a per-session script. ``hint`` = (idle_us, created_us) of a session that may
+        enter the tenant's sorted sets: the tenant is also registered, and the sweeps' hints
+        lowered to those times (see :meth:`_register`)."""
         script_keys = keys.session_keys(keys.base(tenant), sid)
         script = self._scripts[name]
         with translated():
-            if not register:
+            if hint is None:
                 try:
                     return self.client.evalsha(script.sha, len(script_keys), *script_keys, *args)
                 except NoScriptError:
                     return script(keys=script_keys, args=args, client=self.client)
-            # One round trip: the registry has its own slot, so it cannot be in the script.
-            # The tenant is registered before the script, so no session exists unregistered
-            # even if the client dies in between, and again after it, so that a pruning
-            # sweep that found the tenant empty just before cannot leave it off (see
-            # RedisSweeps._prune). EVALSHA is queued by hand: a Script object in a pipeline
-            # costs an extra SCRIPT EXISTS round trip on every execute.
+            # One round trip: the registry and the hints have their own slots, so they
+            # cannot be in the script. They are written before the script, so no session
+            # exists unregistered even if the client dies in between, and again after it,
+            # so that a sweep that found the tenant empty just before and is taking it off
+            # cannot leave it off (see RedisSweeps._prune and _refresh). EVALSHA is queued by
+            # hand: a Script object in a pipeline costs an extra SCRIPT EXISTS round trip.
             pipe = self.client.pipeline(transaction=False)
-            pipe.sadd(keys.TENANTS, str(tenant))
+            self._register(pipe, tenant, *hint)
             pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
-            pipe.sadd(keys.TENANTS, str(tenant))
-            before, reply, after = pipe.execute(raise_on_error=False)
+            self._register(pipe, tenant, *hint)
+            replies = pipe.execute(raise_on_error=False)
+            reply = replies[3]
             if isinstance(reply, NoScriptError):
                 reply = script(keys=script_keys, args=args, client=self.client)
-                after = self.client.sadd(keys.TENANTS, str(tenant))
-            for result in (before, reply, after):
+                after = self.client.pipeline(transaction=False)
+                self._register(after, tenant, *hint)
+                replies = [*after.execute(raise_on_error=False), reply]
+            for result in replies:
                 if isinstance(result, Exception):
                     raise result
             return reply
 
-    def _tenants(self) -> Iterator[UUID]:
+    @staticmethod
+    def _register(pipe: Any, tenant: UUID, idle_us: int, created_us: int) -> None:
+        """Queue the registration of ``tenant`` and lower its hints to the given times
+        (``LT``: a hint only ever moves earlier here; a sweep moves it later)."""
+        bucket, member = keys.bucket_of(tenant), str(tenant)
+        pipe.sadd(keys.registry(bucket), member)
+        pipe.zadd(keys.due_idle(bucket), {member: idle_us}, lt=True)
+        pipe.zadd(keys.due_created(bucket), {member: created_us}, lt=True)
+
+    def _hint(self, tenant: UUID, idle_us: int, created_us: int) -> None:
+        """Register ``tenant`` and lower its hints after a script reported that a session
+        entered its sorted sets."""
         with translated():
-            members = list(self.client.sscan_iter(keys.TENANTS, count=1000))
+            pipe = self.client.pipeline(transaction=False)
+            self._register(pipe, tenant, idle_us, created_us)
+            pipe.execute()
+
+    def _tenants(self) -> Iterator[UUID]:
+        """Every registered tenant, bucket by bucket (sweeps that must see them all)."""
+        with translated():
+            members = [
+                member
+                for bucket in range(keys.REGISTRY_BUCKETS)
+                for member in self.client.sscan_iter(keys.registry(bucket), count=1000)
+            ]
             if not members and self._rebuild_due():
                 members = self._rebuild_registry()
         for member in members:
@@ -219,13 +253,16 @@ class RedisTiers:
 
     def _rebuild_registry(self) -> list[bytes]:
         """Register again every tenant that holds sessions in Redis, found by a SCAN: the
-        registry is empty, which it also is when it was lost."""
+        registry is empty, which it also is when it was lost. Their hints are set to the
+        earliest possible times, so the next sweeps visit each once and correct them."""
         found = {
             key.split(b"{", 1)[1].split(b"}", 1)[0]
             for key in self.client.scan_iter(match=keys.PREFIX + "{*}:created", count=1000)
         }
-        if found:
-            self.client.sadd(keys.TENANTS, *found)
+        pipe = self.client.pipeline(transaction=False)
+        for member in found:
+            self._register(pipe, UUID(text(member)), 0, 0)
+        pipe.execute()
         return sorted(found)
 
     def _live(self, session: Session, now: datetime) -> Session | None:

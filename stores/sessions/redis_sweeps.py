@@ -1,10 +1,21 @@
 """The sweeps of the Redis session store: demotion, max-age purge, scenario migration marks,
-and the tier statistics."""
+and the tier statistics.
+
+A sweep costs what it moves, not what the registry holds: for each registry bucket, a hint
+sorted set scores every tenant no later than its oldest idle time (demotion) and its oldest
+created_at (purge), so one round trip finds the tenants that may have work due. The hints
+live in other slots than the tenants' keys, so scripts cannot update them: writers lower
+them (``ZADD LT``) before and after a script that adds a session to a tenant's sets, and a
+sweep that visited a tenant sets its hint to what is left, then looks again. A hint may be
+early (a wasted visit) but is never late, except after a client died between its script
+and its hint, which a full pass every :data:`RECONCILE_EVERY` repairs.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
@@ -16,6 +27,9 @@ from stores.sessions.scripts import translated
 
 _log = logging.getLogger(__name__)
 
+RECONCILE_EVERY = timedelta(minutes=10)
+"""How often, at most, a store's demotion sweep walks every tenant to repair late hints."""
+
 _STATS_SAMPLE = 8
 """Keys per tenant and tier whose ``MEMORY USAGE`` is sampled by ``stats``."""
 
@@ -24,28 +38,91 @@ class RedisSweeps(RedisTiers):
     """The periodic work of a RedisSessionStore (see :class:`SessionStore` for semantics)."""
 
     def demote_idle(self, *, limit: int = 1000) -> int:
-        """See :meth:`SessionStore.demote_idle`."""
+        """See :meth:`SessionStore.demote_idle`: visits only the tenants the hints say may
+        have an idle session (see the module docstring)."""
         check_limit(limit)
+        self._reconcile_if_due()
         cutoff = keys.micros(self._clock() - self.hot_ttl)
         moved = 0
-        for tenant in self._tenants():
+        for tenant in self._due(keys.due_idle, cutoff, limit):
+            if moved >= limit:
+                break
             base = keys.base(tenant)
             while moved < limit:
+                wanted = min(BATCH, limit - moved)
                 with translated():
                     flat = self._scripts["idle"](
                         keys=[keys.idle(base)],
-                        args=[cutoff, min(BATCH, limit - moved), base],
+                        args=[cutoff, wanted, base],
                         client=self.client,
                     )
-                if not flat:
-                    break
                 batch = [flat[i : i + 7] for i in range(0, len(flat), 7)]
-                moved += self._demote_batch(tenant, base, batch)
-                if len(batch) < BATCH:
+                if batch:
+                    moved += self._demote_batch(tenant, base, batch)
+                if len(batch) < wanted:
+                    # Nothing more is due here: the hint moves on to what is left. A pass
+                    # stopped by its limit leaves the hint as it is, due at once.
+                    self._refresh(tenant, keys.due_idle, keys.idle(base))
                     break
-            if moved >= limit:
-                break
         return moved
+
+    def _due(self, hint: Callable[[int], str], cutoff: int, limit: int) -> list[UUID]:
+        """Up to ``limit`` tenants per bucket whose hint is at or before ``cutoff``: one
+        round trip whatever the number of tenants."""
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            for bucket in range(keys.REGISTRY_BUCKETS):
+                pipe.zrangebyscore(hint(bucket), "-inf", cutoff, start=0, num=limit)
+            return [UUID(text(m)) for members in pipe.execute() for m in members]
+
+    def _oldest(self, zset: str) -> int | None:
+        first = self.client.zrange(zset, 0, 0, withscores=True)
+        return int(first[0][1]) if first else None
+
+    def _refresh(self, tenant: UUID, hint: Callable[[int], str], zset: str) -> None:
+        """Set a tenant's hint to the oldest score of ``zset`` after a sweep visited it (or
+        drop it if the set is empty), then look again: a session that entered the set
+        meanwhile lowers it back (its writer also does, after its script; the hint may end
+        early, which costs a visit, never late, which would skip work)."""
+        key, member = hint(keys.bucket_of(tenant)), str(tenant)
+        with translated():
+            first = self._oldest(zset)
+            if first is None:
+                self.client.zrem(key, member)
+            else:
+                self.client.zadd(key, {member: first})
+            again = self._oldest(zset)
+            if again is not None and (first is None or again < first):
+                self.client.zadd(key, {member: again}, lt=True)
+
+    def _reconcile_if_due(self) -> None:
+        """Now and then, lower every registered tenant's hints to its oldest scores: hints
+        are written beside the scripts, so a client dying between the two can leave one
+        late; this repairs it (a late hint delays work by at most RECONCILE_EVERY)."""
+        now = self._clock()
+        if self._reconciled_at is not None and now - self._reconciled_at < RECONCILE_EVERY:
+            return
+        self._reconciled_at = now
+        tenants = list(self._tenants())
+        for start in range(0, len(tenants), 500):
+            chunk = tenants[start : start + 500]
+            with translated():
+                pipe = self.client.pipeline(transaction=False)
+                for tenant in chunk:
+                    base = keys.base(tenant)
+                    pipe.zrange(keys.idle(base), 0, 0, withscores=True)
+                    pipe.zrange(keys.created(base), 0, 0, withscores=True)
+                replies = pipe.execute()
+                pipe = self.client.pipeline(transaction=False)
+                for i, tenant in enumerate(chunk):
+                    bucket, member = keys.bucket_of(tenant), str(tenant)
+                    for hint, first in (
+                        (keys.due_idle, replies[2 * i]),
+                        (keys.due_created, replies[2 * i + 1]),
+                    ):
+                        if first:
+                            pipe.zadd(hint(bucket), {member: int(first[0][1])}, lt=True)
+                pipe.execute()
 
     def _demote_batch(self, tenant: UUID, base: str, batch: list[list[bytes]]) -> int:
         """Move one batch read by idle.lua: rows of (id, document, version, created_us,
@@ -111,39 +188,49 @@ class RedisSweeps(RedisTiers):
         return self._count(keys.quarantine, "+inf")
 
     def purge_expired(self, *, limit: int = 1000) -> int:
-        """See :meth:`SessionStore.purge_expired`. A tenant left with nothing in Redis is
-        taken off the registry (see :meth:`_prune`)."""
+        """See :meth:`SessionStore.purge_expired`: visits only the tenants the hints say may
+        have an expired session. A tenant left with nothing in Redis is taken off the
+        registry (see :meth:`_prune`)."""
         check_limit(limit)
         cutoff = self._clock() - self.max_age
         removed = 0
-        for tenant in self._tenants():
+        for tenant in self._due(keys.due_created, keys.micros(cutoff), limit):
             if removed >= limit:
                 break
             base = keys.base(tenant)
+            wanted = limit - removed
             with translated():
                 purged, left = self._scripts["purge"](
                     keys=[keys.created(base)],
-                    args=[base, keys.micros(cutoff), limit - removed],
+                    args=[base, keys.micros(cutoff), wanted],
                     client=self.client,
                 )
             removed += int(purged)
             if int(left) == 0:
                 self._prune(tenant)
+            elif int(purged) < wanted:
+                self._refresh(tenant, keys.due_created, keys.created(base))
         if self._pg is not None and removed < limit:
             removed += self._pg.purge(cutoff, limit - removed)
         return removed
 
     def _prune(self, tenant: UUID) -> None:
-        """Take a tenant that holds nothing in Redis off the registry, without racing a
-        session created meanwhile: a creation registers its tenant again after its script
-        ran (see :meth:`RedisTiers._run`), and the tenant is put back here if a session
-        appeared before that."""
-        created = keys.created(keys.base(tenant))
+        """Take a tenant that holds nothing in Redis off the registry and the hints, without
+        racing a session created meanwhile: a creation registers its tenant again after its
+        script ran (see :meth:`RedisTiers._run`), and the tenant is put back here, due at
+        once, if a session appeared before that."""
+        bucket, member = keys.bucket_of(tenant), str(tenant)
         with translated():
-            self.client.srem(keys.TENANTS, str(tenant))
+            pipe = self.client.pipeline(transaction=False)
+            pipe.srem(keys.registry(bucket), member)
+            pipe.zrem(keys.due_idle(bucket), member)
+            pipe.zrem(keys.due_created(bucket), member)
+            pipe.execute()
             self._step("prune:removed")
-            if self.client.exists(created):
-                self.client.sadd(keys.TENANTS, str(tenant))
+            if self.client.exists(keys.created(keys.base(tenant))):
+                pipe = self.client.pipeline(transaction=False)
+                self._register(pipe, tenant, 0, 0)
+                pipe.execute()
 
     def count_idle(self) -> int:
         """See :meth:`SessionStore.count_idle`: the same sorted sets the sweep reads."""

@@ -19,7 +19,7 @@ from tests.sessions_support import MAX_AGE, build_store, module_database
 
 THREADS = 16
 OPS_PER_THREAD = 64
-SESSIONS = 8
+SESSIONS = 32
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from stores.common.clock import ManualClock
 from stores.errors import StoreUnavailableError
-from stores.sessions import PendingMigration, Session, Tier
+from stores.sessions import PendingMigration, Session, Tier, keys
 from stores.sessions.coldtier import PostgresColdTier
 from stores.sessions.redis import RedisSessionStore
 from tests.integration.test_sessions_tiers import wait_for_a_lock_wait
@@ -357,7 +357,7 @@ def test_a_redis_crash_right_after_a_promotion_loses_nothing(
 
 
 def registered(store: RedisSessionStore, tenant: UUID) -> bool:
-    return bool(store.client.sismember("hearth:s:tenants", str(tenant)))
+    return bool(store.client.sismember(keys.registry(keys.bucket_of(tenant)), str(tenant)))
 
 
 def test_an_empty_tenant_leaves_the_registry_and_a_new_session_brings_it_back(
@@ -367,22 +367,51 @@ def test_an_empty_tenant_leaves_the_registry_and_a_new_session_brings_it_back(
     first = store.save(make(tenant, agent))
     assert registered(store, tenant)
     assert store.delete(tenant, first.id)
+    # The purge's hint still says "created then": the tenant is visited once that is due.
+    assert store.purge_expired() == 0
+    assert registered(store, tenant)
+    clock.advance(days=8)
     assert store.purge_expired() == 0
     assert not registered(store, tenant)
     assert store.client.keys(f"hearth:s:{{{tenant}}}:*") == []
 
     # A session created while the sweep takes the tenant off is not left unregistered.
-    created: list[Session] = []
-    once_at(store, "prune:removed", lambda: created.append(store.save(make(tenant, agent))))
-    store.save(make(uuid4(), agent))  # another tenant, so that there is one to sweep
     third = store.save(make(tenant, agent))
     assert store.delete(tenant, third.id)
+    clock.advance(days=8)
+    created: list[Session] = []
+    once_at(store, "prune:removed", lambda: created.append(store.save(make(tenant, agent))))
     assert store.purge_expired() == 0
     assert len(created) == 1
     assert registered(store, tenant)
     idle(clock)
-    assert store.demote_idle() == 2
+    assert store.demote_idle() == 1
     assert store.tier_of(tenant, created[0].id) is Tier.COLD
+
+
+def test_sweeps_visit_only_tenants_with_work_due(
+    store: RedisSessionStore, clock: ManualClock
+) -> None:
+    visited: list[str] = []
+    busy, quiet = uuid4(), uuid4()
+    store.save(make(quiet, uuid4()))
+    idle(clock)
+    store.save(make(busy, uuid4()))  # not idle yet
+    real = store._scripts["idle"]
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        visited.append(kwargs["keys"][0])
+        return real(*args, **kwargs)
+
+    store._scripts["idle"] = counting  # type: ignore[assignment]
+    assert store.demote_idle() == 1
+    assert visited == [keys.idle(keys.base(quiet))]
+    visited.clear()
+    assert store.demote_idle() == 0
+    assert visited == []  # nothing due: no tenant visited
+    idle(clock)
+    assert store.demote_idle() == 1
+    assert visited == [keys.idle(keys.base(busy))]
 
 
 def test_a_lost_registry_is_rebuilt_from_the_keys(
@@ -390,7 +419,8 @@ def test_a_lost_registry_is_rebuilt_from_the_keys(
 ) -> None:
     tenants = [uuid4() for _ in range(3)]
     saved = [store.save(make(t, uuid4())) for t in tenants]
-    store.client.delete("hearth:s:tenants")
+    for bucket in range(keys.REGISTRY_BUCKETS):
+        store.client.delete(keys.registry(bucket), keys.due_idle(bucket), keys.due_created(bucket))
     idle(clock)
     assert store.demote_idle() == 3
     assert all(registered(store, t) for t in tenants)

@@ -21,7 +21,8 @@
 -- ARGV[14] the incarnation the caller expects ('' for any: a client's save)
 -- ARGV[15] the incarnation of a session this call creates
 -- ARGV[16] a fresh fence token, set if the bucket has none
--- Returns {'ok'}, or {'state', actual} where actual is 'none', '<version>:<created_us>',
+-- Returns {'ok'} or {'ok', 1 if the session entered the idle set (the sweeps' hints must
+-- know), else 0}, or {'state', actual} where actual is 'none', '<version>:<created_us>',
 -- 'moved' (not in that tier) or '?' with the fence token: the caller must look in
 -- PostgreSQL (holding the row's lock) and call again. A call that looked and finds the
 -- token changed (a session moved or was deleted since) gets '?' again.
@@ -73,11 +74,11 @@ else
   redis.call('HSET', KEYS[1], 'd', ARGV[3], 'v', ARGV[4], 'c', ARGV[5], 'ix', ARGV[9],
     'w', ARGV[12], 'n', n, 'g', g)
 end
-redis.call('ZADD', KEYS[3], ARGV[6], id)
+local entered = redis.call('ZADD', KEYS[3], ARGV[6], id)
 -- A changed session may be storable now: the demotion sweep tries it again.
 redis.call('ZREM', base .. 'quarantine', id)
 if tier ~= 'h' or actual == 'none' then
   redis.call('ZADD', KEYS[4], ARGV[5], id)
 end
 reindex(base, id, ix, ARGV[9], ARGV[5])
-return {'ok'}
+return {'ok', entered}
