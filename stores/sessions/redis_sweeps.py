@@ -87,6 +87,7 @@ class RedisSweeps(RedisTiers):
         key, member = hint(keys.bucket_of(tenant)), str(tenant)
         with translated():
             first = self._oldest(zset)
+            self._step("refresh:read")
             if first is None:
                 self.client.zrem(key, member)
             else:

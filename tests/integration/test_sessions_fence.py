@@ -459,3 +459,22 @@ def test_a_delete_says_true_when_the_session_was_demoted_under_it(
     assert store.delete(tenant, stored.id) is True
     assert store.tier_of(tenant, stored.id) is None
     assert_gone(store, tenant, agent, stored.id)
+
+
+def test_a_session_created_while_a_sweep_moves_its_tenants_hint_is_still_demoted(
+    store: RedisSessionStore, clock: ManualClock
+) -> None:
+    tenant, agent = uuid4(), uuid4()
+    store.save(make(tenant, agent))
+    idle(clock)
+    created: list[Session] = []
+    # The sweep has found the idle set empty and is about to drop the hint when a session
+    # arrives, hint and all: the sweep's second look puts the hint back.
+    once_at(store, "refresh:read", lambda: created.append(store.save(make(tenant, agent))))
+    assert store.demote_idle() == 1
+    (late,) = created
+    bucket = keys.bucket_of(tenant)
+    assert store.client.zscore(keys.due_idle(bucket), str(tenant)) is not None
+    idle(clock)
+    assert store.demote_idle() == 1
+    assert store.tier_of(tenant, late.id) is Tier.COLD
