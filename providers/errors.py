@@ -18,13 +18,18 @@ reply not matching the schema          StructuredOutputError (raw_text)
 
 The SDK exception is deliberately not kept as ``__cause__``: it holds the HTTP request (whose
 headers carry the API key) and its message can quote the key. The useful parts — status code,
-request id, the vendor's error type and a redacted message — are copied onto the error.
-Every error pickles, so it can cross a process boundary.
+request id, the vendor's error type and the message — are copied onto the error, and every
+string an error carries is redacted as it is built (:mod:`providers.redaction`): the
+configured keys and anything shaped like a credential never reach ``str(error)``,
+``to_dict()``, a pickle or a traceback. Every error pickles, so it can cross a process
+boundary.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from providers.redaction import redact, redact_optional
 
 
 class ProviderError(Exception):
@@ -39,12 +44,13 @@ class ProviderError(Exception):
         request_id: str | None = None,
         error_type: str | None = None,
     ) -> None:
+        message = redact(message)
         super().__init__(message)
         self.message = message
         self.provider = provider
         self.status_code = status_code
-        self.request_id = request_id
-        self.error_type = error_type
+        self.request_id = redact_optional(request_id)
+        self.error_type = redact_optional(error_type)
 
     def _fields(self) -> dict[str, Any]:
         return {
@@ -101,7 +107,7 @@ class StructuredOutputError(ProviderError):
 
     def __init__(self, message: str, *, raw_text: str = "", **fields: Any) -> None:
         super().__init__(message, **fields)
-        self.raw_text = raw_text
+        self.raw_text = redact(raw_text)
 
     def _fields(self) -> dict[str, Any]:
         return {**super()._fields(), "raw_text": self.raw_text}

@@ -1,14 +1,14 @@
 """Turning a vendor's HTTP failure into a :mod:`providers.errors` error.
 
-Shared by every provider: the status-code table, ``Retry-After`` parsing and the redaction
-that keeps API keys out of messages.
+Shared by every provider: the status-code table and ``Retry-After`` parsing. Messages are
+redacted (:mod:`providers.redaction`) before they are cut, so that a key straddling the cut
+cannot leave a fragment behind.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from email.utils import parsedate_to_datetime
@@ -24,31 +24,17 @@ from providers.errors import (
     RateLimitError,
     TransientProviderError,
 )
+from providers.redaction import redact
 
 MAX_MESSAGE_LENGTH = 500
 """Vendor messages are cut to this many characters: they can quote the whole request."""
 
-_KEY_PATTERNS = (
-    # OpenAI and Anthropic keys (sk-..., sk-proj-..., sk-ant-...), masked or not.
-    re.compile(r"sk-[A-Za-z0-9_\-*.]{4,}"),
-    re.compile(r"(?i)(bearer\s+)[^\s'\",}]+"),
-    re.compile(r"(?i)(x-api-key['\"]?\s*[:=]\s*['\"]?)[^\s'\",}]+"),
-)
+MAX_FIELD_LENGTH = 200
+"""A vendor's error type and request id are cut to this many characters."""
 
 T = TypeVar("T")
 
 _CONTENT_FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
-
-
-def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """``text`` with every given secret and anything shaped like an API key replaced."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "[redacted]")
-    text = _KEY_PATTERNS[0].sub("[redacted]", text)
-    for pattern in _KEY_PATTERNS[1:]:
-        text = pattern.sub(lambda m: m.group(1) + "[redacted]", text)
-    return text
 
 
 def parse_retry_after(headers: Mapping[str, str], now: float) -> float | None:
@@ -124,14 +110,16 @@ def error_for_status(
 ) -> ProviderError:
     """The error for an HTTP failure ``status`` with this ``body`` and these ``headers``."""
     error_type, api_message, code = describe_body(body)
-    detail = redact((api_message or "no detail given")[:MAX_MESSAGE_LENGTH], secrets)
-    label = f" ({error_type})" if error_type else ""
+    secrets = tuple(secrets)
+    detail = redact(api_message or "no detail given", secrets)[:MAX_MESSAGE_LENGTH]
+    shown_type = redact(error_type, secrets)[:MAX_FIELD_LENGTH] if error_type else None
+    label = f" ({shown_type})" if shown_type else ""
     message = f"{provider} returned HTTP {status}{label}: {detail}"
     fields: dict[str, Any] = {
         "provider": provider,
         "status_code": status,
-        "request_id": request_id,
-        "error_type": error_type,
+        "request_id": redact(request_id, secrets)[:MAX_FIELD_LENGTH] if request_id else None,
+        "error_type": shown_type,
     }
     if status == 429:
         return RateLimitError(message, retry_after=parse_retry_after(headers, now), **fields)
@@ -156,7 +144,7 @@ def _class_for_status(status: int, error_type: str | None, code: str | None) -> 
 def connection_error(provider: str, *, timed_out: bool, detail: str = "") -> ProviderError:
     """The error for a request that got no HTTP reply (timeout or connection failure)."""
     what = "timed out" if timed_out else "could not connect"
-    suffix = f": {redact(detail[:MAX_MESSAGE_LENGTH])}" if detail else ""
+    suffix = f": {redact(detail)[:MAX_MESSAGE_LENGTH]}" if detail else ""
     return TransientProviderError(
         f"{provider} request {what}{suffix}",
         provider=provider,
@@ -167,7 +155,7 @@ def connection_error(provider: str, *, timed_out: bool, detail: str = "") -> Pro
 def unreadable_reply(provider: str, detail: str, *, request_id: str | None = None) -> ProviderError:
     """The error for a 2xx reply whose body cannot be read (a proxy glitch, a cut body)."""
     return TransientProviderError(
-        f"{provider} sent an unreadable reply: {redact(detail[:MAX_MESSAGE_LENGTH])}",
+        f"{provider} sent an unreadable reply: {redact(detail)[:MAX_MESSAGE_LENGTH]}",
         provider=provider,
         request_id=request_id,
         error_type="unreadable_reply",

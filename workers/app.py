@@ -5,7 +5,9 @@ queues (``maintenance`` for the periodic sweeps, ``providers`` for slow LLM call
 never blocks the other), and the same visibility timeout for the broker and the result
 backend. Nothing connects at import; each worker process builds its stores on first use
 (``workers.context``) and closes them at shutdown. A worker refuses to start on a schema
-older than this code unless ``HEARTH_ALLOW_BEHIND_SCHEMA`` is set.
+older than this code unless ``HEARTH_ALLOW_BEHIND_SCHEMA`` is set. Credentials are redacted
+from every stored exception and traceback, every task event and every log record
+(:mod:`workers.redaction`).
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import redis
 from celery import Celery, bootsteps, signals
+from celery.app import backends
 from kombu import Queue
 
 import beat_schedule
 from stores.common.clock import utc_now
 from workers import context as worker_context
-from workers import jobs, schema_guard
+from workers import jobs, redaction, schema_guard
 from workers.migrations import SchemaState
 from workers.settings import Settings, get_settings
 from workers.tasks import task_modules
@@ -99,14 +102,26 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 class HearthCelery(Celery):
-    """A Celery app that knows the hearth settings it was made from."""
+    """A Celery app that knows the hearth settings it was made from.
+
+    Its result backend and task events redact credentials (:mod:`workers.redaction`).
+    """
 
     settings: Settings
+    events_cls = "workers.redaction:RedactingEvents"
+
+    def _get_backend(self) -> Any:
+        # by_url gives (class, url); the type stubs say otherwise.
+        found: Any = backends.by_url(self.backend_cls or self.conf.result_backend, self.loader)
+        backend_cls, url = found
+        return redaction.redacting_backend(backend_cls)(app=self, url=url)
 
 
 def create_app(settings: Settings | None = None) -> HearthCelery:
     """A Celery app for ``settings`` (default: the environment), with every hearth task."""
     s = settings or get_settings()
+    redaction.register_settings_keys(s)
+    redaction.install_log_redaction()
     app = HearthCelery("hearth", include=task_modules(), set_as_current=True)
     app.settings = s
     app.config_from_object(celery_config(s))

@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     broker_visibility_timeout_seconds: int = Field(default=3600, ge=60)
     provider_task_deadline_seconds: float = Field(default=600.0, gt=0)
     provider_max_attempts: int = Field(default=6, ge=1, le=50)
+    provider_max_deliveries: int = Field(
+        default=3,
+        ge=1,
+        le=100,
+        description="deliveries of one provider task message lost with their worker before "
+        "the task is given up",
+    )
     provider_backoff_base_seconds: float = Field(
         default=1.0, gt=0, description="jitter ceiling of a provider task's first retry"
     )

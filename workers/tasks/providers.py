@@ -11,8 +11,19 @@ Retries
     ``self.retry(countdown=...)``, the countdown from :func:`workers.backoff.countdown_for`:
     exponential with full jitter, the server's ``retry_after`` as a floor, capped below the
     broker's visibility timeout, and never past the total deadline counted from the first
-    attempt's start (carried from attempt to attempt in the ``hearth_first_attempt_at``
-    message header). Every other error fails at once.
+    delivery (kept in Redis by :mod:`workers.deliveries`; without a Redis, from the first
+    attempt's start, carried in the ``hearth_first_attempt_at`` message header). Every other
+    error fails at once.
+
+Lost workers
+    Every delivery is counted in Redis before the provider is called
+    (:mod:`workers.deliveries` states the rule): a retry is a new attempt, bounded by
+    ``HEARTH_PROVIDER_MAX_ATTEMPTS``; a message delivered again because its worker died is a
+    lost delivery, and after ``HEARTH_PROVIDER_MAX_DELIVERIES`` of them the task ends in
+    FAILURE with :class:`~workers.deliveries.RedeliveryLimitError`, its message acknowledged,
+    the provider not called. An old attempt delivered after a newer one is dropped
+    (``Ignore``). When the count cannot be made (Redis down), the attempt is retried like a
+    transient error; with no Redis configured at all, deliveries are not counted.
 
 Results (always JSON)
     Success: ``{"ok": true, "attempts": n, ...}`` with ``response`` (an
@@ -27,7 +38,8 @@ Results (always JSON)
     ``raw_text`` are kept). The task itself succeeds, so the error reaches the caller whole,
     every field intact, with no exception class to import; :func:`unwrap` turns a result
     back into the value or raises the matching :class:`ProviderError`. Only a bug (an
-    exception that is not a provider error) fails the task.
+    exception that is not a provider error) and a task given up after lost workers fail
+    the task.
 
 Bad input is refused before any network call, as an ``InvalidRequestError`` result: an
 empty prompt or text, an empty batch, a text over the model's limit, a schema path that
@@ -51,7 +63,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import redis
 from celery import Task, shared_task, signals
+from celery.exceptions import Ignore
 from pydantic import BaseModel
 
 from providers.base import DEFAULT_MAX_TOKENS
@@ -65,7 +79,9 @@ from providers.errors import (
     StructuredOutputError,
     TransientProviderError,
 )
-from workers import provider_registry
+from providers.redaction import redact_exception
+from workers import context as worker_context
+from workers import deliveries, provider_registry
 from workers.backoff import BackoffPolicy, countdown_for, is_retryable
 from workers.provider_registry import ProviderSettingsError
 from workers.settings import Settings, get_settings
@@ -83,6 +99,8 @@ TASK_OPTIONS: dict[str, Any] = {
     "reject_on_worker_lost": True,
     "max_retries": None,
     "ignore_result": False,
+    # An expected outcome: logged without a traceback.
+    "throws": (deliveries.RedeliveryLimitError,),
 }
 
 _ERROR_TYPES: dict[str, type[ProviderError]] = {
@@ -97,6 +115,7 @@ _ERROR_TYPES: dict[str, type[ProviderError]] = {
         ContentFilterError,
         StructuredOutputError,
         ProviderSettingsError,
+        deliveries.RedeliveryLimitError,
     )
 }
 
@@ -242,6 +261,29 @@ def first_attempt_at(task: Task[Any, Any], now: float) -> float:
     return value if math.isfinite(value) and value <= now else now
 
 
+def count_delivery(
+    task: Task[Any, Any], settings: Settings, policy: BackoffPolicy, now: float
+) -> deliveries.Delivery | None:
+    """Count this delivery of ``task`` in Redis; ``None`` when no Redis is configured.
+
+    Raises:
+        TransientProviderError: Redis could not be reached (the attempt is retried).
+    """
+    if not settings.redis_url or not task.request.id:
+        return None
+    ttl = deliveries.ttl_seconds(policy.deadline, policy.visibility_timeout)
+    try:
+        client = worker_context.get_context(settings).redis
+        return deliveries.record(
+            client, str(task.request.id), int(task.request.retries or 0), now=now, ttl=ttl
+        )
+    except redis.RedisError as exc:
+        raise TransientProviderError(
+            f"could not count this delivery in Redis: {type(exc).__name__}",
+            error_type="delivery_count_unavailable",
+        ) from None
+
+
 def run_attempt(
     task: Task[Any, Any],
     settings: Settings,
@@ -249,13 +291,24 @@ def run_attempt(
     *,
     deadline_seconds: float | None = None,
 ) -> dict[str, Any]:
-    """Run one attempt of ``call``: its result, a retry, or a failure result."""
+    """Run one attempt of ``call``: its result, a retry, or a failure result.
+
+    Raises:
+        RedeliveryLimitError: too many deliveries of this task were lost with their worker.
+        Ignore: this delivery is a stale copy of an attempt already superseded by a retry.
+    """
     now = time.time()
     started = first_attempt_at(task, now)
     attempts = task.request.retries + 1
     try:
         policy = backoff_policy(settings, deadline_seconds)
-        payload = call()
+        delivery = count_delivery(task, settings, policy, now)
+        if delivery is not None:
+            started = min(delivery.first_delivered_at, now)
+            check_delivery(task, settings, delivery)
+        payload = call_without_credentials(call)
+    except deliveries.RedeliveryLimitError:
+        raise
     except ProviderError as exc:
         elapsed = max(time.time() - started, 0.0)
         if not is_retryable(exc):
@@ -283,6 +336,59 @@ def run_attempt(
         headers = {**(task.request.headers or {}), FIRST_ATTEMPT_HEADER: started}
         raise task.retry(exc=exc, countdown=countdown, headers=headers) from None
     return {"ok": True, "attempts": attempts, **payload}
+
+
+def call_without_credentials(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``call()``; an exception it raises is re-raised redacted (and its cause and context).
+
+    A bug's exception fails the task: Celery stores it, sends it in the task-failed event
+    and logs it (its ``data`` extra too) from the exception itself, so it is cleaned here,
+    where it is raised. It is raised outside the ``except`` block, so the original does not
+    ride along as its context.
+    """
+    error: BaseException | None = None
+    try:
+        return call()
+    except Exception as exc:
+        error = redact_exception(exc)
+        if error is exc:
+            raise
+    raise error
+
+
+def check_delivery(task: Task[Any, Any], settings: Settings, delivery: deliveries.Delivery) -> None:
+    """Let ``delivery`` call the provider, or end the task without calling it.
+
+    Raises:
+        RedeliveryLimitError: the task is given up (FAILURE; its message is acknowledged).
+        Ignore: a stale delivery, dropped without a result.
+    """
+    verdict = deliveries.verdict(delivery, settings.provider_max_deliveries)
+    if verdict is deliveries.Verdict.RUN:
+        if delivery.deliveries > 1:
+            logger.warning(
+                "%s[%s] attempt %d delivered again after its worker was lost "
+                "(%d of %d lost deliveries allowed)",
+                task.name,
+                task.request.id,
+                delivery.attempt + 1,
+                delivery.lost,
+                settings.provider_max_deliveries - 1,
+            )
+        return
+    if verdict is deliveries.Verdict.STALE:
+        logger.warning(
+            "%s[%s] attempt %d dropped: a later attempt was already delivered",
+            task.name,
+            task.request.id,
+            delivery.attempt + 1,
+        )
+        raise Ignore()
+    error = deliveries.give_up_error(
+        task.name, str(task.request.id), delivery, settings.provider_max_deliveries
+    )
+    logger.error("%s", error.message)
+    raise error
 
 
 def failure(
