@@ -93,7 +93,7 @@ def _put_statement() -> Any:
         index_elements=[_T.c.tenant_id, _T.c.id],
         set_={c.name: new[c.name] for c in _T.columns if not c.primary_key},
         where=sa.or_(same, other),
-    ).returning(_T.c.id)
+    ).returning(_T.c.tenant_id, _T.c.id)
 
 
 def _mark_statement() -> Any:
@@ -198,9 +198,10 @@ class PostgresColdTier:
 
     def put(
         self, entries: Sequence[tuple[str, int, bytes]], cutoff: datetime
-    ) -> tuple[set[UUID], list[int]]:
+    ) -> tuple[set[tuple[UUID, UUID]], list[int]]:
         """Write demoted copies, each ``(incarnation, generation, document)``, as far as the
-        fence allows (see :func:`_put_statement`); returns the ids written and the positions
+        fence allows (see :func:`_put_statement`); returns the (tenant id, id) pairs written and
+        the positions
         of the entries the table refused outright.
 
         If the table refuses the batch (a document stored before a check that now refuses
@@ -216,7 +217,7 @@ class PostgresColdTier:
         except StoreError:
             if len(entries) == 1:
                 return set(), [0]
-        written: set[UUID] = set()
+        written: set[tuple[UUID, UUID]] = set()
         refused = []
         for position, entry in enumerate(entries):
             try:
@@ -227,7 +228,9 @@ class PostgresColdTier:
                 refused.append(position)
         return written, refused
 
-    def _put(self, entries: Sequence[tuple[str, int, bytes]], cutoff: datetime) -> set[UUID]:
+    def _put(
+        self, entries: Sequence[tuple[str, int, bytes]], cutoff: datetime
+    ) -> set[tuple[UUID, UUID]]:
         array = b",".join(
             b'{"n":"%s","g":%d,"d":%s}' % (n.encode(), g, doc) for n, g, doc in entries
         )
@@ -235,7 +238,7 @@ class PostgresColdTier:
             # Demotion deletes the hot copy once this commits: it must reach the disk.
             conn.execute(_SYNC)
             result = conn.execute(_PUT, {"documents": "[" + array.decode() + "]", "cutoff": cutoff})
-            return {r.id for r in result}
+            return {(r.tenant_id, r.id) for r in result}
 
     def rewrite(
         self,

@@ -14,10 +14,13 @@ and its hint, which a full pass every :data:`RECONCILE_EVERY` repairs.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
+
+from redis.exceptions import NoScriptError
 
 from stores.common.validation import check_limit
 from stores.sessions import codec, keys, query
@@ -26,6 +29,9 @@ from stores.sessions.redis_base import BATCH, Found, RedisTiers, text, token
 from stores.sessions.scripts import translated
 
 _log = logging.getLogger(__name__)
+
+GROUP = 100
+"""Tenants a demotion pass handles at once, each step in one round trip for all of them."""
 
 RECONCILE_EVERY = timedelta(minutes=10)
 """How often, at most, a store's demotion sweep walks every tenant to repair late hints."""
@@ -39,32 +45,57 @@ class RedisSweeps(RedisTiers):
 
     def demote_idle(self, *, limit: int = 1000) -> int:
         """See :meth:`SessionStore.demote_idle`: visits only the tenants the hints say may
-        have an idle session (see the module docstring)."""
+        have an idle session, :data:`GROUP` tenants at a time, each step of a group in one
+        round trip (see the module docstring)."""
         check_limit(limit)
         self._reconcile_if_due()
         cutoff = keys.micros(self._clock() - self.hot_ttl)
         moved = 0
-        for tenant in self._due(keys.due_idle, cutoff, limit):
-            if moved >= limit:
-                break
-            base = keys.base(tenant)
-            while moved < limit:
-                wanted = min(BATCH, limit - moved)
-                with translated():
-                    flat = self._scripts["idle"](
-                        keys=[keys.idle(base)],
-                        args=[cutoff, wanted, base],
-                        client=self.client,
-                    )
-                batch = [flat[i : i + 7] for i in range(0, len(flat), 7)]
+        queue = deque(self._due(keys.due_idle, cutoff, limit))
+        while queue and moved < limit:
+            group = [queue.popleft() for _ in range(min(GROUP, len(queue)))]
+            wanted = min(BATCH, limit - moved)
+            calls = [([keys.idle(keys.base(t))], [cutoff, wanted, keys.base(t)]) for t in group]
+            taken: list[tuple[UUID, list[list[bytes]]]] = []
+            exhausted: list[UUID] = []
+            budget = limit - moved
+            for tenant, flat in zip(group, self._eval_many("idle", calls), strict=True):
+                batch = [flat[i : i + 7] for i in range(0, len(flat), 7)][:budget]
+                budget -= len(batch)
                 if batch:
-                    moved += self._demote_batch(tenant, base, batch)
-                if len(batch) < wanted:
-                    # Nothing more is due here: the hint moves on to what is left. A pass
-                    # stopped by its limit leaves the hint as it is, due at once.
-                    self._refresh(tenant, keys.due_idle, keys.idle(base))
-                    break
+                    taken.append((tenant, batch))
+                if len(flat) // 7 < wanted:
+                    # Nothing more is due here: the hint moves on to what is left.
+                    exhausted.append(tenant)
+                elif budget > 0:
+                    queue.append(tenant)  # a full batch: read it again
+                # A tenant cut short by the limit keeps its hint as it is, due at once.
+            moved += self._demote_group(taken)
+            self._refresh(exhausted, keys.due_idle, keys.idle)
         return moved
+
+    def _eval_many(self, name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """Run script ``name`` once per (keys, args) in one pipeline; the replies in order."""
+        if not calls:
+            return []
+        script = self._scripts[name]
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            for script_keys, args in calls:
+                pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
+            replies = pipe.execute(raise_on_error=False)
+            if any(isinstance(r, NoScriptError) for r in replies):
+                # The server lost its scripts (a restart): the failed calls ran nothing.
+                self.client.script_load(script.script)
+                again = [
+                    c for c, r in zip(calls, replies, strict=True) if isinstance(r, NoScriptError)
+                ]
+                redone = iter(self._eval_many(name, again))
+                replies = [next(redone) if isinstance(r, NoScriptError) else r for r in replies]
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+            return replies
 
     def _due(self, hint: Callable[[int], str], cutoff: int, limit: int) -> list[UUID]:
         """Up to ``limit`` tenants per bucket whose hint is at or before ``cutoff``: one
@@ -75,26 +106,40 @@ class RedisSweeps(RedisTiers):
                 pipe.zrangebyscore(hint(bucket), "-inf", cutoff, start=0, num=limit)
             return [UUID(text(m)) for members in pipe.execute() for m in members]
 
-    def _oldest(self, zset: str) -> int | None:
-        first = self.client.zrange(zset, 0, 0, withscores=True)
-        return int(first[0][1]) if first else None
-
-    def _refresh(self, tenant: UUID, hint: Callable[[int], str], zset: str) -> None:
-        """Set a tenant's hint to the oldest score of ``zset`` after a sweep visited it (or
-        drop it if the set is empty), then look again: a session that entered the set
+    def _refresh(
+        self, tenants: list[UUID], hint: Callable[[int], str], zset: Callable[[str], str]
+    ) -> None:
+        """Set each tenant's hint to the oldest score of its ``zset`` after a sweep visited
+        it (or drop it if the set is empty), then look again: a session that entered the set
         meanwhile lowers it back (its writer also does, after its script; the hint may end
-        early, which costs a visit, never late, which would skip work)."""
-        key, member = hint(keys.bucket_of(tenant)), str(tenant)
+        early, which costs a visit, never late, which would skip work). Each step is one
+        round trip for all the tenants."""
+        if not tenants:
+            return
+        sets = [zset(keys.base(t)) for t in tenants]
+        places = [(hint(keys.bucket_of(t)), str(t)) for t in tenants]
         with translated():
-            first = self._oldest(zset)
+            first = self._oldest_many(sets)
             self._step("refresh:read")
-            if first is None:
-                self.client.zrem(key, member)
-            else:
-                self.client.zadd(key, {member: first})
-            again = self._oldest(zset)
-            if again is not None and (first is None or again < first):
-                self.client.zadd(key, {member: again}, lt=True)
+            pipe = self.client.pipeline(transaction=False)
+            for (key, member), score in zip(places, first, strict=True):
+                if score is None:
+                    pipe.zrem(key, member)
+                else:
+                    pipe.zadd(key, {member: score})
+            pipe.execute()
+            again = self._oldest_many(sets)
+            pipe = self.client.pipeline(transaction=False)
+            for (key, member), before, now in zip(places, first, again, strict=True):
+                if now is not None and (before is None or now < before):
+                    pipe.zadd(key, {member: now}, lt=True)
+            pipe.execute()
+
+    def _oldest_many(self, zsets: list[str]) -> list[int | None]:
+        pipe = self.client.pipeline(transaction=False)
+        for zset in zsets:
+            pipe.zrange(zset, 0, 0, withscores=True)
+        return [int(r[0][1]) if r else None for r in pipe.execute()]
 
     def _reconcile_if_due(self) -> None:
         """Now and then, lower every registered tenant's hints to its oldest scores: hints
@@ -125,57 +170,61 @@ class RedisSweeps(RedisTiers):
                             pipe.zadd(hint(bucket), {member: int(first[0][1])}, lt=True)
                 pipe.execute()
 
-    def _demote_batch(self, tenant: UUID, base: str, batch: list[list[bytes]]) -> int:
-        """Move one batch read by idle.lua: rows of (id, document, version, created_us,
-        index suffixes, incarnation, generation)."""
+    def _demote_group(self, taken: list[tuple[UUID, list[list[bytes]]]]) -> int:
+        """Move the batches idle.lua read for several tenants: rows of (id, document,
+        version, created_us, index suffixes, incarnation, generation)."""
+        if not taken:
+            return 0
         self._step("demote:read")
         if self._rc is not None:
-            args: list[Any] = [base, self._rc.ttl_ms]
-            for sid, data, version, _, _, n, g in batch:
-                args += [sid, n, version, g, self._rc.compress(data)]
-            with translated():
-                moved = int(
-                    self._scripts["demote"](keys=[keys.idle(base)], args=args, client=self.client)
-                )
-            self._refused(len(batch) - moved)
+            calls = []
+            for tenant, batch in taken:
+                base = keys.base(tenant)
+                args: list[Any] = [base, self._rc.ttl_ms]
+                for sid, data, version, _, _, n, g in batch:
+                    args += [sid, n, version, g, self._rc.compress(data)]
+                calls.append(([keys.idle(base)], args))
+            moved = sum(int(m) for m in self._eval_many("demote", calls))
+            self._refused(sum(len(batch) for _, batch in taken) - moved)
             return moved
         assert self._pg is not None
-        entries = [(text(row[5]), int(row[6]), row[1]) for row in batch]
+        rows = [(tenant, row) for tenant, batch in taken for row in batch]
+        entries = [(text(row[5]), int(row[6]), row[1]) for _, row in rows]
         written, refused = self._pg.put(entries, self._clock() - self.max_age)
         if refused:
-            self._quarantine(tenant, base, [batch[i] for i in refused])
+            self._quarantine([rows[i] for i in refused])
         self._step("demote:copied")
         # Only the copies the fence let through may be evicted; the others lost a race
         # (the session was promoted, changed or deleted since it was read) and stay hot.
-        evict = [row for row in batch if UUID(text(row[0])) in written]
-        self._refused(len(batch) - len(refused) - len(evict))
-        if not evict:
-            return 0
-        args = [base, token()]
-        for row in evict:
-            args += [row[0], row[5], row[2], row[6]]
-        with translated():
-            codes = self._scripts["evict"](
-                keys=[keys.idle(base), keys.created(base)], args=args, client=self.client
-            )
-        evicted = sum(1 for code in codes if code == b"e")
+        evict: dict[UUID, list[Any]] = {}
+        for tenant, row in rows:
+            if (tenant, UUID(text(row[0]))) in written:
+                evict.setdefault(tenant, [keys.base(tenant), token()])
+                evict[tenant] += [row[0], row[5], row[2], row[6]]
+        chosen = sum((len(args) - 2) // 4 for args in evict.values())
+        self._refused(len(rows) - len(refused) - chosen)
+        calls = [([keys.idle(args[0]), keys.created(args[0])], args) for args in evict.values()]
+        replies = self._eval_many("evict", calls)
+        evicted = sum(1 for codes in replies for code in codes if code == b"e")
         # A copy whose hot session changed meanwhile stays in the table: the hot copy is the
         # truth, and the next demotion writes over it.
-        self._refused(len(evict) - evicted)
+        self._refused(chosen - evicted)
         return evicted
 
-    def _quarantine(self, tenant: UUID, base: str, rows: list[list[bytes]]) -> None:
+    def _quarantine(self, rows: list[tuple[UUID, list[bytes]]]) -> None:
         """Set aside hot sessions the cold tier refused: they stay hot and readable, and leave
         the idle set so later passes do not read them again; their next save puts them back
         (a changed session may well be storable)."""
-        args: list[Any] = [base, keys.micros(self._clock())]
-        for row in rows:
-            args += [row[0], row[5], row[2], row[6]]
-        with translated():
-            self._scripts["quarantine"](
-                keys=[keys.idle(base), keys.quarantine(base)], args=args, client=self.client
-            )
-        for row in rows:
+        now = keys.micros(self._clock())
+        by_tenant: dict[UUID, list[Any]] = {}
+        for tenant, row in rows:
+            by_tenant.setdefault(tenant, [keys.base(tenant), now])
+            by_tenant[tenant] += [row[0], row[5], row[2], row[6]]
+        calls = [
+            ([keys.idle(args[0]), keys.quarantine(args[0])], args) for args in by_tenant.values()
+        ]
+        self._eval_many("quarantine", calls)
+        for tenant, row in rows:
             _log.warning(
                 "session %s of tenant %s (version %s) cannot be stored in the cold tier; "
                 "it stays hot until it changes",
@@ -210,7 +259,7 @@ class RedisSweeps(RedisTiers):
             if int(left) == 0:
                 self._prune(tenant)
             elif int(purged) < wanted:
-                self._refresh(tenant, keys.due_created, keys.created(base))
+                self._refresh([tenant], keys.due_created, keys.created)
         if self._pg is not None and removed < limit:
             removed += self._pg.purge(cutoff, limit - removed)
         return removed

@@ -397,13 +397,14 @@ def test_sweeps_visit_only_tenants_with_work_due(
     store.save(make(quiet, uuid4()))
     idle(clock)
     store.save(make(busy, uuid4()))  # not idle yet
-    real = store._scripts["idle"]
+    real = store._eval_many
 
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        visited.append(kwargs["keys"][0])
-        return real(*args, **kwargs)
+    def counting(name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        if name == "idle":
+            visited.extend(script_keys[0] for script_keys, _ in calls)
+        return real(name, calls)
 
-    store._scripts["idle"] = counting  # type: ignore[assignment]
+    store._eval_many = counting  # type: ignore[method-assign]
     assert store.demote_idle() == 1
     assert visited == [keys.idle(keys.base(quiet))]
     visited.clear()

@@ -10,7 +10,6 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-import redis
 import sqlalchemy as sa
 from redis.cluster import key_slot
 
@@ -66,8 +65,14 @@ def cold_rows(store: RedisSessionStore, state: str = "cold") -> list[tuple[UUID,
         return [(r.id, r.version) for r in rows]
 
 
-def fail(*_: Any, **__: Any) -> Any:
-    raise redis.ConnectionError("connection lost (simulated)")
+def fail_at(step: str) -> Any:
+    """A step hook that loses the connection at ``step``."""
+
+    def hook(name: str) -> None:
+        if name == step:
+            raise StoreUnavailableError("connection lost (simulated)")
+
+    return hook
 
 
 def tenant_keys(store: RedisSessionStore, tenant: UUID) -> list[bytes]:
@@ -81,11 +86,10 @@ def test_demotion_interrupted_after_the_copy_loses_nothing(
     tenant, agent = uuid4(), uuid4()
     stored = pg_store.save(make(tenant, agent, variables={"v": 1}))
     clock.advance(seconds=HOT_TTL.total_seconds())
-    evict = pg_store._scripts["evict"]
-    pg_store._scripts["evict"] = fail  # type: ignore[assignment]
+    pg_store.step_hook = fail_at("demote:copied")
     with pytest.raises(StoreUnavailableError):
         pg_store.demote_idle()
-    pg_store._scripts["evict"] = evict
+    pg_store.step_hook = None
     assert cold_rows(pg_store) == [(stored.id, 1)]  # the copy was written...
     assert pg_store.tier_of(tenant, stored.id) is Tier.HOT  # ...the hot one is still the truth
     assert pg_store.get(tenant, stored.id) == stored
@@ -282,11 +286,10 @@ def test_redis_demotion_interrupted_before_the_move_loses_nothing(
     tenant = uuid4()
     stored = redis_store.save(make(tenant))
     clock.advance(seconds=HOT_TTL.total_seconds())
-    demote = redis_store._scripts["demote"]
-    redis_store._scripts["demote"] = fail  # type: ignore[assignment]
+    redis_store.step_hook = fail_at("demote:read")
     with pytest.raises(StoreUnavailableError):
         redis_store.demote_idle()
-    redis_store._scripts["demote"] = demote
+    redis_store.step_hook = None
     assert redis_store.tier_of(tenant, stored.id) is Tier.HOT
     assert redis_store.demote_idle() == 1
     assert redis_store.tier_of(tenant, stored.id) is Tier.COLD
