@@ -51,10 +51,24 @@ class RedisSweeps(RedisTiers):
         self._reconcile_if_due()
         cutoff = keys.micros(self._clock() - self.hot_ttl)
         moved = 0
-        queue = deque(self._due(keys.due_idle, cutoff, limit))
+        while moved < limit:
+            due, more = self._due(keys.due_idle, cutoff, limit)
+            got = self._demote_tenants(deque(due), cutoff, limit - moved)
+            moved += got
+            # A pass that moved nothing stops even if more tenants look due: their hints
+            # were early, and the next pass reads the rest.
+            if not more or got == 0:
+                break
+        return moved
+
+    def _demote_tenants(self, queue: deque[UUID], cutoff: int, limit: int) -> int:
+        """Demote up to ``limit`` idle sessions of the tenants in ``queue``."""
+        moved = 0
         while queue and moved < limit:
             group = [queue.popleft() for _ in range(min(GROUP, len(queue)))]
-            wanted = min(BATCH, limit - moved)
+            # An equal share each, so that a group never reads much more than it can move;
+            # a tenant that filled its share comes round again.
+            wanted = min(BATCH, max(1, (limit - moved) // len(group)))
             calls = [([keys.idle(keys.base(t))], [cutoff, wanted, keys.base(t)]) for t in group]
             taken: list[tuple[UUID, list[list[bytes]]]] = []
             exhausted: list[UUID] = []
@@ -97,14 +111,17 @@ class RedisSweeps(RedisTiers):
                     raise reply
             return replies
 
-    def _due(self, hint: Callable[[int], str], cutoff: int, limit: int) -> list[UUID]:
-        """Up to ``limit`` tenants per bucket whose hint is at or before ``cutoff``: one
-        round trip whatever the number of tenants."""
+    def _due(self, hint: Callable[[int], str], cutoff: int, limit: int) -> tuple[list[UUID], bool]:
+        """Tenants whose hint is at or before ``cutoff``, a page per bucket in one round trip
+        whatever the number of tenants; and whether some bucket had more than a page."""
+        page = max(8, 2 * -(-limit // keys.REGISTRY_BUCKETS))
         with translated():
             pipe = self.client.pipeline(transaction=False)
             for bucket in range(keys.REGISTRY_BUCKETS):
-                pipe.zrangebyscore(hint(bucket), "-inf", cutoff, start=0, num=limit)
-            return [UUID(text(m)) for members in pipe.execute() for m in members]
+                pipe.zrangebyscore(hint(bucket), "-inf", cutoff, start=0, num=page)
+            pages = pipe.execute()
+        due = [UUID(text(m)) for members in pages for m in members]
+        return due, any(len(members) == page for members in pages)
 
     def _refresh(
         self, tenants: list[UUID], hint: Callable[[int], str], zset: Callable[[str], str]
@@ -239,48 +256,72 @@ class RedisSweeps(RedisTiers):
 
     def purge_expired(self, *, limit: int = 1000) -> int:
         """See :meth:`SessionStore.purge_expired`: visits only the tenants the hints say may
-        have an expired session. A tenant left with nothing in Redis is taken off the
-        registry (see :meth:`_prune`)."""
+        have an expired session, :data:`GROUP` at a time, each step one round trip. A tenant
+        left with nothing in Redis is taken off the registry (see :meth:`_prune`)."""
         check_limit(limit)
         cutoff = self._clock() - self.max_age
+        cutoff_us = keys.micros(cutoff)
         removed = 0
-        for tenant in self._due(keys.due_created, keys.micros(cutoff), limit):
-            if removed >= limit:
+        while removed < limit:
+            due, more = self._due(keys.due_created, cutoff_us, limit)
+            got = self._purge_tenants(deque(due), cutoff_us, limit - removed)
+            removed += got
+            if not more or got == 0:
                 break
-            base = keys.base(tenant)
-            wanted = limit - removed
-            with translated():
-                purged, left = self._scripts["purge"](
-                    keys=[keys.created(base)],
-                    args=[base, keys.micros(cutoff), wanted],
-                    client=self.client,
-                )
-            removed += int(purged)
-            if int(left) == 0:
-                self._prune(tenant)
-            elif int(purged) < wanted:
-                self._refresh([tenant], keys.due_created, keys.created)
         if self._pg is not None and removed < limit:
             removed += self._pg.purge(cutoff, limit - removed)
         return removed
 
-    def _prune(self, tenant: UUID) -> None:
-        """Take a tenant that holds nothing in Redis off the registry and the hints, without
+    def _purge_tenants(self, queue: deque[UUID], cutoff_us: int, limit: int) -> int:
+        """Purge up to ``limit`` expired sessions of the tenants in ``queue``."""
+        removed = 0
+        while queue and removed < limit:
+            budget = limit - removed
+            group = [queue.popleft() for _ in range(min(GROUP, len(queue), budget))]
+            # Shares that add up to no more than the budget; a tenant that used all of its
+            # share may hold more, and comes round again.
+            share = budget // len(group)
+            calls = [
+                ([keys.created(keys.base(t))], [keys.base(t), cutoff_us, share]) for t in group
+            ]
+            emptied, exhausted = [], []
+            replies = self._eval_many("purge", calls)
+            for tenant, (purged, left) in zip(group, replies, strict=True):
+                removed += int(purged)
+                if int(left) == 0:
+                    emptied.append(tenant)
+                elif int(purged) < share:
+                    exhausted.append(tenant)
+                else:
+                    queue.append(tenant)
+            self._prune(emptied)
+            self._refresh(exhausted, keys.due_created, keys.created)
+        return removed
+
+    def _prune(self, tenants: list[UUID]) -> None:
+        """Take tenants that hold nothing in Redis off the registry and the hints, without
         racing a session created meanwhile: a creation registers its tenant again after its
-        script ran (see :meth:`RedisTiers._run`), and the tenant is put back here, due at
+        script ran (see :meth:`RedisTiers._run`), and a tenant is put back here, due at
         once, if a session appeared before that."""
-        bucket, member = keys.bucket_of(tenant), str(tenant)
+        if not tenants:
+            return
         with translated():
             pipe = self.client.pipeline(transaction=False)
-            pipe.srem(keys.registry(bucket), member)
-            pipe.zrem(keys.due_idle(bucket), member)
-            pipe.zrem(keys.due_created(bucket), member)
+            for tenant in tenants:
+                bucket, member = keys.bucket_of(tenant), str(tenant)
+                pipe.srem(keys.registry(bucket), member)
+                pipe.zrem(keys.due_idle(bucket), member)
+                pipe.zrem(keys.due_created(bucket), member)
             pipe.execute()
             self._step("prune:removed")
-            if self.client.exists(keys.created(keys.base(tenant))):
-                pipe = self.client.pipeline(transaction=False)
+            pipe = self.client.pipeline(transaction=False)
+            for tenant in tenants:
+                pipe.exists(keys.created(keys.base(tenant)))
+            back = [t for t, found in zip(tenants, pipe.execute(), strict=True) if found]
+            pipe = self.client.pipeline(transaction=False)
+            for tenant in back:
                 self._register(pipe, tenant, 0, 0)
-                pipe.execute()
+            pipe.execute()
 
     def count_idle(self) -> int:
         """See :meth:`SessionStore.count_idle`: the same sorted sets the sweep reads."""
