@@ -12,6 +12,12 @@ in the same run, on the same servers:
 It prints one JSON object per cold tier: sessions, seconds and sessions/s of each path, the
 ratio task/direct, and the design's target for the tier.
 
+With ``--by-tenants`` it measures instead what a sweep costs by tenant count, calling the
+store's ``demote_idle``/``purge_expired`` (limit 1,000) until done: the same number of
+sessions as 1 tenant x N (the anchor) and N tenants x 1, side by side with their ratio
+(target >= 0.8), and an empty demote + purge pass (nothing due) at 1,000 and 10,000
+tenants (target <= 10 ms, growing no faster than the log of the tenant count).
+
     python bench/sweeps.py                       # 10,000 sessions, embedded servers
     python bench/sweeps.py --sessions 5000 --redis-url redis://127.0.0.1:6379/0 \\
         --database-url postgresql://postgres@127.0.0.1:5432/hearth_bench
@@ -144,14 +150,95 @@ def _task(
     return int(result["demoted"]), elapsed
 
 
+def _seed_layout(
+    redis_url: str, database_url: str, tier: str, tenants: int, each: int, clock: ManualClock
+) -> RedisSessionStore:
+    _reset(redis_url, database_url)
+    store = _store(redis_url, database_url, tier, clock)
+    for _ in range(tenants):
+        tenant, agent = uuid4(), uuid4()
+        for i in range(each):
+            store.save(
+                Session(tenant_id=tenant, agent_id=agent, channel="web", user_channel_id=f"u{i}")
+            )
+    return store
+
+
+def _until_done(call: Any) -> tuple[int, float]:
+    total, start = 0, time.perf_counter()
+    while (done := call(limit=1000)) > 0:
+        total += done
+    return total, time.perf_counter() - start
+
+
+def _layout(redis_url: str, database_url: str, tier: str, tenants: int, each: int) -> Any:
+    clock = ManualClock(utc_now())
+    store = _seed_layout(redis_url, database_url, tier, tenants, each, clock)
+    store.demote_idle(limit=1)  # the first pass of a store walks every tenant once
+    clock.advance(hours=1)
+    demoted, demote_s = _until_done(store.demote_idle)
+    clock.advance(days=8)
+    purged, purge_s = _until_done(store.purge_expired)
+    store.close()
+    return {
+        "tenants": tenants,
+        "sessions_each": each,
+        "demotion_per_second": round(demoted / demote_s),
+        "purge_per_second": round(purged / purge_s),
+    }
+
+
+def _empty_pass(redis_url: str, database_url: str, tier: str, tenants: int) -> float:
+    store = _seed_layout(redis_url, database_url, tier, tenants, 1, ManualClock(utc_now()))
+    store.demote_idle(limit=1)
+    times = []
+    for _ in range(7):
+        start = time.perf_counter()
+        store.demote_idle()
+        store.purge_expired()
+        times.append(time.perf_counter() - start)
+    store.close()
+    return sorted(times)[len(times) // 2] * 1000
+
+
+def by_tenants(redis_url: str, database_url: str, tier: str, sessions: int) -> None:
+    """Print the sweep cost by tenant count (see the module docstring)."""
+    one = _layout(redis_url, database_url, tier, 1, sessions)
+    many = _layout(redis_url, database_url, tier, sessions, 1)
+    empty = {n: round(_empty_pass(redis_url, database_url, tier, n), 2) for n in (1000, 10000)}
+    print(
+        json.dumps(
+            {
+                "bench": "sweeps_by_tenants",
+                "cold_tier": tier,
+                "anchor_one_tenant": one,
+                "many_tenants": many,
+                "ratio_demotion": round(
+                    many["demotion_per_second"] / one["demotion_per_second"], 3
+                ),
+                "ratio_purge": round(many["purge_per_second"] / one["purge_per_second"], 3),
+                "target_ratio": 0.8,
+                "empty_pass_ms_by_tenants": empty,
+                "target_empty_pass_ms": 10,
+            }
+        ),
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=10_000)
     parser.add_argument("--redis-url", default=None)
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--tiers", default="postgres,redis")
+    parser.add_argument("--by-tenants", action="store_true", help="sweep cost by tenant count")
     args = parser.parse_args()
     with servers(args.redis_url, args.database_url) as (redis_url, database_url):
+        if args.by_tenants:
+            for tier in args.tiers.split(","):
+                by_tenants(redis_url, database_url, tier, args.sessions)
+            return
         # The broker gets a database of its own, so that seeding never flushes its queues.
         broker = _other_db(celery_url(redis_url))
         for tier in args.tiers.split(","):
