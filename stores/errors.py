@@ -49,5 +49,9 @@ class StoreUnavailableError(StoreError):
 
 def describe(value: Any, limit: int = 60) -> str:
     """Return a short repr of ``value`` for an error message, never the whole payload."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:
+        # An integer of more digits than Python converts to text (sys.get_int_max_str_digits).
+        return f"<{type(value).__name__} too large to print>"
     return text if len(text) <= limit else text[: limit - 3] + "..."

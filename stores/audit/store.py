@@ -9,9 +9,10 @@ from uuid import UUID
 
 from stores.audit.models import AuditEvent, TurnRecord
 from stores.common import Page
+from stores.common.arguments import ParsesArguments
 
 
-class AuditStore(ABC):
+class AuditStore(ParsesArguments, ABC):
     """Append-only storage of :class:`TurnRecord` and :class:`AuditEvent`.
 
     Nothing is ever updated or deleted through this interface. Every read is scoped to a

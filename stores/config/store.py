@@ -25,6 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from uuid import UUID
 
+from stores.common.arguments import ParsesArguments
 from stores.common.pagination import Page
 from stores.config.models import (
     Agent,
@@ -43,7 +44,7 @@ from stores.config.models import (
 DEFAULT_PAGE_SIZE = 100
 
 
-class ConfigStore(ABC):
+class ConfigStore(ParsesArguments, ABC):
     """Configuration of every tenant's agents (see the module docstring for shared rules)."""
 
     @property

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
+from stores.common.arguments import ParsesArguments
 from stores.common.pagination import Page
 from stores.memory.models import (
     Entity,
@@ -35,7 +36,7 @@ DEFAULT_PAGE_SIZE = 100
 MAX_TRAVERSAL_DEPTH = 5
 
 
-class MemoryStore(ABC):
+class MemoryStore(ParsesArguments, ABC):
     """Every tenant's agent memory (see the module docstring for shared rules)."""
 
     @property

@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from stores.common import Page
+from stores.common.arguments import ParsesArguments
 from stores.profiles.models import (
     ChannelIdentity,
     CustomerProfile,
@@ -17,7 +18,7 @@ from stores.profiles.models import (
 )
 
 
-class ProfileStore(ABC):
+class ProfileStore(ParsesArguments, ABC):
     """Customer profiles of each tenant, with their identities, field history and assets.
 
     **Tenancy.** Every method is scoped to a tenant: an id of another tenant behaves

@@ -17,6 +17,7 @@ from stores.errors import InvalidInputError, describe
 from stores.sessions.codec import after_id
 from stores.sessions.models import (
     MAX_IDENTIFIER_LENGTH,
+    MAX_SCENARIO_VERSION,
     PendingMigration,
     Session,
     SessionStatus,
@@ -73,9 +74,16 @@ def _status(value: SessionStatus | str | None) -> SessionStatus | None:
 
 
 def _version(value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    # Beyond MAX_SCENARIO_VERSION no session can be on the version: refused on every
+    # backend alike rather than answered with an empty page by some and an error by others.
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 0 <= value <= MAX_SCENARIO_VERSION
+    ):
         raise InvalidInputError(
-            f"scenario_version must be a non-negative integer; got {describe(value)}",
+            f"scenario_version must be an integer from 0 to {MAX_SCENARIO_VERSION}; "
+            f"got {describe(value)}",
             field="scenario_version",
         )
     return value

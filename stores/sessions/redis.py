@@ -167,7 +167,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
             "",
             "",
             token(),
-            token(),
+            "",
         ]
         # An update of a hot session skips the registry and the hints: the script says if
         # the session entered the idle set after all (back from the cold tier or the
@@ -184,9 +184,18 @@ class RedisSessionStore(RedisSweeps, SessionStore):
                 return None
             if reply[1] != b"?":
                 return text(reply[1])
+            assert self._pg is not None
+            if reply[2] == b"":
+                # The bucket has no fence token: none was ever needed, or Redis lost it.
+                # One is made only where a session is or is being created, so that saves
+                # of sessions that do not exist write nothing.
+                if expected != "none" and self._pg.get(tenant, stored.id) is None:
+                    return "none"
+                args[9], args[12], args[15] = "?", "", token()
+                reply = self._run("save", tenant, stored.id, args, hint=hint)
+                continue
             # In neither Redis tier: take the row (a save over it is a promotion), then
             # write the hot copy unless the fence token changed since Redis was asked.
-            assert self._pg is not None
             with self._pg.claim(stored.tenant_id, stored.id, now - self.max_age) as cold:
                 self._step("save:claimed")
                 args[9] = _state(cold.row)
@@ -210,11 +219,12 @@ class RedisSessionStore(RedisSweeps, SessionStore):
             raise translate(exc) from exc
         if document is not None:
             return self._live(codec.decode(document), self._clock())
+        fresh = ""  # no fence token is made for a session that does not exist
         for _ in range(MAX_ATTEMPTS):
             with translated():
                 reply = self._scripts["get"](
                     keys=[hot, keys.cold(base, sid)],
-                    args=[base, str(sid), token()],
+                    args=[base, str(sid), fresh],
                     client=self.client,
                 )
             now = self._clock()
@@ -236,6 +246,14 @@ class RedisSessionStore(RedisSweeps, SessionStore):
                 return self._promoted(session, promoted, now)
             if self._pg is None:
                 return None
+            if reply[1] == b"":
+                # The bucket has no fence token (none was needed yet, or Redis lost it): make
+                # one, and read again, only if there is a row to promote.
+                row = self._pg.get(tenant, sid)
+                if row is None or codec.is_expired(row.created_at, now, self.max_age):
+                    return None
+                fresh = token()
+                continue
             with self._pg.claim(tenant, sid, now - self.max_age) as cold:
                 if cold.row is None:
                     return None  # no row, deleted, or expired
@@ -310,6 +328,10 @@ class RedisSessionStore(RedisSweeps, SessionStore):
             self._step("delete:read")
             before = self._pg.mark_deleted(tenant, sid, hot)
             self._step("delete:marked")
+            if hot is None and before is None:
+                # Nothing to delete, and no row whose readers need fencing off: a session
+                # created since is a later one, and stays.
+                return False
             # The incarnations now marked deleted: only a hot copy of one of them goes.
             row_n = before.incarnation if before is not None else _NONE
             args[3:6] = [token(), hot[0] if hot is not None else row_n, row_n]

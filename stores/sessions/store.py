@@ -5,12 +5,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from uuid import UUID
 
+from stores.common.arguments import ParsesArguments
 from stores.common.pagination import Page
 from stores.sessions import query
 from stores.sessions.models import PendingMigration, Session, SessionStatus, Tier, TierStats
 
 
-class SessionStore(ABC):
+class SessionStore(ParsesArguments, ABC):
     """Sessions in two tiers: HOT (recently active) and COLD (idle, demoted).
 
     Semantics every backend follows:
@@ -28,6 +29,10 @@ class SessionStore(ABC):
     * An id of another tenant behaves exactly like a missing id. Bad input raises
       InvalidInputError before anything is written.
     """
+
+    revalidate_models = False
+    # The codec validates a session strictly: a value assigned after construction that the
+    # constructor would have coerced (a version of "1") is refused, not converted.
 
     @abstractmethod
     def save(self, session: Session, *, overwrite: bool = False) -> Session:
@@ -183,5 +188,5 @@ class SessionStore(ABC):
     def stats(self) -> TierStats:
         """Counts and (estimated) bytes of each tier, over all tenants."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+    def close(self) -> None:
         """Release connections; the store must not be used afterwards."""

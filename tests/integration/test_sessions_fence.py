@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from stores.common.clock import ManualClock
-from stores.errors import StoreUnavailableError
+from stores.errors import NotFoundError, StoreUnavailableError
 from stores.sessions import PendingMigration, Session, Tier, keys
 from stores.sessions.coldtier import PostgresColdTier
 from stores.sessions.redis import RedisSessionStore
@@ -479,3 +479,17 @@ def test_a_session_created_while_a_sweep_moves_its_tenants_hint_is_still_demoted
     idle(clock)
     assert store.demote_idle() == 1
     assert store.tier_of(tenant, late.id) is Tier.COLD
+
+
+def test_reads_and_refused_saves_of_sessions_that_do_not_exist_write_nothing(
+    store: RedisSessionStore,
+) -> None:
+    tenant = uuid4()
+    assert store.get(tenant, uuid4()) is None
+    assert store.tier_of(tenant, uuid4()) is None
+    ghost = make(tenant, uuid4()).model_copy(update={"version": 3})
+    with pytest.raises(NotFoundError):
+        store.save(ghost)
+    assert store.client.keys("*") == []
+    assert store.delete(tenant, uuid4()) is False
+    assert store.client.keys("*") == []

@@ -1,6 +1,7 @@
 -- Read a session: the hot document, else the compressed cold one (Redis cold tier).
 -- KEYS[1] hot hash, KEYS[2] cold hash
--- ARGV[1] tenant base, ARGV[2] session id, ARGV[3] a fresh fence token (see lib.lua)
+-- ARGV[1] tenant base, ARGV[2] session id, ARGV[3] a fresh fence token to set if the
+-- bucket has none, or '' to set none (see lib.lua)
 -- Returns {'h', document}, {'c', compressed document, version, incarnation, generation},
 -- or {'n', fence token} when Redis holds neither: the caller looks in PostgreSQL and hands
 -- the token to promote.lua.

@@ -20,7 +20,8 @@
 -- ARGV[13] the fence token returned with '?' (see lib.lua), or ''
 -- ARGV[14] the incarnation the caller expects ('' for any: a client's save)
 -- ARGV[15] the incarnation of a session this call creates
--- ARGV[16] a fresh fence token, set if the bucket has none
+-- ARGV[16] a fresh fence token, set if the bucket has none ('' sets none: the reply's
+--          token is then '' and the caller decides)
 -- Returns {'ok'} or {'ok', 1 if the session entered the idle set (the sweeps' hints must
 -- know), else 0}, or {'state', actual} where actual is 'none', '<version>:<created_us>',
 -- 'moved' (not in that tier) or '?' with the fence token: the caller must look in
