@@ -1,14 +1,17 @@
 """Alembic environment for hearth: one advisory lock around every run.
 
 Several instances may start at once and all run ``upgrade head``; Alembic itself takes no
-lock, so each run first takes a session-level PostgreSQL advisory lock on its own connection
-(waiting a bounded time), and only then sets ``lock_timeout`` for the DDL that follows.
+lock, so each run first takes a session-level PostgreSQL advisory lock on the connection it
+migrates through (waiting a bounded time), and only then sets ``lock_timeout`` for the DDL
+that follows. That connection is one of its own, or one made from the Engine, or the very
+Connection, given in ``config.attributes["connection"]``.
 """
 
 from __future__ import annotations
 
 import logging
 
+import sqlalchemy as sa
 from alembic import context
 
 from stores.postgres.schema import build_metadata
@@ -44,20 +47,33 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    """Run the migrations holding the hearth migration lock."""
-    connection = config.attributes.get("connection")
-    if connection is not None:
-        _run(connection)
+    """Run the migrations holding the hearth migration lock.
+
+    ``config.attributes["connection"]`` may hold an Engine or a Connection to run on (the
+    Alembic cookbook's way of sharing one; pytest-alembic hands over an Engine); without
+    it, an engine is made from the configured URL. The lock is taken in every case.
+    """
+    given = config.attributes.get("connection")
+    if isinstance(given, sa.Connection):
+        # A transaction the caller opened stays the caller's to commit or roll back.
+        with advisory_lock(given, config, caller_transaction=given.in_transaction()):
+            _run(given)
         return
-    engine = migration_engine(config)
+    if given is not None and not isinstance(given, sa.Engine):
+        raise TypeError(
+            'config.attributes["connection"] must be a SQLAlchemy Engine or Connection; '
+            f"got {type(given).__name__}"
+        )
+    engine = given if given is not None else migration_engine(config)
     try:
         with engine.connect() as conn, advisory_lock(conn, config):
             _run(conn)
     finally:
-        engine.dispose()
+        if given is None:
+            engine.dispose()
 
 
-def _run(connection: object) -> None:
+def _run(connection: sa.Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -92,36 +92,44 @@ def redact_optional(text: str | None) -> str | None:
     return None if text is None else redact(text)
 
 
-def redact_value(value: Any) -> Any:
-    """``value`` with every string inside it (lists, tuples, dicts, keys too) redacted."""
+def redact_value(value: Any, secrets: Iterable[str | None] = ()) -> Any:
+    """``value`` with every string inside it (lists, tuples, dicts, keys too) redacted.
+
+    ``secrets`` are redacted too, as in :func:`redact`.
+    """
+    secrets = tuple(secrets)
     if isinstance(value, str):
-        return redact(value)
+        return redact(value, secrets)
     if isinstance(value, Mapping):
-        return {redact_value(k): redact_value(v) for k, v in value.items()}
+        return {redact_value(k, secrets): redact_value(v, secrets) for k, v in value.items()}
     if isinstance(value, list):
-        return [redact_value(v) for v in value]
+        return [redact_value(v, secrets) for v in value]
     if isinstance(value, tuple):
-        return tuple(redact_value(v) for v in value)
+        return tuple(redact_value(v, secrets) for v in value)
     return value
 
 
-def redact_exception(exc: BaseException, _depth: int = 0) -> BaseException:
+def redact_exception(
+    exc: BaseException, secrets: Iterable[str | None] = (), _depth: int = 0
+) -> BaseException:
     """``exc``, or a copy of it whose arguments and string attributes are redacted.
 
-    Its cause and context are redacted the same way (a chain of ten at most). The original
-    is left as it is (the code that raised it may still hold it); when nothing in it needs
-    redacting it is returned itself.
+    ``secrets`` are redacted too, as in :func:`redact` (a task passes the customer text it
+    was given). Its cause and context are redacted the same way (a chain of ten at most).
+    The original is left as it is (the code that raised it may still hold it); when nothing
+    in it needs redacting it is returned itself.
     """
-    args = redact_value(exc.args)
+    secrets = tuple(secrets)
+    args = redact_value(exc.args, secrets)
     attrs = {
-        name: redact(value)
+        name: redact(value, secrets)
         for name, value in vars(exc).items()
-        if isinstance(value, str) and redact(value) != value
+        if isinstance(value, str) and redact(value, secrets) != value
     }
     cause, context = exc.__cause__, exc.__context__
     if _depth < 10:
-        cause = redact_exception(cause, _depth + 1) if cause is not None else None
-        context = redact_exception(context, _depth + 1) if context is not None else None
+        cause = redact_exception(cause, secrets, _depth + 1) if cause is not None else None
+        context = redact_exception(context, secrets, _depth + 1) if context is not None else None
     if args == exc.args and not attrs and cause is exc.__cause__ and context is exc.__context__:
         return exc
     clean = _copy(exc)

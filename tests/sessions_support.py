@@ -29,6 +29,20 @@ BACKENDS = [
     ),
 ]
 
+CLUSTER_BACKENDS = [
+    pytest.param(
+        "cluster-redis-cold",
+        id="cluster-redis-cold",
+        marks=[pytest.mark.redis, pytest.mark.cluster],
+    ),
+    pytest.param(
+        "cluster-postgres-cold",
+        id="cluster-postgres-cold",
+        marks=[pytest.mark.redis, pytest.mark.postgres, pytest.mark.cluster],
+    ),
+]
+"""The Redis backends again, on a Redis Cluster (needs the fixtures of cluster_support)."""
+
 
 @contextmanager
 def module_database(pg_server: str, pg_template: str) -> Iterator[str]:
@@ -73,7 +87,11 @@ def build_store(
     if backend == "memory":
         yield InMemorySessionStore(**settings)  # type: ignore[arg-type]
         return
-    redis_url = request.getfixturevalue("redis_url")
+    if backend.startswith("cluster-"):
+        redis_url = request.getfixturevalue("redis_cluster_url")
+        backend = backend.replace("cluster-", "redis-", 1)
+    else:
+        redis_url = request.getfixturevalue("redis_url")
     if backend == "redis-redis-cold":
         store = RedisSessionStore.from_url(redis_url, cold_tier="redis", **settings)  # type: ignore[arg-type]
     elif backend == "redis-postgres-cold":

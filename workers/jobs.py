@@ -7,8 +7,11 @@ from typing import Any
 
 import redis
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 
 from stores.errors import StoreUnavailableError
+from stores.sessions.clients import Client
 from workers.keys import JOB_STREAM, JOB_STREAM_MAXLEN, job_key
 
 DEMOTE = "demote-idle-sessions"
@@ -63,25 +66,37 @@ class JobRun(BaseModel):
         return (self.finished_at - self.started_at).total_seconds()
 
 
-def record(client: redis.Redis, run: JobRun) -> str:
-    """Keep ``run`` as its job's last run and append it to the stream; returns the stream id."""
+def record(client: Client, run: JobRun) -> str:
+    """Keep ``run`` as its job's last run and append it to the stream; returns the stream id.
+
+    On a Redis Cluster the two keys are in different slots, so they are two writes rather
+    than one transaction: a reader never needs them to agree (the stream is a log, the key
+    its latest entry)."""
     data = run.model_dump_json()
     try:
-        pipe = client.pipeline(transaction=True)
+        pipe = client.pipeline(transaction=not isinstance(client, RedisCluster))
         pipe.set(job_key(run.job), data)
         pipe.xadd(JOB_STREAM, {"run": data}, maxlen=JOB_STREAM_MAXLEN, approximate=True)
         results = pipe.execute()
-    except redis.RedisError as exc:
+    except (redis.RedisError, RedisClusterException) as exc:
         raise StoreUnavailableError(f"cannot record the {run.job} run: {exc}") from exc
     stream_id = results[1]
     return stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
 
 
-def last_runs(client: redis.Redis, jobs: tuple[str, ...] = JOBS) -> dict[str, JobRun | None]:
+def last_runs(client: Client, jobs: tuple[str, ...] = JOBS) -> dict[str, JobRun | None]:
     """The last run of each job (None for a job that never ran)."""
+    names = [job_key(job) for job in jobs]
     try:
-        values = client.mget([job_key(job) for job in jobs])
-    except redis.RedisError as exc:
+        if isinstance(client, RedisCluster):
+            # One GET per key, not MGET: on a cluster the keys are in many slots.
+            pipe = client.pipeline(transaction=False)  # type: ignore[no-untyped-call]
+            for name in names:
+                pipe.get(name)
+            values = pipe.execute()
+        else:
+            values = client.mget(names)
+    except (redis.RedisError, RedisClusterException) as exc:
         raise StoreUnavailableError(f"cannot read job runs: {exc}") from exc
     return {
         job: JobRun.model_validate_json(value) if value else None
@@ -89,11 +104,11 @@ def last_runs(client: redis.Redis, jobs: tuple[str, ...] = JOBS) -> dict[str, Jo
     }
 
 
-def latest_stream_id(client: redis.Redis) -> str:
+def latest_stream_id(client: Client) -> str:
     """The id of the newest run in the stream ("0-0" when empty), to tail from."""
     try:
         entries = client.xrevrange(JOB_STREAM, count=1)
-    except redis.RedisError as exc:
+    except (redis.RedisError, RedisClusterException) as exc:
         raise StoreUnavailableError(f"cannot read job runs: {exc}") from exc
     if not entries:
         return "0-0"
@@ -102,12 +117,12 @@ def latest_stream_id(client: redis.Redis) -> str:
 
 
 def read_new(
-    client: redis.Redis, after: str, *, block_ms: int = 1000, count: int = 100
+    client: Client, after: str, *, block_ms: int = 1000, count: int = 100
 ) -> list[tuple[str, JobRun]]:
     """Runs recorded after stream id ``after``, waiting up to ``block_ms`` for the first."""
     try:
         answer = client.xread({JOB_STREAM: after}, count=count, block=block_ms)
-    except redis.RedisError as exc:
+    except (redis.RedisError, RedisClusterException) as exc:
         raise StoreUnavailableError(f"cannot read job runs: {exc}") from exc
     runs: list[tuple[str, JobRun]] = []
     streams: list[Any] = list(answer or [])

@@ -1,8 +1,9 @@
 """Every Redis key the workers own, in one place.
 
 The session store owns its own layout (``stores/sessions``); these keys sit beside it under
-``hearth:w:`` so that the two never collide. None of them is part of a multi-key script, so
-they need no hash tag in a cluster.
+``hearth:w:`` so that the two never collide. No command, script or transaction touches two of
+them at once (``workers.jobs`` and ``workers.locks`` use single-key commands only), so they
+need no hash tag on a Redis Cluster.
 """
 
 from __future__ import annotations

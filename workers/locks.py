@@ -25,9 +25,10 @@ from collections.abc import Callable
 from types import TracebackType
 
 import redis
-from redis.exceptions import LockError
+from redis.exceptions import LockError, RedisClusterException
 
 from stores.errors import StoreUnavailableError
+from stores.sessions.clients import Client
 from workers.keys import lock_key
 
 logger = logging.getLogger("hearth.locks")
@@ -51,7 +52,7 @@ class JobLock:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: Client,
         job: str,
         ttl_seconds: float,
         *,
@@ -76,7 +77,7 @@ class JobLock:
         sent_at = self._monotonic()
         try:
             taken = bool(self._lock.acquire(blocking=False))
-        except redis.RedisError as exc:
+        except (redis.RedisError, RedisClusterException) as exc:
             raise StoreUnavailableError(f"cannot take the {self.job} lock: {exc}") from exc
         with self._state:
             self._held = taken
@@ -104,7 +105,7 @@ class JobLock:
                 self._held = False
                 self._lost = True
             return False
-        except redis.RedisError as exc:
+        except (redis.RedisError, RedisClusterException) as exc:
             raise StoreUnavailableError(f"cannot extend the {self.job} lock: {exc}") from exc
         with self._state:
             if self._lost:
@@ -137,7 +138,7 @@ class JobLock:
         except LockError:
             # Expired, and perhaps taken by another run since: leave that run's lock alone.
             return False
-        except redis.RedisError as exc:
+        except (redis.RedisError, RedisClusterException) as exc:
             raise StoreUnavailableError(f"cannot release the {self.job} lock: {exc}") from exc
         return True
 
@@ -267,11 +268,11 @@ class Heartbeat:
         self.stop()
 
 
-def remaining_seconds(client: redis.Redis, job: str) -> float | None:
+def remaining_seconds(client: Client, job: str) -> float | None:
     """How long the job's lock still lives, or None when nobody holds it."""
     try:
         pttl = int(client.pttl(lock_key(job)))
-    except redis.RedisError as exc:
+    except (redis.RedisError, RedisClusterException) as exc:
         raise StoreUnavailableError(f"cannot read the {job} lock: {exc}") from exc
     if pttl < 0:
         return None if pttl == -2 else math.inf

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +34,17 @@ MIGRATION_LOCK_KEY = 0x6865617274680001
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LOCK_WAIT_SECONDS = 120.0
 DEFAULT_LOCK_TIMEOUT = "30s"
+
+
+class _WithoutContextLines(logging.Filter):
+    """Drops Alembic's "Context impl ..." and "Will assume ..." lines: every schema check
+    (at each worker start, every few minutes) would log them again."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(("Context impl ", "Will assume "))
+
+
+logging.getLogger("alembic.runtime.migration").addFilter(_WithoutContextLines())
 
 
 class MigrationError(RuntimeError):
@@ -111,16 +123,28 @@ def migration_engine(cfg: Config) -> sa.Engine:
 
 
 @contextlib.contextmanager
-def advisory_lock(conn: sa.Connection, cfg: Config) -> Iterator[None]:
-    """Hold hearth's session-level migration lock on ``conn`` for the duration of the block."""
+def advisory_lock(
+    conn: sa.Connection, cfg: Config, *, caller_transaction: bool = False
+) -> Iterator[None]:
+    """Hold hearth's session-level migration lock on ``conn`` for the duration of the block.
+
+    With ``caller_transaction`` the connection's open transaction belongs to the caller (a
+    connection handed to ``env.py`` inside ``engine.begin()``): it is never committed nor
+    rolled back here, so the lock and ``lock_timeout`` join it and the caller decides.
+    """
     wait = float(cfg.attributes.get("lock_wait_seconds", DEFAULT_LOCK_WAIT_SECONDS))
+
+    def commit() -> None:
+        if not caller_transaction:
+            conn.commit()
+
     deadline = time.monotonic() + wait
     delay = 0.05
     while True:
         got = conn.execute(sa.text("SELECT pg_try_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY})
         if got.scalar():
             break
-        conn.commit()
+        commit()
         if time.monotonic() >= deadline:
             raise MigrationError(
                 f"another process held the migration lock for over {wait:.0f} s; "
@@ -131,15 +155,15 @@ def advisory_lock(conn: sa.Connection, cfg: Config) -> Iterator[None]:
         delay = min(delay * 2, 1.0)
     # Only now: a lock_timeout set before would have made the wait above fail early.
     conn.execute(sa.text(f"SET lock_timeout = '{DEFAULT_LOCK_TIMEOUT}'"))
-    conn.commit()
+    commit()
     try:
         yield
     finally:
         with contextlib.suppress(sa_exc.SQLAlchemyError):
-            if conn.in_transaction():
+            if conn.in_transaction() and not caller_transaction:
                 conn.rollback()
             conn.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
-            conn.commit()
+            commit()
 
 
 def script_directory() -> ScriptDirectory:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from workers import migrations
@@ -10,9 +12,21 @@ from workers.migrations import SchemaState, SchemaStatus
 FIX_COMMAND = "hearth db upgrade"
 """The command that brings a database to head (``docker compose run --rm migrate`` in compose)."""
 
+RECHECK_SECONDS = 2.0
+"""How often a worker waiting at start for its database looks again."""
 
-class SchemaNotReadyError(RuntimeError):
-    """The database schema is older than this code; workers do not start on it."""
+
+class SchemaNotReadyError(SystemExit):
+    """The database is not ready for this code (schema behind, or unreachable); workers do not
+    start on it.
+
+    A ``SystemExit`` with status 1: a ``celery worker`` refused this way ends with the one
+    sentence it logged, not a traceback. ``str()`` is that sentence.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.code = 1
 
 
 def check(database_url: str) -> SchemaStatus:
@@ -61,3 +75,30 @@ def enforce(status: SchemaStatus, *, allow_behind: bool) -> None:
             f"refusing to start: {describe(status)}, or set HEARTH_ALLOW_BEHIND_SCHEMA=true "
             "to start anyway"
         )
+
+
+def enforce_reachable(status: SchemaStatus, *, waited: float) -> None:
+    """Raise SchemaNotReadyError when the database could not be reached in ``waited`` s."""
+    if status.state is SchemaState.UNREACHABLE:
+        raise SchemaNotReadyError(
+            f"refusing to start: {describe(status)} (waited {waited:.0f} s); check "
+            "HEARTH_DATABASE_URL and that the server is up, or raise "
+            "HEARTH_DATABASE_START_WAIT_SECONDS"
+        )
+
+
+def check_reachable(
+    database_url: str, *, wait_seconds: float, on_wait: Callable[[SchemaStatus], None]
+) -> SchemaStatus:
+    """:func:`check`, repeated while the database is unreachable, for up to ``wait_seconds``.
+
+    ``on_wait`` is called once, with the first unreachable status, when the wait begins.
+    """
+    deadline = time.monotonic() + wait_seconds
+    status = check(database_url)
+    if status.state is SchemaState.UNREACHABLE and wait_seconds > 0:
+        on_wait(status)
+    while status.state is SchemaState.UNREACHABLE and (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(RECHECK_SECONDS, left))
+        status = check(database_url)
+    return status

@@ -16,6 +16,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stores.postgres.schema import MAX_INDEXED_DIMENSIONS
 
+AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
+"""Broker URL schemes that mean RabbitMQ."""
+
 
 class Settings(BaseSettings):
     """Every knob of a hearth deployment; each is also the env var ``HEARTH_<NAME>``."""
@@ -59,8 +62,34 @@ class Settings(BaseSettings):
     allow_behind_schema: bool = Field(
         default=False, description="let workers start on a schema older than head"
     )
+    database_start_wait_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="how long a starting worker waits for an unreachable database before "
+        "refusing to start",
+    )
 
-    broker_visibility_timeout_seconds: int = Field(default=3600, ge=60)
+    result_redis_db: int = Field(
+        default=1,
+        ge=0,
+        le=15,
+        description="Redis database of task results, on the sessions Redis server, when "
+        "HEARTH_RESULT_BACKEND is unset; must differ from the sessions database",
+    )
+    result_expires_seconds: int = Field(
+        default=24 * 3600, ge=60, description="how long a task's result is kept"
+    )
+    broker_visibility_timeout_seconds: int = Field(
+        default=3600,
+        ge=60,
+        description="Redis broker: a message unacknowledged this long is delivered again",
+    )
+    rabbitmq_consumer_timeout_seconds: int = Field(
+        default=30 * 60,
+        ge=60,
+        description="RabbitMQ broker: the server's consumer_timeout (30 min by default); a "
+        "delivery unacknowledged this long closes the channel and is delivered again",
+    )
     provider_task_deadline_seconds: float = Field(default=600.0, gt=0)
     provider_max_attempts: int = Field(default=6, ge=1, le=50)
     provider_max_deliveries: int = Field(
@@ -98,6 +127,24 @@ class Settings(BaseSettings):
                 f"log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL; got {value}"
             )
         return level
+
+    @property
+    def broker_is_rabbitmq(self) -> bool:
+        """Whether the Celery broker is RabbitMQ (an ``amqp://`` URL) rather than Redis."""
+        url = self.broker_url or self.redis_url or ""
+        return url.split("://", 1)[0].lower() in AMQP_SCHEMES
+
+    @property
+    def unacked_limit_seconds(self) -> int:
+        """How long the broker lets a delivered message stay unacknowledged.
+
+        After it, the message is delivered again: a Redis broker's visibility timeout, or
+        RabbitMQ's ``consumer_timeout``. A late-acknowledged task's countdown and run must
+        end within it.
+        """
+        if self.broker_is_rabbitmq:
+            return self.rabbitmq_consumer_timeout_seconds
+        return self.broker_visibility_timeout_seconds
 
     @property
     def hot_ttl(self) -> timedelta:

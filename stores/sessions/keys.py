@@ -2,8 +2,10 @@
 
 Every key of a tenant carries the tenant id as a hash tag, ``{<tenant id>}``, so all keys a
 script touches live in one hash slot and the store runs unchanged on Redis Cluster. Scripts
-get the keys they always touch in KEYS and derive per-session and index keys from the
-tenant's base (``ARGV``), which carries the same tag.
+get in KEYS every key whose name the caller can know: the tenant's own keys
+(:func:`tenant_keys`) and the hashes of the sessions it names. Index keys listed in a stored
+copy, and the hashes of sessions a sweep script finds in a sorted set, are named inside the
+script from the prefix of its first key (see ``lua/lib.lua``), which carries the same tag.
 
 ``hearth:s:{T}:h:<id>``   hash, a hot session: ``d`` JSON document, ``v`` version,
                           ``c`` created_at (µs since the epoch), ``ix`` index suffixes,
@@ -22,6 +24,9 @@ tenant's base (``ARGV``), which carries the same tag.
                           every eviction, delete and in-place rewrite of a PostgreSQL row
                           replaces; a promotion that read a row is refused if it changed
                           (see ``lua/lib.lua``)
+``hearth:s:{T}:cix``      hash, a cold session's id -> its index suffixes (Redis cold
+                          tier), kept apart from the cold hash so the purge finds them
+                          after the cold hash expired
 ``hearth:s:{T}:i:<sfx>``  sorted set, a secondary index (members are session ids):
     ``ag:<agent>`` and ``ag:<agent>:<STATUS>``        sessions of an agent (score 0)
     ``cu:<customer>`` and ``cu:<customer>:<STATUS>``  sessions of a customer (score 0)
@@ -36,7 +41,7 @@ tenant's base (``ARGV``), which carries the same tag.
 ``hearth:s:{rNN}:due-created`` sorted set, tenant id -> no later than its oldest created_at:
                           the purge visits only tenants due by it
                           (registry and hints are written beside the scripts, never inside
-                          them; see ``RedisTiers._run`` and ``RedisSweeps`` for how they are
+                          them; see ``RedisTiers._run`` and ``RedisHints`` for how they are
                           kept right without a shared slot)
 
 Score-0 indexes are read in id order with ZRANGEBYLEX, which gives keyset pagination. With
@@ -118,19 +123,42 @@ def fence(tenant_base: str) -> str:
     return tenant_base + "fence"
 
 
+def cold_indexes(tenant_base: str) -> str:
+    """The hash of the index suffixes of cold sessions (Redis cold tier; see lib.lua)."""
+    return tenant_base + "cix"
+
+
 def index(tenant_base: str, suffix: str) -> str:
     """A secondary index."""
     return f"{tenant_base}i:{suffix}"
 
 
-def session_keys(tenant_base: str, session_id: UUID | str) -> list[str]:
-    """The KEYS of the per-session scripts: hot, cold, idle, created."""
+def tenant_keys(tenant_base: str) -> list[str]:
+    """The first KEYS of every script: idle, created, quarantine, fence, cold indexes (the
+    idle set comes first: scripts take the tenant base from its name)."""
     return [
-        hot(tenant_base, session_id),
-        cold(tenant_base, session_id),
         idle(tenant_base),
         created(tenant_base),
+        quarantine(tenant_base),
+        fence(tenant_base),
+        cold_indexes(tenant_base),
     ]
+
+
+def session_keys(tenant_base: str, session_id: UUID | str) -> list[str]:
+    """The KEYS of the per-session scripts: the tenant's keys, then hot and cold."""
+    return [*tenant_keys(tenant_base), hot(tenant_base, session_id), cold(tenant_base, session_id)]
+
+
+def batch_keys(tenant_base: str, session_ids: list[str], *, cold_too: bool = True) -> list[str]:
+    """The KEYS of a script over several sessions of a tenant: the tenant's keys, then each
+    session's hot hash (and cold hash, unless ``cold_too`` is false), in order."""
+    out = tenant_keys(tenant_base)
+    for sid in session_ids:
+        out.append(hot(tenant_base, sid))
+        if cold_too:
+            out.append(cold(tenant_base, sid))
+    return out
 
 
 @lru_cache(maxsize=8192)

@@ -30,6 +30,11 @@ on a lock, a TTL or timing:
   session moving between tiers is seen on one side or the other.
 
 Whenever a session has a hot copy, that copy is the truth.
+
+On a Redis Cluster nothing above changes: every script runs in its tenant's slot. What
+spans slots (the registry and the sweeps' hints, a sweep's calls over many tenants) is never
+atomic with a script even on one Redis, and on a cluster goes node by node, so that a master
+that is down stops only the tenants it serves (``batch.py``).
 """
 
 from __future__ import annotations
@@ -38,20 +43,16 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
-import redis as redis_lib
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
-
 from stores.common.clock import Clock, utc_now
 from stores.common.pagination import Page
 from stores.common.validation import parse_id
 from stores.errors import ConflictError, InvalidInputError, NotFoundError, describe
-from stores.sessions import codec, keys, query
+from stores.sessions import clients, codec, keys, query, scripts
 from stores.sessions.coldtier import ColdRow, PostgresColdTier, RedisColdTier
 from stores.sessions.models import Session, Tier
 from stores.sessions.redis_base import MAX_ATTEMPTS, text, token
 from stores.sessions.redis_sweeps import RedisSweeps
-from stores.sessions.scripts import translate, translated
+from stores.sessions.scripts import translated
 from stores.sessions.store import SessionStore
 
 _NONE = "-"
@@ -62,8 +63,8 @@ class RedisSessionStore(RedisSweeps, SessionStore):
     """A two-tier SessionStore on Redis (see the module docstring for the orderings).
 
     ``RedisSessionStore(client, cold_tier=PostgresColdTier(engine) | RedisColdTier(ttl=...),
-    hot_ttl=, max_age=, clock=, max_bytes=)`` on a redis-py client, or
-    :meth:`from_url`.
+    hot_ttl=, max_age=, clock=, max_bytes=)`` on a redis-py ``Redis`` or ``RedisCluster``,
+    or :meth:`from_url`.
     """
 
     @classmethod
@@ -80,8 +81,9 @@ class RedisSessionStore(RedisSweeps, SessionStore):
         socket_timeout: float = 5.0,
         pool_size: int = 5,
     ) -> RedisSessionStore:
-        """A store on the Redis at ``url``; the cold tier defaults to PostgreSQL when a
-        ``database_url`` is given, else to Redis itself."""
+        """A store on the Redis at ``url``, or on the Redis Cluster of a
+        ``redis+cluster://host:port[,host:port...]`` URL (see ``clients.py``); the cold tier
+        defaults to PostgreSQL when a ``database_url`` is given, else to Redis itself."""
         tier_name = cold_tier or ("postgres" if database_url else "redis")
         if tier_name not in ("postgres", "redis"):
             raise InvalidInputError(
@@ -92,14 +94,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
             raise InvalidInputError(
                 "the postgres cold tier needs a database_url", field="database_url"
             )
-        client = redis_lib.Redis.from_url(
-            url,
-            socket_timeout=socket_timeout,
-            socket_connect_timeout=socket_timeout,
-            # A retried call is safe: the scripts recognise a write that already landed.
-            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2),
-            health_check_interval=30,
-        )
+        client = clients.from_url(url, socket_timeout=socket_timeout)
         tier: PostgresColdTier | RedisColdTier
         if tier_name == "postgres":
             assert database_url is not None
@@ -159,7 +154,6 @@ class RedisSessionStore(RedisSweeps, SessionStore):
             keys.micros(stored.created_at),
             keys.micros(now),
             keys.micros(now - self.max_age),
-            keys.base(stored.tenant_id),
             keys.index_suffixes(stored),
             "?" if self._pg is not None else "none",
             "h",
@@ -191,15 +185,15 @@ class RedisSessionStore(RedisSweeps, SessionStore):
                 # of sessions that do not exist write nothing.
                 if expected != "none" and self._pg.get(tenant, stored.id) is None:
                     return "none"
-                args[9], args[12], args[15] = "?", "", token()
+                args[8], args[11], args[14] = "?", "", token()
                 reply = self._run("save", tenant, stored.id, args, hint=hint)
                 continue
             # In neither Redis tier: take the row (a save over it is a promotion), then
             # write the hot copy unless the fence token changed since Redis was asked.
             with self._pg.claim(stored.tenant_id, stored.id, now - self.max_age) as cold:
                 self._step("save:claimed")
-                args[9] = _state(cold.row)
-                args[12] = reply[2]
+                args[8] = _state(cold.row)
+                args[11] = reply[2]
                 reply = self._run("save", tenant, stored.id, args, hint=hint)
                 if reply[0] == b"ok":
                     cold.keep()
@@ -212,20 +206,19 @@ class RedisSessionStore(RedisSweeps, SessionStore):
         tenant, sid = codec.parse_ids(tenant_id, session_id)
         base = keys.base(tenant)
         hot = keys.hot(base, sid)
-        try:
+        with translated():
             # The hot path is a plain HGET: cheaper than a script, and just as atomic.
             document = self.client.hget(hot, "d")
-        except redis_lib.RedisError as exc:
-            raise translate(exc) from exc
         if document is not None:
             return self._live(codec.decode(document), self._clock())
         fresh = ""  # no fence token is made for a session that does not exist
         for _ in range(MAX_ATTEMPTS):
             with translated():
-                reply = self._scripts["get"](
-                    keys=[hot, keys.cold(base, sid)],
-                    args=[base, str(sid), fresh],
-                    client=self.client,
+                reply = scripts.run(
+                    self.client,
+                    self._scripts["get"],
+                    keys.session_keys(base, sid),
+                    [str(sid), fresh],
                 )
             now = self._clock()
             if reply[0] == b"h":
@@ -289,7 +282,6 @@ class RedisSessionStore(RedisSweeps, SessionStore):
             session.version,
             keys.micros(session.created_at),
             keys.micros(now),
-            keys.base(session.tenant_id),
             keys.index_suffixes(session),
             incarnation,
             "redis" if self._rc is not None else "postgres",
@@ -316,7 +308,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
         tenant, sid = codec.parse_ids(tenant_id, session_id)
         now = self._clock()
         base = keys.base(tenant)
-        args: list[Any] = [str(sid), base, keys.micros(now - self.max_age), "", "*", ""]
+        args: list[Any] = [str(sid), keys.micros(now - self.max_age), "", "*", ""]
         existed = False
         if self._pg is not None:
             # The row says "deleted" before Redis is touched: a demotion that read the hot
@@ -334,7 +326,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
                 return False
             # The incarnations now marked deleted: only a hot copy of one of them goes.
             row_n = before.incarnation if before is not None else _NONE
-            args[3:6] = [token(), hot[0] if hot is not None else row_n, row_n]
+            args[2:5] = [token(), hot[0] if hot is not None else row_n, row_n]
             existed = (
                 before is not None
                 and before.state != "deleted"

@@ -1,11 +1,13 @@
 """Shared state and helpers of the Redis session store: scripts, tenants, reads of both tiers.
 
 :class:`RedisTiers` holds what the store's halves share; ``redis.py`` builds the store on
-it (single sessions, listings) with the sweeps of ``redis_sweeps.py``.
+it (single sessions, listings) with the sweeps of ``redis_sweeps.py`` and their bookkeeping
+in ``redis_hints.py``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -14,14 +16,17 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import redis as redis_lib
+from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from stores.common.clock import Clock, utc_now
-from stores.sessions import codec, keys, query
+from stores.errors import StoreUnavailableError
+from stores.sessions import clients, codec, keys, query, scripts
 from stores.sessions.coldtier import PostgresColdTier, RedisColdTier
 from stores.sessions.models import Session
 from stores.sessions.scripts import register, translated
+
+_log = logging.getLogger(__name__)
 
 BATCH = 250
 """Sessions per script call in sweeps and listings: keeps each script short."""
@@ -56,7 +61,7 @@ class RedisTiers:
 
     def __init__(
         self,
-        client: redis_lib.Redis,
+        client: clients.Client,
         *,
         cold_tier: PostgresColdTier | RedisColdTier | None = None,
         hot_ttl: timedelta = timedelta(minutes=30),
@@ -73,6 +78,7 @@ class RedisTiers:
         self.max_age = max_age
         self.max_bytes = codec.check_max_bytes(max_bytes)
         self.client = client
+        self._cluster = isinstance(client, RedisCluster)
         self._clock = clock
         if cold_tier is None:
             cold_tier = RedisColdTier(ttl=max_age + timedelta(days=1))
@@ -147,8 +153,9 @@ class RedisTiers:
         for start in range(0, len(wanted), BATCH):
             chunk = wanted[start : start + BATCH]
             with translated():
-                reply = self._scripts["fetch"](
-                    keys=[keys.idle(base)], args=[base, *map(str, chunk)], client=self.client
+                names = [str(sid) for sid in chunk]
+                reply = scripts.run(
+                    self.client, self._scripts["fetch"], keys.batch_keys(base, names), names
                 )
             for i, sid in enumerate(chunk):
                 tier, payload, incarnation = reply[3 * i : 3 * i + 3]
@@ -188,24 +195,30 @@ class RedisTiers:
         script = self._scripts[name]
         with translated():
             if hint is None:
-                try:
-                    return self.client.evalsha(script.sha, len(script_keys), *script_keys, *args)
-                except NoScriptError:
-                    return script(keys=script_keys, args=args, client=self.client)
-            # One round trip: the registry and the hints have their own slots, so they
-            # cannot be in the script. They are written before the script, so no session
-            # exists unregistered even if the client dies in between, and again after it,
-            # so that a sweep that found the tenant empty just before and is taking it off
-            # cannot leave it off (see RedisSweeps._prune and _refresh). EVALSHA is queued by
-            # hand: a Script object in a pipeline costs an extra SCRIPT EXISTS round trip.
+                return scripts.run(self.client, script, script_keys, args)
+            # The registry and the hints have their own slots, so they cannot be in the
+            # script. They are written before the script, so no session exists unregistered
+            # even if the client dies in between, and again after it, so that a sweep that
+            # found the tenant empty just before and is taking it off cannot leave it off
+            # (see RedisHints._prune and _refresh).
+            if self._cluster:
+                # A cluster pipeline sends each node its share at once, in no set order
+                # between nodes: the three steps go one after the other. The registry
+                # bucket may be on a master that is down while the tenant's is not: the
+                # write goes ahead, and the reconcile finds the tenant by its keys.
+                self._hint_quietly(tenant, *hint)
+                reply = scripts.run(self.client, script, script_keys, args)
+                self._hint_quietly(tenant, *hint)
+                return reply
+            # On one Redis the pipeline keeps the order, and the three are one round trip.
             pipe = self.client.pipeline(transaction=False)
             self._register(pipe, tenant, *hint)
-            pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
+            pipe.execute_command(*scripts.evalsha_command(script, script_keys, args))
             self._register(pipe, tenant, *hint)
             replies = pipe.execute(raise_on_error=False)
             reply = replies[3]
             if isinstance(reply, NoScriptError):
-                reply = script(keys=script_keys, args=args, client=self.client)
+                reply = scripts.run(self.client, script, script_keys, args)
                 after = self.client.pipeline(transaction=False)
                 self._register(after, tenant, *hint)
                 replies = [*after.execute(raise_on_error=False), reply]
@@ -226,19 +239,38 @@ class RedisTiers:
     def _hint(self, tenant: UUID, idle_us: int, created_us: int) -> None:
         """Register ``tenant`` and lower its hints after a script reported that a session
         entered its sorted sets."""
+        if self._cluster:
+            self._hint_quietly(tenant, idle_us, created_us)
+            return
         with translated():
-            pipe = self.client.pipeline(transaction=False)
-            self._register(pipe, tenant, idle_us, created_us)
-            pipe.execute()
+            self._hint_now(tenant, idle_us, created_us)
 
-    def _tenants(self) -> Iterator[UUID]:
-        """Every registered tenant, bucket by bucket (sweeps that must see them all)."""
+    def _hint_quietly(self, tenant: UUID, idle_us: int, created_us: int) -> None:
+        """:meth:`_hint_now`, but a registry bucket that cannot be reached is only logged
+        (on a cluster; see :meth:`RedisHints._reconcile_if_due` for the repair)."""
+        try:
+            with translated():
+                self._hint_now(tenant, idle_us, created_us)
+        except StoreUnavailableError as exc:
+            _log.warning("tenant %s not registered for the sweeps yet: %s", tenant, exc)
+
+    def _hint_now(self, tenant: UUID, idle_us: int, created_us: int) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        self._register(pipe, tenant, idle_us, created_us)
+        pipe.execute()
+
+    def _tenants(self, *, partial: bool = False) -> Iterator[UUID]:
+        """Every registered tenant, bucket by bucket (sweeps that must see them all). With
+        ``partial``, buckets on cluster nodes that are down are skipped."""
+        members: list[bytes] = []
+        for bucket in range(keys.REGISTRY_BUCKETS):
+            try:
+                with translated():
+                    members += self.client.sscan_iter(keys.registry(bucket), count=1000)
+            except StoreUnavailableError:
+                if not (partial and self._cluster):
+                    raise
         with translated():
-            members = [
-                member
-                for bucket in range(keys.REGISTRY_BUCKETS)
-                for member in self.client.sscan_iter(keys.registry(bucket), count=1000)
-            ]
             if not members and self._rebuild_due():
                 members = self._rebuild_registry()
         for member in members:
@@ -255,14 +287,32 @@ class RedisTiers:
         """Register again every tenant that holds sessions in Redis, found by a SCAN: the
         registry is empty, which it also is when it was lost. Their hints are set to the
         earliest possible times, so the next sweeps visit each once and correct them."""
-        found = {
-            key.split(b"{", 1)[1].split(b"}", 1)[0]
-            for key in self.client.scan_iter(match=keys.PREFIX + "{*}:created", count=1000)
-        }
+        found = self._scan_tenants(partial=False)
         pipe = self.client.pipeline(transaction=False)
         for member in found:
             self._register(pipe, UUID(text(member)), 0, 0)
         pipe.execute()
+        return found
+
+    def _scan_tenants(self, *, partial: bool) -> list[bytes]:
+        """Every tenant holding sessions in Redis, from a SCAN of every master (on a cluster,
+        with ``partial``, the masters that are down are skipped)."""
+        pattern = keys.PREFIX + "{*}:created"
+        found: set[bytes] = set()
+        if not isinstance(self.client, RedisCluster):
+            scans = [self.client.scan_iter(match=pattern, count=1000)]
+        else:
+            scans = [
+                self.client.scan_iter(match=pattern, count=1000, target_nodes=node)
+                for node in self.client.get_primaries()  # type: ignore[no-untyped-call]
+            ]
+        for scan in scans:
+            try:
+                with translated():
+                    found.update(key.split(b"{", 1)[1].split(b"}", 1)[0] for key in scan)
+            except StoreUnavailableError:
+                if not partial:
+                    raise
         return sorted(found)
 
     def _live(self, session: Session, now: datetime) -> Session | None:

@@ -1,14 +1,8 @@
 """The sweeps of the Redis session store: demotion, max-age purge, scenario migration marks,
 and the tier statistics.
 
-A sweep costs what it moves, not what the registry holds: for each registry bucket, a hint
-sorted set scores every tenant no later than its oldest idle time (demotion) and its oldest
-created_at (purge), so one round trip finds the tenants that may have work due. The hints
-live in other slots than the tenants' keys, so scripts cannot update them: writers lower
-them (``ZADD LT``) before and after a script that adds a session to a tenant's sets, and a
-sweep that visited a tenant sets its hint to what is left, then looks again. A hint may be
-early (a wasted visit) but is never late, except after a client died between its script
-and its hint, which a full pass every :data:`RECONCILE_EVERY` repairs.
+A sweep costs what it moves, not what the registry holds: it visits only the tenants the
+hints of ``redis_hints.py`` say may have work due.
 """
 
 from __future__ import annotations
@@ -16,16 +10,15 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from redis.exceptions import NoScriptError
-
 from stores.common.validation import check_limit
-from stores.sessions import codec, keys, query
+from stores.sessions import codec, keys, query, scripts
+from stores.sessions.batch import failed
 from stores.sessions.models import PendingMigration, TierStats
-from stores.sessions.redis_base import BATCH, Found, RedisTiers, text, token
+from stores.sessions.redis_base import BATCH, Found, text, token
+from stores.sessions.redis_hints import RedisHints
 from stores.sessions.scripts import translated
 
 _log = logging.getLogger(__name__)
@@ -33,14 +26,11 @@ _log = logging.getLogger(__name__)
 GROUP = 100
 """Tenants a demotion pass handles at once, each step in one round trip for all of them."""
 
-RECONCILE_EVERY = timedelta(minutes=10)
-"""How often, at most, a store's demotion sweep walks every tenant to repair late hints."""
-
 _STATS_SAMPLE = 8
 """Keys per tenant and tier whose ``MEMORY USAGE`` is sampled by ``stats``."""
 
 
-class RedisSweeps(RedisTiers):
+class RedisSweeps(RedisHints):
     """The periodic work of a RedisSessionStore (see :class:`SessionStore` for semantics)."""
 
     def demote_idle(self, *, limit: int = 1000) -> int:
@@ -69,11 +59,13 @@ class RedisSweeps(RedisTiers):
             # An equal share each, so that a group never reads much more than it can move;
             # a tenant that filled its share comes round again.
             wanted = min(BATCH, max(1, (limit - moved) // len(group)))
-            calls = [([keys.idle(keys.base(t))], [cutoff, wanted, keys.base(t)]) for t in group]
+            calls = [(keys.tenant_keys(keys.base(t)), [cutoff, wanted]) for t in group]
             taken: list[tuple[UUID, list[list[bytes]]]] = []
             exhausted: list[UUID] = []
             budget = limit - moved
             for tenant, flat in zip(group, self._eval_many("idle", calls), strict=True):
+                if failed(flat):
+                    continue  # its node is down: the tenant keeps its hint for later
                 batch = [flat[i : i + 7] for i in range(0, len(flat), 7)][:budget]
                 budget -= len(batch)
                 if batch:
@@ -88,105 +80,6 @@ class RedisSweeps(RedisTiers):
             self._refresh(exhausted, keys.due_idle, keys.idle)
         return moved
 
-    def _eval_many(self, name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
-        """Run script ``name`` once per (keys, args) in one pipeline; the replies in order."""
-        if not calls:
-            return []
-        script = self._scripts[name]
-        with translated():
-            pipe = self.client.pipeline(transaction=False)
-            for script_keys, args in calls:
-                pipe.evalsha(script.sha, len(script_keys), *script_keys, *args)
-            replies = pipe.execute(raise_on_error=False)
-            if any(isinstance(r, NoScriptError) for r in replies):
-                # The server lost its scripts (a restart): the failed calls ran nothing.
-                self.client.script_load(script.script)
-                again = [
-                    c for c, r in zip(calls, replies, strict=True) if isinstance(r, NoScriptError)
-                ]
-                redone = iter(self._eval_many(name, again))
-                replies = [next(redone) if isinstance(r, NoScriptError) else r for r in replies]
-            for reply in replies:
-                if isinstance(reply, Exception):
-                    raise reply
-            return replies
-
-    def _due(self, hint: Callable[[int], str], cutoff: int, limit: int) -> tuple[list[UUID], bool]:
-        """Tenants whose hint is at or before ``cutoff``, a page per bucket in one round trip
-        whatever the number of tenants; and whether some bucket had more than a page."""
-        page = max(8, 2 * -(-limit // keys.REGISTRY_BUCKETS))
-        with translated():
-            pipe = self.client.pipeline(transaction=False)
-            for bucket in range(keys.REGISTRY_BUCKETS):
-                pipe.zrangebyscore(hint(bucket), "-inf", cutoff, start=0, num=page)
-            pages = pipe.execute()
-        due = [UUID(text(m)) for members in pages for m in members]
-        return due, any(len(members) == page for members in pages)
-
-    def _refresh(
-        self, tenants: list[UUID], hint: Callable[[int], str], zset: Callable[[str], str]
-    ) -> None:
-        """Set each tenant's hint to the oldest score of its ``zset`` after a sweep visited
-        it (or drop it if the set is empty), then look again: a session that entered the set
-        meanwhile lowers it back (its writer also does, after its script; the hint may end
-        early, which costs a visit, never late, which would skip work). Each step is one
-        round trip for all the tenants."""
-        if not tenants:
-            return
-        sets = [zset(keys.base(t)) for t in tenants]
-        places = [(hint(keys.bucket_of(t)), str(t)) for t in tenants]
-        with translated():
-            first = self._oldest_many(sets)
-            self._step("refresh:read")
-            pipe = self.client.pipeline(transaction=False)
-            for (key, member), score in zip(places, first, strict=True):
-                if score is None:
-                    pipe.zrem(key, member)
-                else:
-                    pipe.zadd(key, {member: score})
-            pipe.execute()
-            again = self._oldest_many(sets)
-            pipe = self.client.pipeline(transaction=False)
-            for (key, member), before, now in zip(places, first, again, strict=True):
-                if now is not None and (before is None or now < before):
-                    pipe.zadd(key, {member: now}, lt=True)
-            pipe.execute()
-
-    def _oldest_many(self, zsets: list[str]) -> list[int | None]:
-        pipe = self.client.pipeline(transaction=False)
-        for zset in zsets:
-            pipe.zrange(zset, 0, 0, withscores=True)
-        return [int(r[0][1]) if r else None for r in pipe.execute()]
-
-    def _reconcile_if_due(self) -> None:
-        """Now and then, lower every registered tenant's hints to its oldest scores: hints
-        are written beside the scripts, so a client dying between the two can leave one
-        late; this repairs it (a late hint delays work by at most RECONCILE_EVERY)."""
-        now = self._clock()
-        if self._reconciled_at is not None and now - self._reconciled_at < RECONCILE_EVERY:
-            return
-        self._reconciled_at = now
-        tenants = list(self._tenants())
-        for start in range(0, len(tenants), 500):
-            chunk = tenants[start : start + 500]
-            with translated():
-                pipe = self.client.pipeline(transaction=False)
-                for tenant in chunk:
-                    base = keys.base(tenant)
-                    pipe.zrange(keys.idle(base), 0, 0, withscores=True)
-                    pipe.zrange(keys.created(base), 0, 0, withscores=True)
-                replies = pipe.execute()
-                pipe = self.client.pipeline(transaction=False)
-                for i, tenant in enumerate(chunk):
-                    bucket, member = keys.bucket_of(tenant), str(tenant)
-                    for hint, first in (
-                        (keys.due_idle, replies[2 * i]),
-                        (keys.due_created, replies[2 * i + 1]),
-                    ):
-                        if first:
-                            pipe.zadd(hint(bucket), {member: int(first[0][1])}, lt=True)
-                pipe.execute()
-
     def _demote_group(self, taken: list[tuple[UUID, list[list[bytes]]]]) -> int:
         """Move the batches idle.lua read for several tenants: rows of (id, document,
         version, created_us, index suffixes, incarnation, generation)."""
@@ -196,12 +89,12 @@ class RedisSweeps(RedisTiers):
         if self._rc is not None:
             calls = []
             for tenant, batch in taken:
-                base = keys.base(tenant)
-                args: list[Any] = [base, self._rc.ttl_ms]
+                args: list[Any] = [self._rc.ttl_ms]
                 for sid, data, version, _, _, n, g in batch:
                     args += [sid, n, version, g, self._rc.compress(data)]
-                calls.append(([keys.idle(base)], args))
-            moved = sum(int(m) for m in self._eval_many("demote", calls))
+                ids = [text(row[0]) for row in batch]
+                calls.append((keys.batch_keys(keys.base(tenant), ids), args))
+            moved = sum(int(m) for m in self._eval_many("demote", calls) if not failed(m))
             self._refused(sum(len(batch) for _, batch in taken) - moved)
             return moved
         assert self._pg is not None
@@ -216,13 +109,17 @@ class RedisSweeps(RedisTiers):
         evict: dict[UUID, list[Any]] = {}
         for tenant, row in rows:
             if (tenant, UUID(text(row[0]))) in written:
-                evict.setdefault(tenant, [keys.base(tenant), token()])
+                evict.setdefault(tenant, [token()])
                 evict[tenant] += [row[0], row[5], row[2], row[6]]
-        chosen = sum((len(args) - 2) // 4 for args in evict.values())
+        chosen = sum((len(args) - 1) // 4 for args in evict.values())
         self._refused(len(rows) - len(refused) - chosen)
-        calls = [([keys.idle(args[0]), keys.created(args[0])], args) for args in evict.values()]
+        calls = [
+            (keys.batch_keys(keys.base(tenant), [text(i) for i in args[1::4]]), args)
+            for tenant, args in evict.items()
+        ]
         replies = self._eval_many("evict", calls)
-        evicted = sum(1 for codes in replies for code in codes if code == b"e")
+        # A tenant whose node failed keeps its hot copies: the next sweep evicts them.
+        evicted = sum(1 for codes in replies if not failed(codes) for code in codes if code == b"e")
         # A copy whose hot session changed meanwhile stays in the table: the hot copy is the
         # truth, and the next demotion writes over it.
         self._refused(chosen - evicted)
@@ -235,10 +132,14 @@ class RedisSweeps(RedisTiers):
         now = keys.micros(self._clock())
         by_tenant: dict[UUID, list[Any]] = {}
         for tenant, row in rows:
-            by_tenant.setdefault(tenant, [keys.base(tenant), now])
+            by_tenant.setdefault(tenant, [now])
             by_tenant[tenant] += [row[0], row[5], row[2], row[6]]
         calls = [
-            ([keys.idle(args[0]), keys.quarantine(args[0])], args) for args in by_tenant.values()
+            (
+                keys.batch_keys(keys.base(tenant), [text(i) for i in args[1::4]], cold_too=False),
+                args,
+            )
+            for tenant, args in by_tenant.items()
         ]
         self._eval_many("quarantine", calls)
         for tenant, row in rows:
@@ -281,12 +182,13 @@ class RedisSweeps(RedisTiers):
             # Shares that add up to no more than the budget; a tenant that used all of its
             # share may hold more, and comes round again.
             share = budget // len(group)
-            calls = [
-                ([keys.created(keys.base(t))], [keys.base(t), cutoff_us, share]) for t in group
-            ]
+            calls = [(keys.tenant_keys(keys.base(t)), [cutoff_us, share]) for t in group]
             emptied, exhausted = [], []
             replies = self._eval_many("purge", calls)
-            for tenant, (purged, left) in zip(group, replies, strict=True):
+            for tenant, reply in zip(group, replies, strict=True):
+                if failed(reply):
+                    continue  # its node is down: the tenant keeps its hint for later
+                purged, left = reply
                 removed += int(purged)
                 if int(left) == 0:
                     emptied.append(tenant)
@@ -297,31 +199,6 @@ class RedisSweeps(RedisTiers):
             self._prune(emptied)
             self._refresh(exhausted, keys.due_created, keys.created)
         return removed
-
-    def _prune(self, tenants: list[UUID]) -> None:
-        """Take tenants that hold nothing in Redis off the registry and the hints, without
-        racing a session created meanwhile: a creation registers its tenant again after its
-        script ran (see :meth:`RedisTiers._run`), and a tenant is put back here, due at
-        once, if a session appeared before that."""
-        if not tenants:
-            return
-        with translated():
-            pipe = self.client.pipeline(transaction=False)
-            for tenant in tenants:
-                bucket, member = keys.bucket_of(tenant), str(tenant)
-                pipe.srem(keys.registry(bucket), member)
-                pipe.zrem(keys.due_idle(bucket), member)
-                pipe.zrem(keys.due_created(bucket), member)
-            pipe.execute()
-            self._step("prune:removed")
-            pipe = self.client.pipeline(transaction=False)
-            for tenant in tenants:
-                pipe.exists(keys.created(keys.base(tenant)))
-            back = [t for t, found in zip(tenants, pipe.execute(), strict=True) if found]
-            pipe = self.client.pipeline(transaction=False)
-            for tenant in back:
-                self._register(pipe, tenant, 0, 0)
-            pipe.execute()
 
     def count_idle(self) -> int:
         """See :meth:`SessionStore.count_idle`: the same sorted sets the sweep reads."""
@@ -384,10 +261,11 @@ class RedisSweeps(RedisTiers):
                 self._step("rewrite:locked")
                 with translated():
                     return bool(
-                        self._scripts["fence"](
-                            keys=[keys.hot(base, stored.id)],
-                            args=[base, str(stored.id), token()],
-                            client=self.client,
+                        scripts.run(
+                            self.client,
+                            self._scripts["fence"],
+                            keys.session_keys(base, stored.id),
+                            [str(stored.id), token()],
                         )
                     )
 
@@ -412,7 +290,6 @@ class RedisSweeps(RedisTiers):
             keys.micros(stored.created_at),
             "",
             keys.micros(self._clock() - self.max_age),
-            base,
             keys.index_suffixes(stored),
             "none",
             target,

@@ -1,8 +1,10 @@
 """The Lua scripts of the Redis session store, and Redis error translation.
 
 Each script is a ``lua/<name>.lua`` file whose header comment documents its KEYS and ARGV;
-``lua/lib.lua`` holds helpers prepended to each. They are registered once per client:
-redis-py sends EVALSHA and loads a script only when the server does not know it yet.
+``lua/lib.lua`` holds helpers prepended to each. They are registered once per client and
+sent as EVALSHA; a server that does not know a script yet (a new or restarted node) gets
+the same call as EVAL, which runs it and caches it there. Nothing is loaded on every node at
+once: on a cluster, a master that is down would fail that for the tenants of the others.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 import redis
 from redis.commands.core import Script
+from redis.exceptions import NoScriptError, RedisClusterException
 
 from stores.errors import StoreError, StoreUnavailableError
 
@@ -33,8 +36,20 @@ NAMES = (
     "fence",
 )
 
-# Server replies meaning "not now" rather than "wrong request".
-_BUSY_REPLY = re.compile(r"\b(OOM|READONLY|MASTERDOWN|LOADING|CLUSTERDOWN|TRYAGAIN|BUSY)\b")
+# Server replies meaning "not now" rather than "wrong request". The last one is a script
+# that reached a key a slot migration has already moved to another node.
+_BUSY_REPLY = re.compile(
+    r"\b(OOM|READONLY|MASTERDOWN|LOADING|CLUSTERDOWN|TRYAGAIN|BUSY)\b|non local key"
+)
+
+_CLUSTER_UNAVAILABLE = (
+    redis.exceptions.ClusterError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.AskError,
+    redis.exceptions.SlotNotCoveredError,
+    redis.exceptions.MaxConnectionsError,
+)
 
 
 @cache
@@ -49,10 +64,33 @@ def register(client: Any) -> dict[str, Script]:
     return {name: client.register_script(source(name)) for name in NAMES}
 
 
-def translate(exc: redis.RedisError) -> StoreError:
+def run(client: Any, script: Script, keys: list[str], args: list[Any]) -> Any:
+    """Run ``script`` on the node serving ``keys`` (see the module docstring)."""
+    try:
+        return client.evalsha(script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        return client.eval(script.script, len(keys), *keys, *args)
+
+
+def evalsha_command(script: Script, keys: list[str], args: list[Any]) -> tuple[Any, ...]:
+    """The EVALSHA command of ``script``, for ``execute_command`` on a pipeline (a cluster
+    pipeline has no ``evalsha`` method of its own)."""
+    return ("EVALSHA", script.sha, len(keys), *keys, *args)
+
+
+def eval_command(script: Script, keys: list[str], args: list[Any]) -> tuple[Any, ...]:
+    """The EVAL command of ``script``, for a server that answered NOSCRIPT."""
+    return ("EVAL", script.script, len(keys), *keys, *args)
+
+
+def translate(exc: redis.RedisError | RedisClusterException) -> StoreError:
     """The store error for a redis-py error (the caller raises it from ``exc``)."""
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
         return StoreUnavailableError(f"Redis unavailable: {exc}")
+    if isinstance(exc, _CLUSTER_UNAVAILABLE) or "cannot be connected" in str(exc):
+        # A slot without a reachable master, a cluster that is re-forming, or a slot
+        # migration the client gave up following: the request may succeed later.
+        return StoreUnavailableError(f"Redis Cluster cannot serve the request now: {exc}")
     if isinstance(exc, redis.ResponseError) and _BUSY_REPLY.search(str(exc)):
         return StoreUnavailableError(f"Redis cannot serve the request now: {exc}")
     return StoreError(f"Redis error: {exc}")
@@ -63,5 +101,5 @@ def translated() -> Iterator[None]:
     """Turn redis-py errors raised inside the block into store errors, cause kept."""
     try:
         yield
-    except redis.RedisError as exc:
+    except (redis.RedisError, RedisClusterException) as exc:
         raise translate(exc) from exc

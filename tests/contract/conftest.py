@@ -1,12 +1,15 @@
 """The deep profile of the bad-input suite runs only when asked for with ``-m deep`` (or an
 expression naming ``deep`` without ``not``); otherwise its tests are deselected, so neither
-``make test`` nor a run selecting ``postgres or redis`` picks them up."""
+``make test`` nor a run selecting ``postgres or redis`` picks them up. The same holds for the
+tests on a Redis Cluster and ``-m cluster``."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
+
+from tests.cluster_support import deselect_cluster_tests
 
 
 def _deep_selected(config: pytest.Config) -> bool:
@@ -15,7 +18,8 @@ def _deep_selected(config: pytest.Config) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect the deep profile unless it was asked for."""
+    """Deselect the deep profile and the cluster tests unless they were asked for."""
+    deselect_cluster_tests(config, items)
     if _deep_selected(config):
         return
     deep = [item for item in items if item.get_closest_marker("deep")]

@@ -19,8 +19,10 @@ from stores.sessions import (
     StepVisit,
     Tier,
 )
+from tests.cluster_support import redis_cluster_nodes, redis_cluster_url  # noqa: F401
 from tests.sessions_support import (
     BACKENDS,
+    CLUSTER_BACKENDS,
     HOT_TTL,
     MAX_AGE,
     MAX_BYTES,
@@ -36,7 +38,7 @@ def sessions_database(pg_server: str, pg_template: str) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(params=BACKENDS + CLUSTER_BACKENDS)
 def store(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[SessionStore]:
     """A fresh store of each backend, on the test clock."""
     with build_store(request.param, request, clock) as built:

@@ -26,6 +26,7 @@ from tests.integration.provider_tasks_support import RESULT_TIMEOUT, task_settin
 from tests.integration.redaction_support import BEARER, CONFIGURED_KEY, ECHOED_KEY, SECRETS
 from workers.app import HearthCelery, celery_url, create_app
 from workers.tasks import providers as tasks
+from workers.tasks.failures import ProviderTaskError
 
 pytestmark = [pytest.mark.celery, pytest.mark.redis]
 
@@ -68,6 +69,9 @@ class EventLog:
 
     def types(self) -> set[str]:
         return {str(event.get("type")) for event in list(self.events)}
+
+    def count(self, kind: str) -> int:
+        return sum(1 for event in list(self.events) if event.get("type") == kind)
 
     def __enter__(self) -> EventLog:
         self._thread.start()
@@ -134,13 +138,17 @@ def test_keys_echoed_by_the_server_reach_no_result_event_or_log(
         )
         server.enqueue(ANTHROPIC, echoing(429), echoing(401))
         with worker_with_events(app), EventLog(app) as events:
-            retried = tasks.generate.delay("please answer").get(timeout=RESULT_TIMEOUT)
+            retried = tasks.generate.delay("please answer")
+            retried.get(timeout=RESULT_TIMEOUT, propagate=False)
             failed = tasks.generate_structured.delay(
                 "please answer", "tests.integration.redaction_support:Anything"
             )
             failed.get(timeout=RESULT_TIMEOUT, propagate=False)
             deadline = time.monotonic() + WAIT
-            while not {"task-retried", "task-failed", "task-succeeded"} <= events.types():
+            while (
+                not {"task-retried", "task-failed"} <= events.types()
+                or events.count("task-failed") < 2
+            ):
                 assert time.monotonic() < deadline, f"events seen: {events.types()}"
                 time.sleep(0.05)
         stored = [watcher.get(key) for key in watcher.keys("celery-task-meta-*")]
@@ -149,21 +157,22 @@ def test_keys_echoed_by_the_server_reach_no_result_event_or_log(
     watcher.close()
     app.close()
 
-    # The scenario happened: a retry, a fail-fast result, and an unexpected exception.
+    # The scenario happened: a retry, a fail-fast failure, and an unexpected exception.
     assert len(server.requests_for(ANTHROPIC)) == 2
     assert CONFIGURED_KEY in str(server.requests_for(ANTHROPIC)[0].headers)
-    assert retried["ok"] is False
-    assert retried["attempts"] == 2
-    assert retried["error"]["type"] == "AuthenticationError"
+    assert retried.state == "FAILURE"
+    assert isinstance(retried.result, ProviderTaskError)
+    assert retried.result.attempts == 2
+    assert retried.result.error_type == "AuthenticationError"
     assert failed.state == "FAILURE"
     states = [json.loads(write)["status"] for write in writes]
-    assert {"RETRY", "FAILURE", "SUCCESS"} <= set(states)
-    failure = next(json.loads(w) for w in writes if json.loads(w)["status"] == "FAILURE")
-    assert failure["result"]["exc_type"] == "RuntimeError"
+    assert {"RETRY", "FAILURE"} <= set(states)
+    failures = [json.loads(w) for w in writes if json.loads(w)["status"] == "FAILURE"]
+    failure = next(f for f in failures if f["result"]["exc_type"] == "RuntimeError")
     assert "[redacted]" in failure["traceback"]
 
     shown = {
-        "result": json.dumps(retried),
+        "result": repr(retried.result.args) + str(retried.result),
         "exception": repr(failed.result) + str(failed.traceback),
         "backend writes": "\n".join(writes),
         "backend keys": "\n".join(value.decode() for value in stored if value),

@@ -8,6 +8,7 @@ ceiling, 4 attempts) so the retry schedules take about a second.
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from tests.integration.provider_tasks_support import RESULT_TIMEOUT, task_settin
 from tests.integration.workers_support import running_worker
 from workers.app import HearthCelery
 from workers.tasks import providers as tasks
+from workers.tasks.failures import ProviderTaskError
 
 pytestmark = [pytest.mark.celery, pytest.mark.redis]
 
@@ -85,6 +87,16 @@ def run(task: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     return result
 
 
+def fail(task: Any, *args: Any, **kwargs: Any) -> ProviderTaskError:
+    """Run ``task``, which must end in FAILURE; the exception the client gets back."""
+    async_result = task.delay(*args, **kwargs)
+    with pytest.raises(ProviderTaskError) as info:
+        async_result.get(timeout=RESULT_TIMEOUT)
+    assert async_result.state == "FAILURE"
+    assert isinstance(async_result.result, ProviderTaskError)
+    return info.value
+
+
 def test_generate_returns_the_response_as_json_from_one_request(api: Api) -> None:
     result = run(tasks.generate, "hello there", system_prompt="be brief", max_tokens=64)
 
@@ -135,14 +147,13 @@ def test_transient_errors_are_retried_with_backoff_until_max_attempts(
 ) -> None:
     api.server.enqueue(ANTHROPIC, *([fault] * 4))
 
-    result = run(tasks.generate, "keeps failing")
+    failure = fail(tasks.generate, "keeps failing")
 
-    assert result["ok"] is False
-    assert result["attempts"] == 4
-    assert result["gave_up"] == "max_attempts"
-    assert result["retryable"] is True
-    assert result["error"]["type"] == "TransientProviderError"
-    assert result["error"]["status_code"] == fault.status
+    assert failure.attempts == 4
+    assert failure.gave_up == "max_attempts"
+    assert failure.retryable is True
+    assert failure.error["type"] == "TransientProviderError"
+    assert failure.error["status_code"] == fault.status
     assert len(api.requests(ANTHROPIC)) == 4
     # Full jitter under ceilings of 0.2, 0.4 and 0.8 s.
     for gap, ceiling in zip(api.gaps(ANTHROPIC), (0.2, 0.4, 0.8), strict=True):
@@ -172,15 +183,15 @@ def test_a_transient_error_then_success_succeeds(api: Api) -> None:
 def test_other_errors_fail_fast_with_their_type(api: Api, fault: Reply, error_type: str) -> None:
     api.server.enqueue(ANTHROPIC, fault)
 
-    result = run(tasks.generate, "fails at once")
+    failure = fail(tasks.generate, "fails at once")
 
-    assert result["ok"] is False
-    assert result["attempts"] == 1
-    assert result["retryable"] is False
-    assert result["gave_up"] is None
-    assert result["error"]["type"] == error_type
+    assert failure.attempts == 1
+    assert failure.retryable is False
+    assert failure.gave_up is None
+    assert failure.error_type == error_type
+    assert type(failure.provider_error()).__name__ == error_type
     assert len(api.requests(ANTHROPIC)) == 1
-    assert "sk-ant-test-key" not in str(result)
+    assert "sk-ant-test-key" not in repr(failure.args)
 
 
 def test_the_deadline_stops_retries_counted_from_the_first_attempt(api: Api) -> None:
@@ -190,15 +201,14 @@ def test_the_deadline_stops_retries_counted_from_the_first_attempt(api: Api) -> 
         replies.rate_limited(ANTHROPIC, retry_after="0.6"),
     )
 
-    result = run(tasks.generate, "in a hurry", deadline_seconds=1.0)
+    failure = fail(tasks.generate, "in a hurry", deadline_seconds=1.0)
 
     # Attempt 2 starts at 0.6 s; waiting 0.6 s more would end past the 1 s deadline.
-    assert result["ok"] is False
-    assert result["gave_up"] == "deadline"
-    assert result["attempts"] == 2
-    assert result["error"]["type"] == "RateLimitError"
-    assert result["error"]["retry_after"] == 0.6
-    assert 0.6 <= result["elapsed_seconds"] < 1.0 + SLACK
+    assert failure.gave_up == "deadline"
+    assert failure.attempts == 2
+    assert failure.error["type"] == "RateLimitError"
+    assert failure.error["retry_after"] == 0.6
+    assert 0.6 <= failure.elapsed_seconds < 1.0 + SLACK
     assert len(api.requests(ANTHROPIC)) == 2
 
 
@@ -219,12 +229,13 @@ def test_structured_output_returns_the_parsed_data(api: Api) -> None:
 def test_a_reply_not_matching_the_schema_fails_fast_with_the_raw_text(api: Api) -> None:
     api.server.enqueue(ANTHROPIC, replies.anthropic_message('{"city": "Paris"}'))
 
-    result = run(tasks.generate_structured, "biggest city?", tasks.schema_path(CityAnswer))
+    failure = fail(tasks.generate_structured, "biggest city?", tasks.schema_path(CityAnswer))
 
-    assert result["ok"] is False
-    assert result["attempts"] == 1
-    assert result["error"]["type"] == "StructuredOutputError"
-    assert result["error"]["raw_text"] == '{"city": "Paris"}'
+    assert failure.attempts == 1
+    assert failure.error["type"] == "StructuredOutputError"
+    assert failure.error["raw_text"] == '{"city": "Paris"}'
+    # The reply is customer text: kept in the stored fields, not in what logs show.
+    assert "Paris" not in str(failure)
 
 
 def test_embed_returns_a_vector_of_the_configured_size(api: Api) -> None:
@@ -282,36 +293,34 @@ def test_embed_batch_returns_one_vector_per_text_in_order(api: Api) -> None:
 def test_bad_input_fails_before_any_network_call(
     api: Api, task: Any, args: tuple[Any, ...], kwargs: dict[str, Any], fragment: str
 ) -> None:
-    result = run(task, *args, **kwargs)
+    failure = fail(task, *args, **kwargs)
 
-    assert result["ok"] is False
-    assert result["error"]["type"] == "InvalidRequestError"
-    assert fragment in result["error"]["message"]
+    assert failure.error["type"] == "InvalidRequestError"
+    assert fragment in failure.error["message"]
     assert api.requests(ANTHROPIC) == []
     assert api.requests(OPENAI_EMBEDDINGS) == []
 
 
-def test_unwrap_gives_back_the_value_or_raises_the_typed_error(api: Api) -> None:
-    api.server.enqueue(
-        ANTHROPIC,
-        replies.unauthorized(ANTHROPIC),
-    )
-    failed = run(tasks.generate, "who am I?")
-    ok = run(tasks.generate, "fine")
+def test_the_failure_gives_back_the_typed_provider_error(api: Api) -> None:
+    api.server.enqueue(ANTHROPIC, replies.unauthorized(ANTHROPIC))
 
-    assert tasks.unwrap(ok)["response"]["text"] == "echo: fine"
-    with pytest.raises(AuthenticationError) as info:
-        tasks.unwrap(failed)
-    assert info.value.status_code == 401
-    assert info.value.provider == "anthropic"
+    failure = fail(tasks.generate, "who am I?")
+
+    error = failure.provider_error()
+    assert isinstance(error, AuthenticationError)
+    assert error.status_code == 401
+    assert error.provider == "anthropic"
 
 
-def test_error_from_result_keeps_retry_after() -> None:
+def test_the_failure_keeps_retry_after_through_json() -> None:
     error = RateLimitError("slow down", retry_after=2.5, status_code=429, provider="openai")
-    result = tasks.failure(error, attempts=3, elapsed=4.0, gave_up="deadline")
+    failure = ProviderTaskError.from_error(error, attempts=3, elapsed=4.0, gave_up="deadline")
 
-    rebuilt = tasks.error_from_result(result)
+    rebuilt = ProviderTaskError(*json.loads(json.dumps(failure.args)))
 
-    assert isinstance(rebuilt, RateLimitError)
-    assert rebuilt.retry_after == 2.5
-    assert rebuilt.status_code == 429
+    assert rebuilt.to_dict() == failure.to_dict()
+    assert rebuilt.attempts == 3
+    again = rebuilt.provider_error()
+    assert isinstance(again, RateLimitError)
+    assert again.retry_after == 2.5
+    assert again.status_code == 429

@@ -18,6 +18,7 @@ from stores.errors import StoreUnavailableError
 from stores.sessions import Session, SessionStore, Tier
 from stores.sessions.coldtier import Claim, PostgresColdTier
 from stores.sessions.redis import RedisSessionStore
+from tests.cluster_support import redis_cluster_nodes, redis_cluster_url  # noqa: F401
 from tests.sessions_support import HOT_TTL, MAX_AGE, build_store, module_database
 
 pytestmark = pytest.mark.redis
@@ -30,16 +31,32 @@ def sessions_database(pg_server: str, pg_template: str) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(params=["redis", pytest.param("cluster", marks=pytest.mark.cluster)])
+def hot(request: pytest.FixtureRequest) -> str:
+    """Where the hot tier runs: one Redis, or a Redis Cluster."""
+    return str(request.param)
+
+
 @pytest.fixture
-def pg_store(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[RedisSessionStore]:
-    with build_store("redis-postgres-cold", request, clock) as store:
+def hot_url(hot: str, request: pytest.FixtureRequest) -> str:
+    """The URL of this test's (emptied) Redis or Redis Cluster."""
+    return str(request.getfixturevalue("redis_cluster_url" if hot == "cluster" else "redis_url"))
+
+
+@pytest.fixture
+def pg_store(
+    hot: str, request: pytest.FixtureRequest, clock: ManualClock
+) -> Iterator[RedisSessionStore]:
+    with build_store(f"{hot}-postgres-cold", request, clock) as store:
         assert isinstance(store, RedisSessionStore)
         yield store
 
 
 @pytest.fixture
-def redis_store(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[RedisSessionStore]:
-    with build_store("redis-redis-cold", request, clock) as store:
+def redis_store(
+    hot: str, request: pytest.FixtureRequest, clock: ManualClock
+) -> Iterator[RedisSessionStore]:
+    with build_store(f"{hot}-redis-cold", request, clock) as store:
         assert isinstance(store, RedisSessionStore)
         yield store
 
@@ -341,7 +358,12 @@ def test_the_redis_cold_tier_compresses(redis_store: RedisSessionStore, clock: M
 
 @pytest.mark.parametrize(
     "backend",
-    ["redis-redis-cold", pytest.param("redis-postgres-cold", marks=pytest.mark.postgres)],
+    [
+        "redis-redis-cold",
+        pytest.param("redis-postgres-cold", marks=pytest.mark.postgres),
+        pytest.param("cluster-redis-cold", marks=pytest.mark.cluster),
+        pytest.param("cluster-postgres-cold", marks=[pytest.mark.postgres, pytest.mark.cluster]),
+    ],
 )
 def test_every_key_of_a_tenant_is_in_one_slot_and_purge_leaves_none(
     backend: str, request: pytest.FixtureRequest, clock: ManualClock
@@ -383,7 +405,7 @@ def assert_empty(store: SessionStore, tenant: UUID, sessions: list[Session]) -> 
 
 @pytest.mark.postgres
 def test_a_fresh_store_on_a_restarted_redis_still_reads_the_cold_table(
-    pg_store: RedisSessionStore, clock: ManualClock, sessions_database: str, redis_url: str
+    pg_store: RedisSessionStore, clock: ManualClock, sessions_database: str, hot_url: str
 ) -> None:
     tenant, agent = uuid4(), uuid4()
     stored = pg_store.save(make(tenant, agent))
@@ -391,7 +413,7 @@ def test_a_fresh_store_on_a_restarted_redis_still_reads_the_cold_table(
     pg_store.demote_idle()
     pg_store.client.flushdb()  # what a Redis restart without persistence leaves
     again = RedisSessionStore.from_url(
-        redis_url, cold_tier="postgres", database_url=sessions_database, clock=clock
+        hot_url, cold_tier="postgres", database_url=sessions_database, clock=clock
     )
     try:
         assert again.list_by_agent(tenant, agent).items == [stored]

@@ -8,12 +8,14 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from workers import schema_guard
+from workers import jobs, schema_guard
 from workers.cli.display import summary
 from workers.settings import Settings, get_settings
 
 sweep_app = typer.Typer(
-    help="Run a sweep now, in this process, under the same lock as the scheduled one.",
+    help="Run a sweep now, in this process, under the same lock as the scheduled one. Each "
+    "command is named after its periodic job (the beat entry, and the job label of "
+    "`hearth status` and the metrics).",
     no_args_is_help=True,
 )
 
@@ -181,16 +183,33 @@ BATCH = typer.Option(0, "--batch-size", help="sessions per batch (0: HEARTH_SWEE
 BUDGET = typer.Option(0.0, "--budget", help="seconds (0: HEARTH_SWEEP_TIME_BUDGET_SECONDS)")
 
 
-@sweep_app.command("demote")
+def _names(job: str) -> str:
+    return f"beat entry and job `{job}`, Celery task `{jobs.TASK_NAMES[job]}`"
+
+
+@sweep_app.command(
+    jobs.DEMOTE,
+    help=f"""Demote hot sessions idle for
+HEARTH_SESSION_HOT_TTL_SECONDS to the cold tier ({_names(jobs.DEMOTE)}).""",
+)
 def sweep_demote(dry_run: bool = DRY_RUN, batch_size: int = BATCH, budget: float = BUDGET) -> None:
-    """Demote hot sessions idle for HEARTH_SESSION_HOT_TTL_SECONDS to the cold tier."""
+    """Demote idle hot sessions to the cold tier."""
     _sweep("demote", dry_run, batch_size, budget)
 
 
-@sweep_app.command("purge")
+@sweep_app.command(
+    jobs.PURGE,
+    help=f"""Remove sessions older than
+HEARTH_SESSION_MAX_AGE_SECONDS from every tier ({_names(jobs.PURGE)}).""",
+)
 def sweep_purge(dry_run: bool = DRY_RUN, batch_size: int = BATCH, budget: float = BUDGET) -> None:
-    """Remove sessions older than HEARTH_SESSION_MAX_AGE_SECONDS from every tier."""
+    """Purge expired sessions from every tier."""
     _sweep("purge", dry_run, batch_size, budget)
+
+
+# The short names came first; scripts may still use them.
+sweep_app.command("demote", help=f"The same as `hearth sweep {jobs.DEMOTE}`.")(sweep_demote)
+sweep_app.command("purge", help=f"The same as `hearth sweep {jobs.PURGE}`.")(sweep_purge)
 
 
 def register(app: typer.Typer) -> None:

@@ -42,7 +42,7 @@ def job_runs(client: redis.Redis) -> dict[str, Any]:
     """The last run of every periodic job and whether its lock is held now."""
     out: dict[str, Any] = {}
     for job, run in jobs.last_runs(client).items():
-        entry: dict[str, Any] = {"last_run": None}
+        entry: dict[str, Any] = {"task": jobs.TASK_NAMES.get(job), "last_run": None}
         if run is not None:
             entry["last_run"] = run.model_dump(mode="json")
         left = locks.remaining_seconds(client, job)
@@ -169,17 +169,20 @@ def render(report: dict[str, Any], console: Console) -> None:
         console.print(f"[bold]jobs[/]     [red]{runs['error']}[/]")
         return
     table = Table(box=None, pad_edge=False, title="periodic jobs", title_justify="left")
-    for column in ("job", "last run", "status", "result", "took", "now"):
+    for column in ("job", "task", "last run", "status", "result", "took", "now"):
         table.add_column(column)
     for job, entry in runs.items():
         run = entry["last_run"]
         now = "[yellow]running[/]" if entry["running"] else ""
+        task = entry.get("task") or ""
         if run is None:
-            table.add_row(job, "never", "", "", "", now)
+            table.add_row(job, task, "never", "", "", "", now)
             continue
         took = (
             datetime.fromisoformat(run["finished_at"]) - datetime.fromisoformat(run["started_at"])
         ).total_seconds()
         result = run["error"] or summary(run["result"])
-        table.add_row(job, _when(run["finished_at"]), run["status"], result, f"{took:.2f}s", now)
+        table.add_row(
+            job, task, _when(run["finished_at"]), run["status"], result, f"{took:.2f}s", now
+        )
     console.print(table)

@@ -10,7 +10,8 @@ Retries
     :class:`~providers.errors.TransientProviderError` are retried with
     ``self.retry(countdown=...)``, the countdown from :func:`workers.backoff.countdown_for`:
     exponential with full jitter, the server's ``retry_after`` as a floor, capped below the
-    broker's visibility timeout, and never past the total deadline counted from the first
+    broker's limit on an unacknowledged delivery (a Redis visibility timeout, RabbitMQ's
+    ``consumer_timeout``), and never past the total deadline counted from the first
     delivery (kept in Redis by :mod:`workers.deliveries`; without a Redis, from the first
     attempt's start, carried in the ``hearth_first_attempt_at`` message header). Every other
     error fails at once.
@@ -31,20 +32,28 @@ Results (always JSON)
     JSON) and ``response`` for ``generate_structured``; ``embedding`` or ``embeddings`` plus
     ``model`` and ``dimensions`` for the embedding tasks.
 
-    Failure: ``{"ok": false, "error": {...}, "retryable": bool, "attempts": n,
-    "elapsed_seconds": s, "gave_up": null | "max_attempts" | "deadline"}``, where ``error``
-    is :meth:`ProviderError.to_dict` (``type`` is the error's class name, e.g.
-    ``"AuthenticationError"``; ``status_code``, ``request_id``, ``retry_after``,
-    ``raw_text`` are kept). The task itself succeeds, so the error reaches the caller whole,
-    every field intact, with no exception class to import; :func:`unwrap` turns a result
-    back into the value or raises the matching :class:`ProviderError`. Only a bug (an
-    exception that is not a provider error) and a task given up after lost workers fail
-    the task.
+    Failure: the task ends in Celery's FAILURE state with a
+    :class:`~workers.tasks.failures.ProviderTaskError` whose fields are ``error``
+    (:meth:`ProviderError.to_dict`: ``type`` is the error's class name, e.g.
+    ``"AuthenticationError"``; ``message``, ``status_code``, ``request_id``,
+    ``retry_after``, ``raw_text`` are kept), ``retryable``, ``attempts``,
+    ``elapsed_seconds`` and ``gave_up`` (``None``, ``"max_attempts"`` or ``"deadline"``).
+    It survives the JSON result backend: ``AsyncResult.get()`` raises it, fields intact, and
+    :meth:`~workers.tasks.failures.ProviderTaskError.provider_error` gives back the typed
+    :class:`ProviderError`. Chains, chords, errbacks and Flower see the failure.
 
-Bad input is refused before any network call, as an ``InvalidRequestError`` result: an
-empty prompt or text, an empty batch, a text over the model's limit, a schema path that
-does not name a pydantic model, a bad ``deadline_seconds``. Wrong settings (no provider, a
-model of another vendor) give a ``ProviderSettingsError`` result.
+Customer text
+    Prompts, system prompts and texts never reach task events, Flower or the worker log:
+    every message of these tasks (first sends and retries alike) carries an
+    ``argsrepr``/``kwargsrepr`` in which those arguments are replaced by their size
+    (:func:`workers.redaction.private_reprs`), their results are not shown in events or log
+    lines (:func:`workers.redaction.hide_results_of`), and any of those texts an error
+    quotes is redacted from the stored exception, its message and its traceback.
+
+Bad input is refused before any network call, as a failure of type
+``InvalidRequestError``: an empty prompt or text, an empty batch, a text over the model's
+limit, a schema path that does not name a pydantic model, a bad ``deadline_seconds``. Wrong
+settings (no provider, a model of another vendor) fail with type ``ProviderSettingsError``.
 
 ``generate_structured`` takes the schema as an importable dotted path to a pydantic model,
 ``"package.module:Model"`` or ``"package.module.Model"`` (:func:`schema_path` makes one
@@ -60,8 +69,8 @@ import logging
 import math
 import re
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, ClassVar
 
 import redis
 from celery import Task, shared_task, signals
@@ -69,54 +78,109 @@ from celery.exceptions import Ignore
 from pydantic import BaseModel
 
 from providers.base import DEFAULT_MAX_TOKENS
-from providers.errors import (
-    AuthenticationError,
-    ContentFilterError,
-    InvalidRequestError,
-    ModelError,
-    ProviderError,
-    RateLimitError,
-    StructuredOutputError,
-    TransientProviderError,
-)
+from providers.errors import InvalidRequestError, ProviderError, TransientProviderError
 from providers.redaction import redact_exception
 from workers import context as worker_context
-from workers import deliveries, provider_registry
+from workers import deliveries, provider_registry, redaction
 from workers.backoff import BackoffPolicy, countdown_for, is_retryable
 from workers.provider_registry import ProviderSettingsError
 from workers.settings import Settings, get_settings
+from workers.tasks.failures import ProviderTaskError
 
 logger = logging.getLogger("hearth.providers")
 
 FIRST_ATTEMPT_HEADER = "hearth_first_attempt_at"
 """Message header: the Unix time the first attempt started, kept across retries."""
 
+PRIVATE_PARAMETERS = frozenset({"prompt", "system_prompt", "stop_sequences", "text", "texts"})
+"""Arguments of provider tasks that hold customer text: never shown, only their size."""
+
+
+class ProviderTask(Task[Any, Any]):
+    """A task whose customer-text arguments stay out of events, Flower and logs.
+
+    Every message it sends carries ``argsrepr``/``kwargsrepr`` with the
+    :data:`PRIVATE_PARAMETERS` hidden. Celery's :meth:`Task.retry` builds the retry's
+    message from the request's execution options, which hold no reprs, so it would fall
+    back to the full arguments: :meth:`retry` passes the hidden ones along.
+    """
+
+    private_parameters: ClassVar[frozenset[str]] = PRIVATE_PARAMETERS
+
+    def private_reprs(
+        self, args: Sequence[Any] | None, kwargs: Mapping[str, Any] | None
+    ) -> tuple[str, str]:
+        """``(argsrepr, kwargsrepr)`` for a call with ``args`` and ``kwargs``."""
+        return redaction.private_reprs(self.run, args, kwargs, self.private_parameters)
+
+    def private_values(self) -> list[str]:
+        """The customer texts of the request being run (to redact from its errors)."""
+        request = self.request
+        names = list(inspect.signature(self.run).parameters)
+        given = dict(zip(names, request.args or (), strict=False))
+        given.update(request.kwargs or {})
+        return list(_strings(v for k, v in given.items() if k in self.private_parameters))
+
+    def apply_async(
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        task_id: Any = None,
+        producer: Any = None,
+        link: Any = None,
+        link_error: Any = None,
+        shadow: Any = None,
+        **options: Any,
+    ) -> Any:
+        """Send the task as :meth:`Task.apply_async` does, its customer text hidden."""
+        if options.get("argsrepr") is None or options.get("kwargsrepr") is None:
+            argsrepr, kwargsrepr = self.private_reprs(args, kwargs)
+            options["argsrepr"] = options.get("argsrepr") or argsrepr
+            options["kwargsrepr"] = options.get("kwargsrepr") or kwargsrepr
+        return super().apply_async(
+            args, kwargs, task_id, producer, link, link_error, shadow, **options
+        )
+
+    def retry(
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        exc: Any = None,
+        throw: bool = True,
+        eta: Any = None,
+        countdown: Any = None,
+        max_retries: Any = None,
+        **options: Any,
+    ) -> Any:
+        """Retry as :meth:`Task.retry` does; the new message's reprs hide customer text."""
+        argsrepr, kwargsrepr = self.private_reprs(
+            self.request.args if args is None else args,
+            self.request.kwargs if kwargs is None else kwargs,
+        )
+        options.setdefault("argsrepr", argsrepr)
+        options.setdefault("kwargsrepr", kwargsrepr)
+        return super().retry(args, kwargs, exc, throw, eta, countdown, max_retries, **options)
+
+
+def _strings(values: Any) -> Iterator[str]:
+    for value in values:
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, list | tuple):
+            yield from _strings(value)
+
+
 TASK_OPTIONS: dict[str, Any] = {
     "bind": True,
+    "base": ProviderTask,
     # A provider call has no side effect here, so running it again after a lost worker is
     # safe; the retry count is this module's business (max_retries=None lets it decide).
     "acks_late": True,
     "reject_on_worker_lost": True,
     "max_retries": None,
     "ignore_result": False,
-    # An expected outcome: logged without a traceback.
-    "throws": (deliveries.RedeliveryLimitError,),
-}
-
-_ERROR_TYPES: dict[str, type[ProviderError]] = {
-    cls.__name__: cls
-    for cls in (
-        ProviderError,
-        AuthenticationError,
-        ModelError,
-        RateLimitError,
-        TransientProviderError,
-        InvalidRequestError,
-        ContentFilterError,
-        StructuredOutputError,
-        ProviderSettingsError,
-        deliveries.RedeliveryLimitError,
-    )
+    # Expected outcomes: logged without a traceback.
+    "throws": (ProviderTaskError, deliveries.RedeliveryLimitError),
 }
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
@@ -214,6 +278,32 @@ def embed_batch(
     return run_attempt(self, settings, call, deadline_seconds=deadline_seconds)
 
 
+PROVIDER_TASKS = (generate, generate_structured, embed, embed_batch)
+"""The tasks that take customer text."""
+
+for _task in PROVIDER_TASKS:
+    # Their results hold generated text and vectors of customer text.
+    redaction.hide_results_of(_task.name)
+
+
+@signals.before_task_publish.connect
+def _hide_customer_text(
+    sender: str | None = None,
+    body: Any = None,
+    headers: dict[str, Any] | None = None,
+    **_: Any,
+) -> None:
+    # The last word on what a provider task's message shows, whoever sends it: a client
+    # calling ``app.send_task("hearth.providers.generate", ...)`` by name goes through no
+    # ProviderTask method. The headers are the very ones published.
+    task = next((t for t in PROVIDER_TASKS if t.name == sender), None)
+    if task is None or headers is None or not isinstance(body, list | tuple) or len(body) < 2:
+        return
+    args, kwargs = body[0], body[1]
+    if isinstance(args, list | tuple) and isinstance(kwargs, Mapping):
+        headers["argsrepr"], headers["kwargsrepr"] = task.private_reprs(args, kwargs)
+
+
 # ---- one attempt, and what follows it ----------------------------------------------------
 
 
@@ -246,7 +336,9 @@ def backoff_policy(settings: Settings, deadline_seconds: float | None = None) ->
         max_delay=settings.provider_backoff_max_seconds,
         max_attempts=settings.provider_max_attempts,
         deadline=deadline,
-        visibility_timeout=float(settings.broker_visibility_timeout_seconds),
+        # The broker's limit on an unacknowledged delivery: Redis's visibility timeout or
+        # RabbitMQ's consumer_timeout. An ETA message waits unacknowledged on the worker.
+        visibility_timeout=float(settings.unacked_limit_seconds),
     )
 
 
@@ -291,31 +383,38 @@ def run_attempt(
     *,
     deadline_seconds: float | None = None,
 ) -> dict[str, Any]:
-    """Run one attempt of ``call``: its result, a retry, or a failure result.
+    """Run one attempt of ``call``: its result, or a retry, or the task's failure.
 
     Raises:
+        ProviderTaskError: the call failed with an error that is not retried, or retries
+            are spent (max attempts, deadline); the task ends in FAILURE.
         RedeliveryLimitError: too many deliveries of this task were lost with their worker.
         Ignore: this delivery is a stale copy of an attempt already superseded by a retry.
     """
     now = time.time()
     started = first_attempt_at(task, now)
     attempts = task.request.retries + 1
+    private = private_values(task)
+    failed: ProviderTaskError | None = None
     try:
         policy = backoff_policy(settings, deadline_seconds)
         delivery = count_delivery(task, settings, policy, now)
         if delivery is not None:
             started = min(delivery.first_delivered_at, now)
             check_delivery(task, settings, delivery)
-        payload = call_without_credentials(call)
+        payload = call_without_credentials(call, private)
     except deliveries.RedeliveryLimitError:
         raise
-    except ProviderError as exc:
+    except ProviderError as raised:
+        exc = redact_exception(raised, private)
+        assert isinstance(exc, ProviderError)
         elapsed = max(time.time() - started, 0.0)
         if not is_retryable(exc):
             logger.warning("%s failed, not retried: %s", task.name, _describe(exc))
-            return failure(exc, attempts=attempts, elapsed=elapsed, gave_up=None)
-        countdown = countdown_for(exc, attempts, elapsed=elapsed, policy=policy)
-        if countdown is None:
+            failed = ProviderTaskError.from_error(
+                exc, attempts=attempts, elapsed=elapsed, gave_up=None
+            )
+        elif (countdown := countdown_for(exc, attempts, elapsed=elapsed, policy=policy)) is None:
             gave_up = "max_attempts" if attempts >= policy.max_attempts else "deadline"
             logger.warning(
                 "%s gave up after %d attempt(s) in %.1f s (%s): %s",
@@ -325,32 +424,49 @@ def run_attempt(
                 gave_up,
                 _describe(exc),
             )
-            return failure(exc, attempts=attempts, elapsed=elapsed, gave_up=gave_up)
-        logger.info(
-            "%s attempt %d failed (%s); retrying in %.2f s",
-            task.name,
-            attempts,
-            _describe(exc),
-            countdown,
-        )
-        headers = {**(task.request.headers or {}), FIRST_ATTEMPT_HEADER: started}
-        raise task.retry(exc=exc, countdown=countdown, headers=headers) from None
+            failed = ProviderTaskError.from_error(
+                exc, attempts=attempts, elapsed=elapsed, gave_up=gave_up
+            )
+        else:
+            logger.info(
+                "%s attempt %d failed (%s); retrying in %.2f s",
+                task.name,
+                attempts,
+                _describe(exc),
+                countdown,
+            )
+            headers = {**(task.request.headers or {}), FIRST_ATTEMPT_HEADER: started}
+            raise task.retry(exc=exc, countdown=countdown, headers=headers) from None
+    if failed is not None:
+        # Raised here, outside the except block: the provider error (and whatever it
+        # chained) does not ride along as its context into the stored traceback.
+        raise failed
     return {"ok": True, "attempts": attempts, **payload}
 
 
-def call_without_credentials(call: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def private_values(task: Task[Any, Any]) -> list[str]:
+    """The customer texts the running request of ``task`` was given (empty if none)."""
+    if isinstance(task, ProviderTask):
+        return task.private_values()
+    return []
+
+
+def call_without_credentials(
+    call: Callable[[], dict[str, Any]], private: Sequence[str] = ()
+) -> dict[str, Any]:
     """``call()``; an exception it raises is re-raised redacted (and its cause and context).
 
-    A bug's exception fails the task: Celery stores it, sends it in the task-failed event
-    and logs it (its ``data`` extra too) from the exception itself, so it is cleaned here,
-    where it is raised. It is raised outside the ``except`` block, so the original does not
-    ride along as its context.
+    Credentials and the ``private`` texts (the task's prompts) are redacted. A bug's
+    exception fails the task: Celery stores it, sends it in the task-failed event and logs
+    it (its ``data`` extra too) from the exception itself, so it is cleaned here, where it
+    is raised. It is raised outside the ``except`` block, so the original does not ride
+    along as its context.
     """
     error: BaseException | None = None
     try:
         return call()
     except Exception as exc:
-        error = redact_exception(exc)
+        error = redact_exception(exc, private)
         if error is exc:
             raise
     raise error
@@ -389,41 +505,6 @@ def check_delivery(task: Task[Any, Any], settings: Settings, delivery: deliverie
     )
     logger.error("%s", error.message)
     raise error
-
-
-def failure(
-    error: ProviderError, *, attempts: int, elapsed: float, gave_up: str | None
-) -> dict[str, Any]:
-    """The JSON result of a task that failed with ``error``."""
-    return {
-        "ok": False,
-        "error": error.to_dict(),
-        "retryable": is_retryable(error),
-        "attempts": attempts,
-        "elapsed_seconds": round(elapsed, 3),
-        "gave_up": gave_up,
-    }
-
-
-def error_from_result(result: Mapping[str, Any]) -> ProviderError | None:
-    """The error a failed task's result describes, rebuilt with its fields; ``None`` if ok."""
-    if result.get("ok"):
-        return None
-    data = dict(result.get("error") or {})
-    cls = _ERROR_TYPES.get(str(data.pop("type", "")), ProviderError)
-    message = str(data.pop("message", "provider task failed"))
-    try:
-        return cls(message, **data)
-    except TypeError:
-        return cls(message)
-
-
-def unwrap(result: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``result`` if the task succeeded, else raise the :class:`ProviderError` it describes."""
-    error = error_from_result(result)
-    if error is not None:
-        raise error
-    return result
 
 
 def _describe(error: ProviderError) -> str:

@@ -1,18 +1,20 @@
 -- Drop hot sessions whose copy PostgreSQL now holds, if unchanged since step 1 read them
 -- (demotion, step 3; step 2 wrote the copies and returned which it wrote).
--- KEYS[1] idle zset, KEYS[2] created zset
--- ARGV[1] tenant base, ARGV[2] a fresh fence token, then (id, incarnation, version,
--- generation) quadruples
+-- KEYS[1..5] the tenant's keys (see lib.lua), then (hot hash, cold hash) of each session
+-- ARGV[1] a fresh fence token, then (id, incarnation, version, generation) quadruples, in
+-- the order of the KEYS pairs
 -- Returns one code per quadruple: 'e' evicted, 'c' changed meanwhile (kept hot), 'g' gone.
-local base, out = ARGV[1], {}
-for i = 3, #ARGV, 4 do
+local out = {}
+for i = 2, #ARGV, 4 do
   local id = ARGV[i]
-  if hot_is(base, id, ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]) then
-    local ix = redis.call('HGET', base .. 'h:' .. id, 'ix')
-    erase(base, id, ix or '')
-    bump(base, id, ARGV[2])
+  local k = 6 + 2 * ((i - 2) / 4)
+  local hot, cold = KEYS[k], KEYS[k + 1]
+  if hot_is(hot, ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]) then
+    local ix = redis.call('HGET', hot, 'ix')
+    erase(id, hot, cold, ix or '')
+    bump(id, ARGV[1])
     out[#out + 1] = 'e'
-  elseif redis.call('EXISTS', base .. 'h:' .. id) == 1 then
+  elseif redis.call('EXISTS', hot) == 1 then
     out[#out + 1] = 'c'
   else
     out[#out + 1] = 'g'

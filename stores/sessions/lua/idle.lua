@@ -1,11 +1,13 @@
 -- Read a batch of hot sessions idle since the cutoff, oldest first (demotion, step 1).
--- KEYS[1] idle zset
--- ARGV[1] cutoff_us, ARGV[2] batch size, ARGV[3] tenant base
+-- KEYS[1..5] the tenant's keys (see lib.lua); the hot hashes are those of the ids found
+-- in the idle zset
+-- ARGV[1] cutoff_us, ARGV[2] batch size
 -- Returns {id, document, version, created_us, index suffixes, incarnation, generation, ...}.
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
+local ids = redis.call('ZRANGEBYSCORE', IDLE, '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
 local out = {}
 for _, id in ipairs(ids) do
-  local h = redis.call('HMGET', ARGV[3] .. 'h:' .. id, 'd', 'v', 'c', 'ix', 'n', 'g')
+  local hot = found_keys(id)
+  local h = redis.call('HMGET', hot, 'd', 'v', 'c', 'ix', 'n', 'g')
   if h[1] then
     out[#out + 1] = id
     out[#out + 1] = h[1]
@@ -15,7 +17,7 @@ for _, id in ipairs(ids) do
     out[#out + 1] = h[5] or ''
     out[#out + 1] = h[6] or '0'
   else
-    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', IDLE, id)
   end
 end
 return out

@@ -1,9 +1,20 @@
 -- Helpers prepended to every session script (not a script of its own).
--- Every key a script touches starts with the tenant base ("hearth:s:{<tenant>}:"), so all
--- of them share one hash slot. Index suffixes are "\n"-joined lists (see keys.py).
+-- Every script's KEYS start with the tenant's own keys, named by keys.py:
+--   KEYS[1] idle zset, KEYS[2] created zset, KEYS[3] quarantine zset, KEYS[4] fence hash,
+--   KEYS[5] cold index suffixes hash (`cix`)
+-- and go on with the session keys the caller knows (see each script's header). All of
+-- them carry the tenant's hash tag, so they share one slot. Two kinds of keys cannot be
+-- named before the call: the index keys listed in a stored copy's `ix`, and the hashes of
+-- sessions a script finds in a sorted set (idle.lua, purge.lua). Their names are built
+-- from the prefix of KEYS[1] (never from ARGV), so they are in the same slot.
+-- Index suffixes are "\n"-joined lists (see keys.py).
 -- Every copy of a session carries its incarnation `n` (random at creation) and its move
 -- generation `g` (bumped by each promotion and each save over a cold copy) beside its
 -- version `v`; a conditional step acts only if all three are still what it read.
+
+local IDLE, CREATED, QUARANTINE, FENCE, CIX = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+-- The tenant base ("hearth:s:{<tenant>}:"): KEYS[1] is "<base>idle".
+local BASE = string.sub(KEYS[1], 1, #KEYS[1] - 4)
 
 local function split(joined)
   local out = {}
@@ -15,20 +26,20 @@ end
 
 -- Move session `id` from the indexes listed in `old_ix` to those in `new_ix`. The channel
 -- index is scored by creation time (as a string: Lua numbers would print 1.9e+15).
-local function reindex(base, id, old_ix, new_ix, created)
+local function reindex(id, old_ix, new_ix, created)
   if old_ix == new_ix then return end
   local old, new = split(old_ix), split(new_ix)
   local in_new, in_old = {}, {}
   for _, s in ipairs(new) do in_new[s] = true end
   for _, s in ipairs(old) do
     in_old[s] = true
-    if not in_new[s] then redis.call('ZREM', base .. 'i:' .. s, id) end
+    if not in_new[s] then redis.call('ZREM', BASE .. 'i:' .. s, id) end
   end
   for _, s in ipairs(new) do
     if not in_old[s] then
       local score = 0
       if string.sub(s, 1, 3) == 'ch:' then score = created end
-      redis.call('ZADD', base .. 'i:' .. s, score, id)
+      redis.call('ZADD', BASE .. 'i:' .. s, score, id)
     end
   end
 end
@@ -39,49 +50,56 @@ end
 -- row carries the token it saw and is refused if it changed. A missing token is set to
 -- `fresh` (a random value from the caller) when given: after Redis lost the hash, a token
 -- read before the loss no longer matches.
-local function fence_of(base, id, fresh)
-  local key, bucket = base .. 'fence', string.sub(id, 1, 1)
-  local token = redis.call('HGET', key, bucket)
+local function fence_of(id, fresh)
+  local bucket = string.sub(id, 1, 1)
+  local token = redis.call('HGET', FENCE, bucket)
   if not token and fresh ~= '' then
-    redis.call('HSET', key, bucket, fresh)
+    redis.call('HSET', FENCE, bucket, fresh)
     token = fresh
   end
   return token or ''
 end
 
-local function bump(base, id, token)
-  redis.call('HSET', base .. 'fence', string.sub(id, 1, 1), token)
+local function bump(id, token)
+  redis.call('HSET', FENCE, string.sub(id, 1, 1), token)
 end
 
--- Remove session `id` from every Redis tier, sorted set and index of its tenant.
-local function erase(base, id, ix)
-  reindex(base, id, ix, '', 0)
-  redis.call('DEL', base .. 'h:' .. id, base .. 'c:' .. id)
-  redis.call('HDEL', base .. 'cix', id)
-  redis.call('ZREM', base .. 'idle', id)
-  redis.call('ZREM', base .. 'created', id)
-  redis.call('ZREM', base .. 'quarantine', id)
+-- The hot and cold hashes of a session a script found in a sorted set (callers that know
+-- the id beforehand pass these in KEYS).
+local function found_keys(id)
+  return BASE .. 'h:' .. id, BASE .. 'c:' .. id
+end
+
+-- Remove session `id` (hashes `hot`, `cold`) from every Redis tier, sorted set and index
+-- of its tenant.
+local function erase(id, hot, cold, ix)
+  reindex(id, ix, '', 0)
+  redis.call('DEL', hot, cold)
+  redis.call('HDEL', CIX, id)
+  redis.call('ZREM', IDLE, id)
+  redis.call('ZREM', CREATED, id)
+  redis.call('ZREM', QUARANTINE, id)
 end
 
 -- The index suffixes of a cold session (Redis cold tier). They live in the tenant's `cix`
 -- hash, not in the cold hash, so that the purge still finds them once the cold hash has
 -- expired by its TTL; cold hashes written before that keep theirs in `ix`.
-local function cold_ix(base, id, own)
-  return redis.call('HGET', base .. 'cix', id) or own or ''
+local function cold_ix(id, own)
+  return redis.call('HGET', CIX, id) or own or ''
 end
 
 -- The stored (version, created, index suffixes, tier, incarnation, generation) of session
 -- `id`, hot tier first. Copies written before incarnations existed read as ('', '0').
-local function locate(base, id)
-  local h = redis.call('HMGET', base .. 'h:' .. id, 'v', 'c', 'ix', 'n', 'g')
+local function locate(id, hot, cold)
+  local h = redis.call('HMGET', hot, 'v', 'c', 'ix', 'n', 'g')
   if h[1] then return h[1], h[2], h[3] or '', 'h', h[4] or '', h[5] or '0' end
-  local c = redis.call('HMGET', base .. 'c:' .. id, 'v', 'c', 'ix', 'n', 'g')
-  if c[1] then return c[1], c[2], cold_ix(base, id, c[3]), 'c', c[4] or '', c[5] or '0' end
+  local c = redis.call('HMGET', cold, 'v', 'c', 'ix', 'n', 'g')
+  if c[1] then return c[1], c[2], cold_ix(id, c[3]), 'c', c[4] or '', c[5] or '0' end
   return nil, nil, nil, nil, nil, nil
 end
 
--- Whether hot copy `id` still is (incarnation, version, generation) as a caller read it.
-local function hot_is(base, id, n, v, g)
-  local h = redis.call('HMGET', base .. 'h:' .. id, 'v', 'n', 'g')
+-- Whether hot copy `hot` still is (incarnation, version, generation) as a caller read it.
+local function hot_is(hot, n, v, g)
+  local h = redis.call('HMGET', hot, 'v', 'n', 'g')
   return h[1] == v and (h[2] or '') == n and (h[3] or '0') == g
 end

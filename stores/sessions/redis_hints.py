@@ -1,0 +1,209 @@
+"""The sweeps' bookkeeping: which tenants may have work due, kept in hash-tagged buckets.
+
+For each registry bucket, a hint sorted set scores every tenant no later than its oldest
+idle time (demotion) and its oldest created_at (purge), so one round trip finds the tenants
+that may have work due. The hints live in other slots than the tenants' keys, so scripts
+cannot update them: writers lower them (``ZADD LT``) before and after a script that adds a
+session to a tenant's sets, and a sweep that visited a tenant sets its hint to what is
+left, then looks again. A hint may be early (a wasted visit) but is never late, except
+after a client died between its script and its hint, which a full pass every
+:data:`RECONCILE_EVERY` repairs. On a Redis Cluster every step goes node by node
+(``batch.py``): keys on a master that is down are skipped, and looked at again later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from redis.exceptions import NoScriptError
+
+from stores.errors import StoreUnavailableError
+from stores.sessions import keys, scripts
+from stores.sessions.batch import Batch, failed
+from stores.sessions.redis_base import RedisTiers, text
+
+RECONCILE_EVERY = timedelta(minutes=10)
+"""How often, at most, a store's demotion sweep walks every tenant to repair late hints."""
+
+
+class RedisHints(RedisTiers):
+    """The registry and hints that the sweeps of ``redis_sweeps.py`` read and keep."""
+
+    def _eval_many(self, name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """Run script ``name`` once per (keys, args), a round trip per node; the replies in
+        order, where a call whose cluster node failed has the error (see ``batch.failed``)."""
+        if not calls:
+            return []
+        script = self._scripts[name]
+        batch = Batch(self.client)
+        for script_keys, args in calls:
+            command = scripts.evalsha_command(script, script_keys, args)
+            batch.add(script_keys[0], "execute_command", *command)
+        replies = self._execute_partly(batch, keep=(NoScriptError,))
+        if any(isinstance(r, NoScriptError) for r in replies):
+            # A server lost its scripts (a restart): the failed calls ran nothing. They go
+            # again with the source, which that server then keeps (loading it on every node
+            # instead would fail for all while one node is down).
+            again = Batch(self.client)
+            for (script_keys, args), reply in zip(calls, replies, strict=True):
+                if isinstance(reply, NoScriptError):
+                    command = scripts.eval_command(script, script_keys, args)
+                    again.add(script_keys[0], "execute_command", *command)
+            redone = iter(self._execute_partly(again))
+            replies = [next(redone) if isinstance(r, NoScriptError) else r for r in replies]
+        return replies
+
+    def _due(self, hint: Callable[[int], str], cutoff: int, limit: int) -> tuple[list[UUID], bool]:
+        """Tenants whose hint is at or before ``cutoff``, a page per bucket in one round trip
+        whatever the number of tenants; and whether some bucket had more than a page."""
+        page = max(8, 2 * -(-limit // keys.REGISTRY_BUCKETS))
+        batch = Batch(self.client)
+        for bucket in range(keys.REGISTRY_BUCKETS):
+            batch.add(
+                hint(bucket), "zrangebyscore", hint(bucket), "-inf", cutoff, start=0, num=page
+            )
+        # A bucket whose node is down is skipped: its tenants wait for the next sweep.
+        pages = [members for members in batch.execute() if not failed(members)]
+        due = [UUID(text(m)) for members in pages for m in members]
+        return due, any(len(members) == page for members in pages)
+
+    def _refresh(
+        self, tenants: list[UUID], hint: Callable[[int], str], zset: Callable[[str], str]
+    ) -> None:
+        """Set each tenant's hint to the oldest score of its ``zset`` after a sweep visited
+        it (or drop it if the set is empty), then look again: a session that entered the set
+        meanwhile lowers it back (its writer also does, after its script; the hint may end
+        early, which costs a visit, never late, which would skip work). Each step is one
+        round trip for all the tenants."""
+        if not tenants:
+            return
+        sets = [zset(keys.base(t)) for t in tenants]
+        places = [(hint(keys.bucket_of(t)), str(t)) for t in tenants]
+        first = self._oldest_many(sets)
+        self._step("refresh:read")
+        batch = Batch(self.client)
+        for (key, member), score in zip(places, first, strict=True):
+            if failed(score):
+                continue  # the tenant's node is down: its hint stays as it is (early)
+            if score is None:
+                batch.add(key, "zrem", key, member)
+            else:
+                batch.add(key, "zadd", key, {member: score})
+        self._execute_partly(batch)
+        again = self._oldest_many(sets)
+        batch = Batch(self.client)
+        for (key, member), before, now in zip(places, first, again, strict=True):
+            if failed(before):
+                continue
+            if failed(now) or (now is not None and (before is None or now < before)):
+                # Unknown now, or a session came in: due again, at once if unknown.
+                score = 0 if failed(now) else now
+                batch.add(key, "zadd", key, {member: score}, lt=True)
+        self._execute_partly(batch)
+
+    def _oldest_many(self, zsets: list[str]) -> list[Any]:
+        """The lowest score of each sorted set (None if empty; a node's error if it failed)."""
+        batch = Batch(self.client)
+        for zset in zsets:
+            batch.add(zset, "zrange", zset, 0, 0, withscores=True)
+        return [
+            r if failed(r) else int(r[0][1]) if r else None for r in self._execute_partly(batch)
+        ]
+
+    def _execute_partly(
+        self, batch: Batch, keep: tuple[type[BaseException], ...] = ()
+    ) -> list[Any]:
+        """Run ``batch``; on a cluster, when every node it needed failed, the replies are
+        all errors instead of an exception (the caller skips what it could not do; a sweep
+        stops only when no registry bucket can be read)."""
+        try:
+            return batch.execute(keep)
+        except StoreUnavailableError as exc:
+            if not self._cluster:
+                raise
+            return [exc] * len(batch)
+
+    def _reconcile_if_due(self) -> None:
+        """Now and then, lower every registered tenant's hints to its oldest scores: hints
+        are written beside the scripts, so a client dying between the two can leave one
+        late; this repairs it (a late hint delays work by at most RECONCILE_EVERY).
+
+        On a cluster the registry itself can lack tenants: a master that restarted empty
+        lost its buckets, and a creation goes ahead while its bucket's master is down. So
+        the tenants holding keys are found by a SCAN of the masters and registered too.
+        Masters that are down are skipped, and the next reconcile looks again."""
+        now = self._clock()
+        if self._reconciled_at is not None and now - self._reconciled_at < RECONCILE_EVERY:
+            return
+        self._reconciled_at = now
+        tenants = list(self._tenants(partial=True))
+        if self._cluster:
+            known = set(tenants)
+            found = [UUID(text(m)) for m in self._scan_tenants(partial=True)]
+            unknown = [t for t in found if t not in known]
+            batch = Batch(self.client)
+            for tenant in unknown:
+                registry = keys.registry(keys.bucket_of(tenant))
+                batch.add(registry, "sadd", registry, str(tenant))
+            self._execute_partly(batch)
+            tenants += unknown
+        for start in range(0, len(tenants), 500):
+            chunk = tenants[start : start + 500]
+            firsts = self._oldest_many(
+                [zset(keys.base(t)) for t in chunk for zset in (keys.idle, keys.created)]
+            )
+            batch = Batch(self.client)
+            for i, tenant in enumerate(chunk):
+                bucket, member = keys.bucket_of(tenant), str(tenant)
+                for hint, first in (
+                    (keys.due_idle, firsts[2 * i]),
+                    (keys.due_created, firsts[2 * i + 1]),
+                ):
+                    if first is not None and not failed(first):
+                        batch.add(hint(bucket), "zadd", hint(bucket), {member: first}, lt=True)
+            self._execute_partly(batch)
+
+    def _prune(self, tenants: list[UUID]) -> None:
+        """Take tenants that hold nothing in Redis off the registry and the hints, without
+        racing a session created meanwhile: a creation registers its tenant again after its
+        script ran (see :meth:`RedisTiers._run`), and a tenant is put back here, due at
+        once, if a session appeared before that."""
+        if not tenants:
+            return
+        batch = Batch(self.client)
+        for tenant in tenants:
+            bucket, member = keys.bucket_of(tenant), str(tenant)
+            for key in (keys.registry(bucket), keys.due_idle(bucket), keys.due_created(bucket)):
+                batch.add(key, "srem" if key == keys.registry(bucket) else "zrem", key, member)
+        self._execute_partly(batch)
+        self._step("prune:removed")
+        batch = Batch(self.client)
+        for tenant in tenants:
+            batch.add(keys.created(keys.base(tenant)), "exists", keys.created(keys.base(tenant)))
+        # A tenant whose node did not answer may hold sessions: it goes back, to be sure.
+        back = [
+            t
+            for t, found in zip(tenants, self._execute_partly(batch), strict=True)
+            if failed(found) or found
+        ]
+        batch = Batch(self.client)
+        for tenant in back:
+            self._register(_Queue(batch), tenant, 0, 0)
+        self._execute_partly(batch)
+
+
+class _Queue:
+    """:meth:`RedisTiers._register`'s view of a :class:`Batch`: pipeline calls, each routed
+    by its first argument (the key)."""
+
+    def __init__(self, batch: Batch) -> None:
+        self._batch = batch
+
+    def sadd(self, key: str, *members: str) -> None:
+        self._batch.add(key, "sadd", key, *members)
+
+    def zadd(self, key: str, mapping: dict[str, int], **options: Any) -> None:
+        self._batch.add(key, "zadd", key, mapping, **options)

@@ -1,0 +1,87 @@
+"""The Celery configuration follows the broker in use, and results get a database of their own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from workers.app import (
+    ResultDatabaseError,
+    celery_config,
+    result_backend,
+    task_queues,
+    with_redis_db,
+)
+from workers.settings import Settings
+from workers.tasks import providers as tasks
+
+AMQP = "amqp://guest:guest@rabbit:5672//"
+
+
+def _settings(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)
+
+
+def test_a_redis_broker_gets_its_visibility_timeout() -> None:
+    s = _settings(redis_url="redis://r:6379/0", broker_visibility_timeout_seconds=900)
+    config = celery_config(s)
+
+    assert config["broker_transport_options"] == {"visibility_timeout": 900}
+    assert config["result_backend_transport_options"] == {"visibility_timeout": 900}
+    assert tasks.backoff_policy(s).visibility_timeout == 900
+    assert config["task_time_limit"] < 900
+
+
+def test_rabbitmq_gets_no_visibility_timeout_and_its_consumer_timeout_caps_countdowns() -> None:
+    s = _settings(
+        redis_url="redis://r:6379/0",
+        broker_url=AMQP,
+        broker_visibility_timeout_seconds=7200,
+        rabbitmq_consumer_timeout_seconds=600,
+    )
+    config = celery_config(s)
+
+    assert "visibility_timeout" not in config["broker_transport_options"]
+    assert s.unacked_limit_seconds == 600
+    policy = tasks.backoff_policy(s)
+    assert policy.visibility_timeout == 600
+    assert policy.max_countdown < 600
+    assert config["task_time_limit"] < 600
+
+
+def test_rabbitmq_consumer_timeout_defaults_to_the_servers_30_minutes() -> None:
+    s = _settings(broker_url=AMQP)
+    assert s.unacked_limit_seconds == 30 * 60
+
+
+def test_results_default_to_a_database_of_their_own_that_expires() -> None:
+    s = _settings(redis_url="redis://r:6379/0", result_expires_seconds=600)
+    config = celery_config(s)
+
+    assert config["result_backend"] == "redis://r:6379/1"
+    assert config["result_expires"].total_seconds() == 600
+
+
+def test_embedded_redis_results_use_another_database_on_the_same_socket() -> None:
+    s = _settings(redis_url="unix:///tmp/r.sock?db=0", result_redis_db=2)
+    assert result_backend(s) == "redis+socket:///tmp/r.sock?virtual_host=2"
+
+
+def test_a_socket_url_keeps_its_form_with_another_database() -> None:
+    assert with_redis_db("unix:///tmp/r.sock?db=0", 3) == "unix:///tmp/r.sock?db=3"
+    assert with_redis_db("redis://h:6379/0", 3) == "redis://h:6379/3"
+
+
+def test_results_never_share_the_sessions_database() -> None:
+    with pytest.raises(ResultDatabaseError, match="HEARTH_RESULT_REDIS_DB"):
+        result_backend(_settings(redis_url="redis://r:6379/1"))
+    explicit = _settings(redis_url="redis://r:6379/1", result_backend="redis://r:6379/1")
+    assert result_backend(explicit) == "redis://r:6379/1"
+
+
+def test_each_queue_has_an_exchange_of_its_own() -> None:
+    assert {(q.name, q.exchange.name, q.exchange.type) for q in task_queues()} == {
+        ("maintenance", "maintenance", "direct"),
+        ("providers", "providers", "direct"),
+    }
