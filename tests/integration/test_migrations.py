@@ -239,7 +239,7 @@ def test_status_reports_behind_ahead_and_uninitialized(empty_db: str) -> None:
     migrations.upgrade(empty_db, "0003")
     st = migrations.status(empty_db)
     assert st.state is migrations.SchemaState.BEHIND
-    assert st.pending == ["0004", "0005", "0006", "0007"]
+    assert st.pending == ["0004", "0005", "0006", "0007", "0008"]
     engine = sa.create_engine(normalize_url(empty_db), poolclass=sa.pool.NullPool)
     with engine.begin() as conn:
         conn.execute(sa.text(f"UPDATE {migrations.VERSION_TABLE} SET version_num = 'ffff9999'"))
