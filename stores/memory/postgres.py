@@ -270,6 +270,7 @@ class PostgresMemoryStore(PostgresVectorStore, MemoryStore):
         session_id: UUID | str | None = None,
         episode_types: Sequence[EpisodeType | str] | None = None,
         valid_at: datetime | None = None,
+        include_embeddings: bool = False,
     ) -> list[tuple[Episode, float]]:
         query = checked_query(embedding, self.dimensions)
         check_min_score(min_score)
@@ -278,7 +279,9 @@ class PostgresMemoryStore(PostgresVectorStore, MemoryStore):
             tenant_id, agent_id, customer_profile_id, session_id, None, episode_types, valid_at
         )
         with translated(), self._engine.begin() as conn:
-            outcome = self._searcher.search(conn, EP, where, query, limit)
+            outcome = self._searcher.search(
+                conn, EP, where, query, limit, embeddings=include_embeddings
+            )
         return [
             (to_model(Episode, row), score)
             for row, score in outcome.rows

@@ -115,12 +115,15 @@ class MemoryStore(ParsesArguments, ABC):
         session_id: UUID | str | None = None,
         episode_types: Sequence[EpisodeType | str] | None = None,
         valid_at: datetime | None = None,
+        include_embeddings: bool = False,
     ) -> list[tuple[Episode, float]]:
         """Return the agent's episodes whose content is closest to ``embedding``, best first.
 
         The score is the cosine similarity (1 is identical). Returns min(limit, matching
         episodes) results, those scoring below ``min_score`` left out; episodes without an
-        embedding are never returned. The filters are those of :meth:`list_episodes`.
+        embedding are never returned. The filters are those of :meth:`list_episodes`. The
+        episodes come without their embeddings (``embedding`` is None) unless
+        ``include_embeddings`` is true.
         """
 
     @abstractmethod

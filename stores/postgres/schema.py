@@ -14,9 +14,11 @@ from pgvector.sqlalchemy import Vector
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from stores.common.validation import DEFAULT_EMBEDDING_DIMENSIONS
+from stores.postgres.vectors import QUANTIZER
 
-MAX_INDEXED_DIMENSIONS = 2000
-"""pgvector's HNSW limit for the ``vector`` type."""
+MAX_INDEXED_DIMENSIONS = QUANTIZER.max_dimensions
+"""pgvector's HNSW limit for the quantized type the embedding indexes hold (``halfvec``: 4000,
+enough for 3072-dimension embeddings, which a ``vector`` index would refuse)."""
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -57,19 +59,32 @@ def _jsonb(name: str, default: str = "'{}'::jsonb") -> sa.Column[object]:
     return sa.Column(name, JSONB, nullable=False, server_default=sa.text(default))
 
 
-def _hnsw(table: str) -> sa.Index:
-    """An HNSW cosine index over the live, embedded rows of ``table``."""
+def _hnsw(table: str, dimensions: int) -> sa.Index:
+    """The HNSW cosine index over the quantized embeddings of the live, embedded rows of
+    ``table`` (see ``stores/postgres/vectors.py`` for how searches use it)."""
     where = "embedding IS NOT NULL" + (
         " AND deleted_at IS NULL" if table in SOFT_DELETE_TABLES else ""
     )
+    key = QUANTIZER.index_key(sa.column("embedding"), dimensions).label("quantized")
     return sa.Index(
-        f"ix_{table}_embedding_hnsw",
-        "embedding",
+        vector_index_name(table),
+        key,
         postgresql_using="hnsw",
-        postgresql_with={"m": 16, "ef_construction": 64},
-        postgresql_ops={"embedding": "vector_cosine_ops"},
+        postgresql_with=VECTOR_INDEX_BUILD,
+        postgresql_ops={"quantized": QUANTIZER.opclass},
         postgresql_where=sa.text(where),
     )
+
+
+VECTOR_INDEX_BUILD = {"m": 32, "ef_construction": 128}
+"""HNSW build parameters. Measured at 100k x 1536 on noisy, nearly isotropic vectors, pgvector's
+defaults (m=16, ef_construction=64) build a graph that stops at recall@10 0.976 even with
+ef_search 400; this one reaches 0.999 with ef_search 100, for about 1.5x the build time."""
+
+
+def vector_index_name(table: str) -> str:
+    """The name of ``table``'s embedding index."""
+    return f"ix_{table}_embedding_{QUANTIZER.name}"
 
 
 SOFT_DELETE_TABLES = frozenset({"agents", "rules", "scenarios", "templates", "variables"})
@@ -157,7 +172,7 @@ def build_metadata(dimensions: int = DEFAULT_EMBEDDING_DIMENSIONS) -> sa.MetaDat
             "id",
             postgresql_where=NOT_DELETED,
         ),
-        _hnsw("rules"),
+        _hnsw("rules", dimensions),
     )
     sa.Table(
         "scenarios",
@@ -184,7 +199,7 @@ def build_metadata(dimensions: int = DEFAULT_EMBEDDING_DIMENSIONS) -> sa.MetaDat
             "id",
             postgresql_where=NOT_DELETED,
         ),
-        _hnsw("scenarios"),
+        _hnsw("scenarios", dimensions),
     )
     sa.Table(
         "scenario_archives",
@@ -320,7 +335,7 @@ def build_metadata(dimensions: int = DEFAULT_EMBEDDING_DIMENSIONS) -> sa.MetaDat
             "session_id",
             postgresql_where=sa.text("session_id IS NOT NULL"),
         ),
-        _hnsw("episodes"),
+        _hnsw("episodes", dimensions),
     )
     sa.Table(
         "entities",

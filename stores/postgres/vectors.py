@@ -1,86 +1,130 @@
-"""Filtered vector search on pgvector that is complete and accurate, whatever the filter.
+"""Filtered vector search on pgvector (0.8 or newer) that is fast, complete and accurate.
 
-An HNSW index applies filters *after* its scan: with the default ``hnsw.ef_search = 40`` a
-filter keeping 10 % of the rows returns about 4 of 10 wanted rows, and ``ef_search`` also caps
-how many rows a scan can return at all. So each search picks one of three paths:
+Every embedded table has one HNSW index over a *quantized* copy of its embeddings
+(:data:`QUANTIZER`, declared in ``schema.py``): half the bytes of the full vectors (or a
+sixteenth, for bits), so the graph stays in memory and each distance is cheap. A search takes
+one of two paths:
 
 ``exact``
-    When few rows match the filter (at most :attr:`VectorSearchPolicy.exact_max_rows`, or
-    too few for the index path to find enough of them), the matching rows are found through
-    the B-tree on the filter columns and ranked exactly. The distance is written as
-    ``(embedding <=> q) + 0`` so that the planner cannot answer the ORDER BY from the HNSW
-    index.
-``iterative``
-    On pgvector >= 0.8, ``hnsw.iterative_scan = relaxed_order`` lets the index scan go on
-    until enough rows pass the filter; the results are re-sorted by exact distance.
+    When few rows match the filter (at most :attr:`VectorSearchPolicy.exact_max_rows`), the
+    matching rows are found through the B-tree on the filter columns and ranked exactly on the
+    full vectors. No index orders by the full-vector distance, so the ranking is exact by
+    construction.
 ``index``
-    On older pgvector (the embedded server has 0.6), ``hnsw.ef_search`` is raised in
-    proportion to how selective the filter is, so that the candidates the index yields hold
-    enough matching rows.
+    The quantized index yields :meth:`VectorSearchPolicy.candidates_for` candidates, with
+    ``hnsw.iterative_scan = relaxed_order`` so that the scan goes on until enough of them pass
+    the filter; the candidates are then re-ranked exactly on their full vectors. Quantization
+    only decides which rows are looked at closely, never the order returned.
 
-On both index paths sorting is disabled for the transaction (``SET LOCAL enable_sort = off``)
-so the planner answers the ORDER BY with the HNSW scan rather than a B-tree scan plus a sort
-of every matching row; if the index path returns fewer rows than asked although more rows
-match, the search is repeated exactly, so a result is always ``min(limit, matching rows)``
-long. Statements are never server-prepared (``prepare_threshold = None`` on the connection):
-a prepared generic plan would ignore how selective this call's filter is.
-
-The first statement of a search counts the filter's rows (up to the threshold, from the
-filter's B-tree) and, behind a one-time condition on that count, also ranks them exactly: a
-selective filter costs one round trip. Rankings carry ids and distances only; whole rows
-(with their embeddings) are fetched for the hits alone.
+The first statement of a filtered search counts the filter's rows (up to the threshold, from
+the filter's B-tree) and, behind a one-time condition on that count, also ranks them exactly:
+a selective filter costs one round trip. If the index path returns fewer rows than asked
+although more match, the search is repeated exactly, so a result is always
+``min(limit, matching rows)`` long. Statements are never server-prepared
+(``prepare_threshold = None`` on the connection): a prepared generic plan would ignore how
+selective this call's filter is. Rankings carry ids and distances only; the hits' rows are
+fetched afterwards, with their embeddings only when the caller asks for them.
 """
 
 from __future__ import annotations
 
-import math
 import re
 import threading
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from pgvector.sqlalchemy import BIT, HALFVEC
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from stores.errors import StoreError
 from stores.postgres.rows import plain_row, register_vector_types, selectable, vector_param
 
-SearchPath = Literal["exact", "iterative", "index"]
+SearchPath = Literal["exact", "index"]
 
 PGVECTOR_MAX_EF_SEARCH = 1000
 """pgvector's upper bound for ``hnsw.ef_search``."""
 
+MIN_PGVECTOR = (0, 8)
+"""Iterative index scans, ``halfvec`` and ``binary_quantize`` all exist from 0.8 on."""
+
+
+@dataclass(frozen=True)
+class Quantizer:
+    """How an embedding is shrunk for the HNSW index, and how the index compares two."""
+
+    name: str
+    opclass: str
+    operator: str
+    expression: Callable[[sa.ColumnElement[Any], int], sa.ColumnElement[Any]]
+    max_dimensions: int
+    """The most dimensions pgvector's HNSW index takes for this type."""
+
+    def index_key(self, column: sa.ColumnElement[Any], dimensions: int) -> sa.ColumnElement[Any]:
+        """The indexed expression over ``column`` (what the search must order by)."""
+        return self.expression(column, dimensions)
+
+    def distance(
+        self, column: sa.ColumnElement[Any], query: Sequence[float]
+    ) -> sa.ColumnElement[float]:
+        """The quantized distance between ``column`` and ``query``, as the index orders it."""
+        dims = len(query)
+        return self.expression(column, dims).op(self.operator, return_type=sa.Float)(
+            self.expression(vector_param(query), dims)
+        )
+
+
+HALFVEC_QUANTIZER = Quantizer(
+    name="halfvec",
+    opclass="halfvec_cosine_ops",
+    operator="<=>",
+    expression=lambda column, dims: sa.cast(column, HALFVEC(dims)),
+    max_dimensions=4000,
+)
+BIT_QUANTIZER = Quantizer(
+    name="bit",
+    opclass="bit_hamming_ops",
+    operator="<~>",
+    expression=lambda column, dims: sa.cast(sa.func.binary_quantize(column), BIT(dims)),
+    max_dimensions=64000,
+)
+QUANTIZER = HALFVEC_QUANTIZER
+"""The quantizer of every embedding index (``schema.py`` builds the indexes with it)."""
+
 
 @dataclass(frozen=True)
 class VectorSearchPolicy:
-    """How vector searches choose between exact search and the HNSW index."""
+    """How vector searches choose between exact search and the quantized HNSW index."""
 
     exact_max_rows: int = 2000
     """Filters matching at most this many embedded rows are searched exactly."""
-    ef_search: int = 400
-    """``hnsw.ef_search`` for a filter that keeps (nearly) every row.
+    ef_search: int = 100
+    """``hnsw.ef_search``: the breadth of the graph search (at least the candidate count).
 
-    Measured at 100k x 1536 with the schema's m=16, ef_construction=64: 200 gives
-    recall@10 0.99 on text-like embeddings but 0.92-0.97 on noisy, nearly isotropic ones;
-    400 keeps both at 0.98 or better, at about twice the latency.
+    Measured at 100k x 1536 with the schema's m=32, ef_construction=128 and 40 candidates:
+    recall@10 0.999 on noisy, nearly isotropic vectors (40 gives 0.979).
     """
-    max_ef_search: int = PGVECTOR_MAX_EF_SEARCH
-    """The largest ``hnsw.ef_search`` the index path may use (pgvector allows 1000)."""
-    oversample: float = 4.0
-    """How many matching candidates the index path aims for per wanted result."""
+    candidates: int = 40
+    """How many index candidates are re-ranked exactly (at least ``candidate_factor x limit``)."""
+    candidate_factor: int = 4
     max_scan_tuples: int = 50_000
-    """With iterative scans: how many index tuples a scan may visit (pgvector >= 0.8)."""
-    table_size_ttl: float = 60.0
-    """Seconds a table's row-count estimate is reused."""
+    """How many index tuples an iterative scan may visit before giving up on a filter."""
 
     def __post_init__(self) -> None:
-        if self.exact_max_rows < 0 or self.oversample < 1:
-            raise ValueError("exact_max_rows must be >= 0 and oversample >= 1")
-        if not 1 <= self.ef_search <= self.max_ef_search <= PGVECTOR_MAX_EF_SEARCH:
-            raise ValueError("need 1 <= ef_search <= max_ef_search <= 1000")
+        if self.exact_max_rows < 0 or self.candidates < 1 or self.candidate_factor < 1:
+            raise ValueError("need exact_max_rows >= 0, candidates >= 1, candidate_factor >= 1")
+        if not 1 <= self.ef_search <= PGVECTOR_MAX_EF_SEARCH:
+            raise ValueError("need 1 <= ef_search <= 1000")
+
+    def candidates_for(self, limit: int) -> int:
+        """The candidates the index path re-ranks for a search of ``limit`` results."""
+        return max(self.candidates, self.candidate_factor * limit)
+
+    def ef_for(self, limit: int) -> int:
+        """``hnsw.ef_search`` for a search of ``limit`` results."""
+        return min(PGVECTOR_MAX_EF_SEARCH, max(self.ef_search, self.candidates_for(limit)))
 
 
 @dataclass(frozen=True)
@@ -120,13 +164,15 @@ _VERSION = re.compile(r"^(\d+)\.(\d+)")
 
 
 class VectorSearcher:
-    """Runs filtered cosine searches on one database (its pgvector version detected once)."""
+    """Runs filtered cosine searches on one database (its pgvector version checked once)."""
 
-    def __init__(self, policy: VectorSearchPolicy | None = None) -> None:
+    def __init__(
+        self, policy: VectorSearchPolicy | None = None, quantizer: Quantizer = QUANTIZER
+    ) -> None:
         self.policy = policy or VectorSearchPolicy()
+        self.quantizer = quantizer
         self._lock = threading.Lock()
         self._version: tuple[int, int] | None = None
-        self._table_rows: dict[str, tuple[float, float]] = {}
 
     def pgvector_version(self, conn: sa.Connection) -> tuple[int, int]:
         """The (major, minor) version of the vector extension, read once."""
@@ -139,35 +185,14 @@ class VectorSearcher:
                 self._version = (int(match[1]), int(match[2])) if match else (0, 0)
             return self._version
 
-    def has_iterative_scan(self, conn: sa.Connection) -> bool:
-        """Whether the server's pgvector has ``hnsw.iterative_scan`` (0.8 and later)."""
-        return self.pgvector_version(conn) >= (0, 8)
-
-    def estimated_table_rows(self, conn: sa.Connection, table: sa.Table) -> float:
-        """The planner's row count of ``table`` (``pg_class.reltuples``), cached a while."""
-        now = time.monotonic()
-        cached = self._table_rows.get(table.name)
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        rows = conn.execute(
-            sa.text("SELECT reltuples FROM pg_class WHERE oid = CAST(:t AS regclass)"),
-            {"t": table.name},
-        ).scalar()
-        size = max(float(rows or 0.0), 0.0)
-        self._table_rows[table.name] = (size, now + self.policy.table_size_ttl)
-        return size
-
-    def threshold(self, conn: sa.Connection, table: sa.Table, limit: int) -> int:
-        """Filters matching at most this many rows of ``table`` are searched exactly."""
-        policy = self.policy
-        threshold = max(policy.exact_max_rows, limit)
-        if not self.has_iterative_scan(conn):
-            # Below this many matches even the largest ef_search would not yield enough.
-            total = self.estimated_table_rows(conn, table)
-            threshold = max(
-                threshold, math.ceil(total * limit * policy.oversample / policy.max_ef_search)
+    def _check_version(self, conn: sa.Connection) -> None:
+        version = self.pgvector_version(conn)
+        if version < MIN_PGVECTOR:
+            raise StoreError(
+                f"vector search needs pgvector {'.'.join(map(str, MIN_PGVECTOR))} or newer; "
+                f"this database has {'.'.join(map(str, version))} "
+                "(upgrade the server's pgvector, then run the migrations)"
             )
-        return threshold
 
     def plan(
         self,
@@ -176,46 +201,47 @@ class VectorSearcher:
         filters: Sequence[sa.ColumnElement[bool]],
         query: Sequence[float],
         limit: int,
+        *,
+        embeddings: bool = False,
     ) -> SearchPlan:
         """Choose the path for a search (runs the bounded count that decides it)."""
-        threshold = self.threshold(conn, table, limit)
+        self._check_version(conn)
+        threshold = self._threshold(limit)
+        where = [table.c.embedding.is_not(None), *filters]
         matching = _bounded_count(conn, table, list(filters), threshold + 1)
         if matching <= threshold:
-            where = [table.c.embedding.is_not(None), *filters]
-            exact = self._exact_statement(table, where, query, limit)
+            exact = self._exact_statement(table, where, query, limit, embeddings)
             return SearchPlan("exact", matching, {}, exact)
-        return self._index_plan(conn, table, filters, query, limit, matching)
+        return self._index_plan(table, filters, query, limit, matching, embeddings)
+
+    def _threshold(self, limit: int) -> int:
+        return max(self.policy.exact_max_rows, limit)
 
     def _index_plan(
         self,
-        conn: sa.Connection,
         table: sa.Table,
         filters: Sequence[sa.ColumnElement[bool]],
         query: Sequence[float],
         limit: int,
         matching: int,
+        embeddings: bool,
     ) -> SearchPlan:
         policy = self.policy
         where = [table.c.embedding.is_not(None), *filters]
-        # The candidates an HNSW scan yields are spread over every row it indexes; to find
-        # enough of a filter's rows among them, ef_search grows as the filter narrows.
-        total = self.estimated_table_rows(conn, table)
-        estimate = max(float(matching), _estimated_rows(conn, table, where))
-        fraction = min(1.0, estimate / total) if total > 0 else 1.0
-        wanted = math.ceil(limit * policy.oversample / fraction)
-        ef = min(policy.max_ef_search, max(policy.ef_search, limit, wanted))
-        settings = {"enable_sort": "off", "hnsw.ef_search": str(ef)}
-        if self.has_iterative_scan(conn):
-            settings["hnsw.iterative_scan"] = "relaxed_order"
-            settings["hnsw.max_scan_tuples"] = str(policy.max_scan_tuples)
-            path: SearchPath = "iterative"
-        else:
-            path = "index"
-        statement = self._index_statement(table, where, query, limit)
-        return SearchPlan(path, matching, settings, statement)
+        settings = {
+            # The ORDER BY must come from the HNSW scan, not from a B-tree scan of the
+            # filter's rows and a sort of their distances.
+            "enable_sort": "off",
+            "hnsw.ef_search": str(policy.ef_for(limit)),
+            # Re-ranking restores the exact order, so the cheaper relaxed order will do.
+            "hnsw.iterative_scan": "relaxed_order",
+            "hnsw.max_scan_tuples": str(policy.max_scan_tuples),
+        }
+        statement = self._index_statement(table, where, query, limit, embeddings)
+        return SearchPlan("index", matching, settings, statement)
 
-    def _distance(self, table: sa.Table, query: Sequence[float]) -> sa.ColumnElement[float]:
-        return table.c.embedding.op("<=>", return_type=sa.Float)(vector_param(query))
+    def _distance(self, column: sa.ColumnElement[Any], query: Sequence[float]) -> Any:
+        return column.op("<=>", return_type=sa.Float)(vector_param(query))
 
     def _exact_statement(
         self,
@@ -223,16 +249,16 @@ class VectorSearcher:
         where: list[sa.ColumnElement[bool]],
         query: Sequence[float],
         limit: int,
+        embeddings: bool,
     ) -> sa.Select[Any]:
-        # "+ 0" makes the sort key an expression no index provides: the ranking is exact.
-        distance = (self._distance(table, query) + sa.literal_column("0")).label("distance")
+        distance = self._distance(table.c.embedding, query).label("distance")
         hits = (
             sa.select(table.c.id.label("hit_id"), distance)
             .where(*where)
             .order_by(distance, table.c.id)
             .limit(limit)
         )
-        return _with_rows(table, hits)
+        return _with_rows(table, hits, embeddings)
 
     def _index_statement(
         self,
@@ -240,10 +266,22 @@ class VectorSearcher:
         where: list[sa.ColumnElement[bool]],
         query: Sequence[float],
         limit: int,
+        embeddings: bool,
     ) -> sa.Select[Any]:
-        distance = self._distance(table, query).label("distance")
-        hits = sa.select(table.c.id.label("hit_id"), distance).where(*where)
-        return _with_rows(table, hits.order_by(distance).limit(limit))
+        candidates = (
+            sa.select(table.c.id, table.c.embedding)
+            .where(*where)
+            .order_by(self.quantizer.distance(table.c.embedding, query))
+            .limit(self.policy.candidates_for(limit))
+            .subquery("candidates")
+        )
+        distance = self._distance(candidates.c.embedding, query).label("distance")
+        hits = (
+            sa.select(candidates.c.id.label("hit_id"), distance)
+            .order_by(distance, candidates.c.id)
+            .limit(limit)
+        )
+        return _with_rows(table, hits, embeddings)
 
     def search(
         self,
@@ -252,22 +290,35 @@ class VectorSearcher:
         filters: Sequence[sa.ColumnElement[bool]],
         query: Sequence[float],
         limit: int,
+        *,
+        embeddings: bool = False,
     ) -> SearchOutcome:
-        """Search within the connection's current transaction (settings are SET LOCAL)."""
+        """Search within the connection's current transaction (settings are SET LOCAL).
+
+        ``embeddings`` says whether the rows returned carry their embeddings (decoding 1536
+        floats per hit costs more than the rest of the row).
+        """
         _prepare(conn)
-        threshold = self.threshold(conn, table, limit)
+        self._check_version(conn)
+        threshold = self._threshold(limit)
         where = [table.c.embedding.is_not(None), *filters]
-        # One round trip counts the filter's rows and, when they are few, ranks them exactly.
-        exact = self._exact_statement(table, where, query, limit)
-        matching, rows = _count_then(conn, table, list(filters), threshold, exact)
-        if matching <= threshold:
-            return SearchOutcome(rows, "exact")
-        plan = self._index_plan(conn, table, filters, query, limit, matching)
+        exact = self._exact_statement(table, where, query, limit, embeddings)
+        if filters:
+            # One round trip counts the filter's rows and, when they are few, ranks them.
+            # The count leaves the embedding out: an index-only scan of the filter's B-tree
+            # can answer it, and rows without one only make the index path fall back.
+            matching, rows = _count_then(conn, table, list(filters), threshold, exact)
+            if matching <= threshold:
+                return SearchOutcome(rows, "exact")
+        else:
+            matching = threshold + 1
+        plan = self._index_plan(table, filters, query, limit, matching, embeddings)
         _apply(conn, plan.settings)
         rows = _scored(conn, plan.statement)
-        rows.sort(key=lambda pair: (-pair[1], pair[0]["id"]))
         if len(rows) >= limit:
-            return SearchOutcome(rows[:limit], plan.path)
+            return SearchOutcome(rows, plan.path)
+        # Fewer than asked although more rows match: the scan gave up (max_scan_tuples)
+        # before enough candidates passed the filter, or the table was emptied meanwhile.
         _apply(conn, {"enable_sort": "on"})
         rows = _scored(conn, exact)
         return SearchOutcome(rows, plan.path, fell_back=True)
@@ -312,11 +363,12 @@ def _apply(conn: sa.Connection, settings: dict[str, str]) -> None:
     conn.execute(sa.text(f"SELECT {calls}"), params)
 
 
-def _with_rows(table: sa.Table, hits: sa.Select[Any]) -> sa.Select[Any]:
+def _with_rows(table: sa.Table, hits: sa.Select[Any], embeddings: bool) -> sa.Select[Any]:
     """Fetch whole rows only for the hits: ranking carries ids and distances, not vectors."""
     found = hits.subquery("hits")
+    columns = selectable(table) if embeddings else [c for c in table.c if c.name != "embedding"]
     return (
-        sa.select(*selectable(table), found.c.distance)
+        sa.select(*columns, found.c.distance)
         .join_from(found, table, table.c.id == found.c.hit_id)
         .order_by(found.c.distance, table.c.id)
     )
@@ -359,26 +411,6 @@ def _bounded_count(
     )
     count = sa.select(sa.func.count()).select_from(inner.subquery())
     return int(conn.execute(count).scalar_one())
-
-
-def _estimated_rows(
-    conn: sa.Connection, table: sa.Table, where: list[sa.ColumnElement[bool]]
-) -> float:
-    stmt: sa.Select[Any] = sa.select(sa.literal_column("1")).select_from(table).where(*where)
-    plan = conn.execute(_ExplainJson(stmt)).scalar()
-    try:
-        return float(plan[0]["Plan"]["Plan Rows"])  # type: ignore[index]
-    except (TypeError, KeyError, IndexError, ValueError):
-        return 0.0
-
-
-class _ExplainJson(_Explain):
-    inherit_cache = False
-
-
-@compiles(_ExplainJson)
-def _compile_explain_json(element: _ExplainJson, compiler: Any, **kw: Any) -> str:
-    return "EXPLAIN (FORMAT JSON) " + str(compiler.process(element.statement, **kw))
 
 
 def embedding_dimensions(conn: sa.Connection, table: str) -> int:

@@ -997,3 +997,24 @@ def test_text_that_is_not_valid_unicode_is_invalid_input(
     with pytest.raises(InvalidInputError):
         store.create_rule(rule(agent, **bad))
     assert store.list_rules(agent.tenant_id, agent.id).items == []
+
+
+def test_search_hits_carry_their_embeddings_only_when_asked(
+    store: ConfigStore, agent: Agent
+) -> None:
+    created = store.create_rule(rule(agent, embedding=vec(1.0, 2.0)))
+    plain = store.vector_search_rules(agent.tenant_id, agent.id, vec(1.0))
+    assert [(r.id, r.embedding) for r, _ in plain] == [(created.id, None)]
+    full = store.vector_search_rules(agent.tenant_id, agent.id, vec(1.0), include_embeddings=True)
+    assert [(r.id, r.embedding) for r, _ in full] == [(created.id, created.embedding)]
+    # Leaving it out of the hit leaves the stored rule as it was.
+    stored = store.get_rule(agent.tenant_id, created.id)
+    assert stored is not None
+    assert stored.embedding == created.embedding
+    made = store.create_scenario(scenario(agent, embedding=vec(0.0, 1.0)))
+    hits = store.vector_search_scenarios(agent.tenant_id, agent.id, vec(0.0, 1.0))
+    assert [(s.id, s.embedding) for s, _ in hits] == [(made.id, None)]
+    hits = store.vector_search_scenarios(
+        agent.tenant_id, agent.id, vec(0.0, 1.0), include_embeddings=True
+    )
+    assert [(s.id, s.embedding) for s, _ in hits] == [(made.id, made.embedding)]

@@ -592,3 +592,16 @@ def test_type_filters_that_are_not_lists_are_invalid_input(
         store.list_episodes(tenant, agent, episode_types=number)
     with pytest.raises(InvalidInputError):
         store.traverse(tenant, uuid4(), relationship_types=number)
+
+
+def test_search_hits_carry_their_embeddings_only_when_asked(
+    store: MemoryStore, tenant: UUID, agent: UUID
+) -> None:
+    added = store.add_episode(episode(tenant, agent, embedding=vec(1.0, 3.0)))
+    plain = store.vector_search_episodes(tenant, agent, vec(1.0))
+    assert [(e.id, e.embedding) for e, _ in plain] == [(added.id, None)]
+    full = store.vector_search_episodes(tenant, agent, vec(1.0), include_embeddings=True)
+    assert [(e.id, e.embedding) for e, _ in full] == [(added.id, added.embedding)]
+    stored = store.get_episode(tenant, added.id)
+    assert stored is not None
+    assert stored.embedding == added.embedding

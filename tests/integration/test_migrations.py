@@ -82,16 +82,20 @@ def test_upgrade_from_empty_creates_every_table_index_and_constraint(empty_db: s
     # Named CHECK, UNIQUE, FOREIGN KEY and PRIMARY KEY constraints are all in the catalog.
     assert {str(n) for n in expected_constraints} <= cat["constraints"]
     assert "vector" in cat["extensions"]
-    assert "ix_episodes_embedding_hnsw" in cat["indexes"]
+    assert "ix_episodes_embedding_halfvec" in cat["indexes"]
 
 
-def test_hnsw_indexes_use_cosine_ops_and_vector_columns_have_the_dimension(empty_db: str) -> None:
+def test_hnsw_indexes_are_halfvec_cosine_and_vector_columns_have_the_dimension(
+    empty_db: str,
+) -> None:
     migrations.upgrade(empty_db, "head", dimensions=384)
     engine = sa.create_engine(normalize_url(empty_db), poolclass=sa.pool.NullPool)
     with engine.connect() as conn:
         defs = dict(
             conn.execute(
-                sa.text("SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE '%_hnsw'")
+                sa.text(
+                    "SELECT indexname, indexdef FROM pg_indexes WHERE indexdef LIKE '%USING hnsw%'"
+                )
             ).all()
         )
         typmods = dict(
@@ -106,11 +110,11 @@ def test_hnsw_indexes_use_cosine_ops_and_vector_columns_have_the_dimension(empty
         )
     engine.dispose()
     assert set(defs) == {
-        "ix_rules_embedding_hnsw",
-        "ix_scenarios_embedding_hnsw",
-        "ix_episodes_embedding_hnsw",
+        "ix_rules_embedding_halfvec",
+        "ix_scenarios_embedding_halfvec",
+        "ix_episodes_embedding_halfvec",
     }
-    assert all("hnsw" in d and "vector_cosine_ops" in d for d in defs.values())
+    assert all("halfvec(384)) halfvec_cosine_ops" in d for d in defs.values()), defs
     assert typmods == {"rules": 384, "scenarios": 384, "episodes": 384}
 
 
@@ -239,7 +243,7 @@ def test_status_reports_behind_ahead_and_uninitialized(empty_db: str) -> None:
     migrations.upgrade(empty_db, "0003")
     st = migrations.status(empty_db)
     assert st.state is migrations.SchemaState.BEHIND
-    assert st.pending == ["0004", "0005", "0006", "0007"]
+    assert st.pending == ["0004", "0005", "0006", "0007", "0008", "0009"]
     engine = sa.create_engine(normalize_url(empty_db), poolclass=sa.pool.NullPool)
     with engine.begin() as conn:
         conn.execute(sa.text(f"UPDATE {migrations.VERSION_TABLE} SET version_num = 'ffff9999'"))

@@ -72,7 +72,9 @@ def corpus(pg_server: str, pg_template: str) -> Iterator[Corpus]:
         customer_of[order[start : start + count]] = customers[key]
         start += count
     ids = np.array([uuid4() for _ in range(ROWS)], dtype=object)
-    hnsw = next(i for i in schema.episodes.indexes if i.name == "ix_episodes_embedding_hnsw")
+    hnsw = next(
+        i for i in schema.episodes.indexes if i.name == schema.vector_index_name("episodes")
+    )
     with engine.begin() as conn:
         # Building the index once after loading is much faster than growing it row by row.
         hnsw.drop(conn)
@@ -143,9 +145,7 @@ def test_filtered_search_is_complete_and_accurate(
 
 def test_each_filter_takes_its_intended_plan(store: PostgresMemoryStore, corpus: Corpus) -> None:
     query = realistic(np.random.default_rng(3), 1, corpus.latent_map)[0].tolist()
-    with corpus.engine.connect() as conn:
-        index_path = "iterative" if store.searcher.has_iterative_scan(conn) else "index"
-    expected = {"100%": index_path, "10%": index_path, "1%": "exact", "0.1%": "exact"}
+    expected = {"100%": "index", "10%": "index", "1%": "exact", "0.1%": "exact"}
     for selectivity, path in expected.items():
         where = [
             schema.episodes.c.tenant_id == corpus.tenant,
@@ -156,7 +156,7 @@ def test_each_filter_takes_its_intended_plan(store: PostgresMemoryStore, corpus:
         with corpus.engine.begin() as conn:
             plan, explain = store.searcher.explain(conn, schema.episodes, where, query, LIMIT)
         assert plan.path == path, selectivity
-        uses_hnsw = "ix_episodes_embedding_hnsw" in explain
+        uses_hnsw = schema.vector_index_name("episodes") in explain
         assert uses_hnsw == (path != "exact"), explain
 
 
@@ -170,31 +170,54 @@ def test_min_score_and_limit_on_the_index_path(store: PostgresMemoryStore, corpu
     assert store.vector_search_episodes(corpus.tenant, uuid4(), query) == []
 
 
-class StaleStatistics(VectorSearcher):
-    """A searcher on a server without iterative scans whose table was never analyzed."""
-
-    def estimated_table_rows(self, conn: sa.Connection, table: sa.Table) -> float:
-        return 0.0
-
-    def has_iterative_scan(self, conn: sa.Connection) -> bool:
-        return False
-
-
 def test_too_few_index_results_fall_back_to_exact(corpus: Corpus) -> None:
-    searcher = StaleStatistics(VectorSearchPolicy(exact_max_rows=10, ef_search=10))
-    query = realistic(np.random.default_rng(9), 1, corpus.latent_map)[0]
-    customer = corpus.customers["10%"]
-    where = [
-        schema.episodes.c.tenant_id == corpus.tenant,
-        schema.episodes.c.agent_id == corpus.agent,
-        schema.episodes.c.customer_profile_id == customer,
+    # The filter matches more rows than the exact threshold, but few of them have an
+    # embedding: the index path finds fewer than asked, and the search is repeated exactly.
+    store = PostgresMemoryStore(
+        corpus.engine, clock=ManualClock(), search_policy=VectorSearchPolicy(exact_max_rows=10)
+    )
+    agent = uuid4()
+    embedded = [
+        store.add_episode(
+            Episode(
+                tenant_id=corpus.tenant,
+                agent_id=agent,
+                content=f"e{i}",
+                embedding=corpus.vectors[i].tolist(),
+            )
+        )
+        for i in range(3)
     ]
+    for i in range(20):
+        store.add_episode(Episode(tenant_id=corpus.tenant, agent_id=agent, content=f"n{i}"))
+    query = corpus.vectors[0].tolist()
+    where = [schema.episodes.c.tenant_id == corpus.tenant, schema.episodes.c.agent_id == agent]
+    with corpus.engine.begin() as conn:
+        outcome = store.searcher.search(conn, schema.episodes, where, query, 10)
+    assert outcome.path == "index"
+    assert outcome.fell_back
+    found = [r["id"] for r, _ in outcome.rows]
+    assert sorted(found) == sorted(e.id for e in embedded)
+    assert found[0] == embedded[0].id
+    scores = [score for _, score in outcome.rows]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_index_candidates_are_reranked_on_the_full_vectors(corpus: Corpus) -> None:
+    """The scores are the full-precision cosine similarities, not the half-precision ones."""
+    searcher = VectorSearcher(VectorSearchPolicy(exact_max_rows=0))
+    query = realistic(np.random.default_rng(13), 1, corpus.latent_map)[0]
+    where = [schema.episodes.c.tenant_id == corpus.tenant]
     with corpus.engine.begin() as conn:
         outcome = searcher.search(conn, schema.episodes, where, query.tolist(), 10)
     assert outcome.path == "index"
-    assert outcome.fell_back
-    mask = corpus.customer_of == customer
-    assert [r["id"] for r, _ in outcome.rows] == exact_top(corpus, query, mask, 10)
+    assert not outcome.fell_back
+    by_id = dict(zip(corpus.ids, corpus.vectors, strict=True))
+    for row, score in outcome.rows:
+        vector = by_id[row["id"]].astype(np.float64)
+        exact = float(vector @ query / (np.linalg.norm(vector) * np.linalg.norm(query)))
+        assert score == pytest.approx(exact, abs=1e-6)
+        assert "embedding" not in row
 
 
 def test_search_hides_rows_without_embedding(store: PostgresMemoryStore, corpus: Corpus) -> None:
