@@ -68,3 +68,31 @@ def test_compose_runs_one_beat_scaled_workers_after_a_one_shot_migration(config:
     assert "noeviction" in redis
     for name in ("postgres", "redis"):
         assert "healthcheck" in _service(config, name)
+
+
+def test_the_cluster_file_puts_sessions_on_a_formed_cluster_and_celery_off_it() -> None:
+    done = subprocess.run(
+        [
+            *_compose(),
+            "-f",
+            str(COMPOSE_FILE),
+            "-f",
+            str(ROOT / "docker-compose.cluster.yml"),
+            "config",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    for node in range(1, 7):
+        node_block = _service(done.stdout, f"redis-node-{node}")
+        assert "--cluster-require-full-coverage" in node_block
+    for name in ("migrate", "worker", "beat"):
+        block = _service(done.stdout, name)
+        assert "redis-cluster-init" in block
+        assert "HEARTH_REDIS_URL: redis+cluster://" in block
+        # Celery has no cluster transport: broker and results stay on the single Redis.
+        assert "HEARTH_BROKER_URL: redis://redis:6379/1" in block
+        assert "HEARTH_RESULT_BACKEND: redis://redis:6379/2" in block
