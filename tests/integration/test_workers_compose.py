@@ -78,6 +78,8 @@ def test_the_cluster_file_puts_sessions_on_a_formed_cluster_and_celery_off_it() 
             str(COMPOSE_FILE),
             "-f",
             str(ROOT / "docker-compose.cluster.yml"),
+            "--profile",
+            "cluster",
             "config",
         ],
         capture_output=True,
