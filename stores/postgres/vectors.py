@@ -30,17 +30,28 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from pgvector import Vector
 from pgvector.sqlalchemy import BIT, HALFVEC
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import (
+    BinaryExpression,
+    BindParameter,
+    BooleanClauseList,
+    False_,
+    Grouping,
+    Null,
+    True_,
+)
 from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from stores.errors import StoreError
-from stores.postgres.rows import plain_row, register_vector_types, selectable, vector_param
+from stores.postgres.rows import VectorBytes, plain_row, register_vector_types, selectable
 
 SearchPath = Literal["exact", "index"]
 
@@ -67,12 +78,11 @@ class Quantizer:
         return self.expression(column, dimensions)
 
     def distance(
-        self, column: sa.ColumnElement[Any], query: Sequence[float]
+        self, column: sa.ColumnElement[Any], query: sa.ColumnElement[Any], dimensions: int
     ) -> sa.ColumnElement[float]:
         """The quantized distance between ``column`` and ``query``, as the index orders it."""
-        dims = len(query)
-        return self.expression(column, dims).op(self.operator, return_type=sa.Float)(
-            self.expression(vector_param(query), dims)
+        return self.expression(column, dimensions).op(self.operator, return_type=sa.Float)(
+            self.expression(query, dimensions)
         )
 
 
@@ -136,6 +146,8 @@ class SearchPlan:
     """The rows the filter matches, counted exactly up to the exact-search threshold."""
     settings: dict[str, str]
     statement: sa.Select[Any]
+    params: dict[str, Any]
+    """The values of the statement's ``hearth_*`` parameters."""
 
 
 @dataclass
@@ -162,9 +174,34 @@ def _compile_explain(element: _Explain, compiler: Any, **kw: Any) -> str:
 
 _VERSION = re.compile(r"^(\d+)\.(\d+)")
 
+StatementKind = Literal["count_then", "exact", "index"]
+
+_FILTERS = "hearth_search_filters"
+"""Stands for the caller's filters in a statement compiled once per table and kind."""
+_Q, _LIMIT, _CANDIDATES, _THRESHOLD, _CAP = (
+    "hearth_q",
+    "hearth_limit",
+    "hearth_candidates",
+    "hearth_threshold",
+    "hearth_cap",
+)
+_PARAMS: dict[StatementKind, tuple[str, ...]] = {
+    "count_then": (_Q, _LIMIT, _THRESHOLD, _CAP),
+    "exact": (_Q, _LIMIT),
+    "index": (_Q, _LIMIT, _CANDIDATES),
+}
+
 
 class VectorSearcher:
-    """Runs filtered cosine searches on one database (its pgvector version checked once)."""
+    """Runs filtered cosine searches on one database (its pgvector version checked once).
+
+    A search's statements are built and compiled once per table, kind and dimension, with a
+    placeholder where the caller's filters go; each call renders its filters (a handful of
+    comparisons of columns with values) into that place and runs the text on the driver.
+    Building and compiling the nested statements anew costs more than a selective search
+    itself (about 1.5 ms against 1 ms). Filters of another shape are run through SQLAlchemy
+    whole, the same statements with the filters in place.
+    """
 
     def __init__(
         self, policy: VectorSearchPolicy | None = None, quantizer: Quantizer = QUANTIZER
@@ -173,6 +210,7 @@ class VectorSearcher:
         self.quantizer = quantizer
         self._lock = threading.Lock()
         self._version: tuple[int, int] | None = None
+        self._compiled: dict[tuple[str, StatementKind, bool, int], str] = {}
 
     def pgvector_version(self, conn: sa.Connection) -> tuple[int, int]:
         """The (major, minor) version of the vector extension, read once."""
@@ -194,6 +232,75 @@ class VectorSearcher:
                 "(upgrade the server's pgvector, then run the migrations)"
             )
 
+    def _threshold(self, limit: int) -> int:
+        return max(self.policy.exact_max_rows, limit)
+
+    def _index_settings(self, limit: int) -> dict[str, str]:
+        policy = self.policy
+        return {
+            # The ORDER BY must come from the HNSW scan, not from a B-tree scan of the
+            # filter's rows and a sort of their distances.
+            "enable_sort": "off",
+            "hnsw.ef_search": str(policy.ef_for(limit)),
+            # Re-ranking restores the exact order, so the cheaper relaxed order will do.
+            "hnsw.iterative_scan": "relaxed_order",
+            "hnsw.max_scan_tuples": str(policy.max_scan_tuples),
+        }
+
+    def _params(self, query: Sequence[float], limit: int) -> dict[str, Any]:
+        threshold = self._threshold(limit)
+        return {
+            _Q: Vector(list(query)),
+            _LIMIT: limit,
+            _CANDIDATES: self.policy.candidates_for(limit),
+            _THRESHOLD: threshold,
+            _CAP: threshold + 1,
+        }
+
+    def statement(
+        self,
+        kind: StatementKind,
+        table: sa.Table,
+        filters: Sequence[sa.ColumnElement[bool]],
+        dimensions: int,
+        embeddings: bool,
+    ) -> sa.Select[Any]:
+        """The statement of one kind of a search, with ``filters`` in place.
+
+        Its parameters are named ``hearth_*`` (see :meth:`plan` for their values).
+        """
+        where = [table.c.embedding.is_not(None), *filters]
+        query = sa.bindparam(_Q, type_=VectorBytes())
+        if kind == "index":
+            candidates = (
+                sa.select(table.c.id, table.c.embedding)
+                .where(*where)
+                .order_by(self.quantizer.distance(table.c.embedding, query, dimensions))
+                .limit(sa.bindparam(_CANDIDATES, type_=sa.Integer))
+                .subquery("candidates")
+            )
+            hits = _ranked(candidates.c.id, candidates.c.embedding, query)
+            return _with_rows(table, hits, embeddings)
+        hits = _ranked(table.c.id, table.c.embedding, query, where)
+        exact = _with_rows(table, hits, embeddings)
+        if kind == "exact":
+            return exact
+        # One round trip counts the filter's rows and, when they are few, ranks them. The
+        # count leaves the embedding out: an index-only scan of the filter's B-tree can
+        # answer it, and rows without one only make the index path fall back. The ranking
+        # sits behind a condition on the count that PostgreSQL checks once before running
+        # it, so a large filter costs only the bounded count.
+        limited: sa.Select[Any] = (
+            sa.select(sa.literal_column("1"))
+            .select_from(table)
+            .where(*filters)
+            .limit(sa.bindparam(_CAP, type_=sa.Integer))
+        )
+        counted = sa.select(sa.func.count().label("n")).select_from(limited.subquery()).subquery()
+        ranked = exact.where(counted.c.n <= sa.bindparam(_THRESHOLD, type_=sa.Integer))
+        lateral = ranked.lateral("ranked")
+        return sa.select(counted.c.n, lateral).select_from(counted.outerjoin(lateral, sa.true()))
+
     def plan(
         self,
         conn: sa.Connection,
@@ -207,81 +314,15 @@ class VectorSearcher:
         """Choose the path for a search (runs the bounded count that decides it)."""
         self._check_version(conn)
         threshold = self._threshold(limit)
-        where = [table.c.embedding.is_not(None), *filters]
         matching = _bounded_count(conn, table, list(filters), threshold + 1)
-        if matching <= threshold:
-            exact = self._exact_statement(table, where, query, limit, embeddings)
-            return SearchPlan("exact", matching, {}, exact)
-        return self._index_plan(table, filters, query, limit, matching, embeddings)
-
-    def _threshold(self, limit: int) -> int:
-        return max(self.policy.exact_max_rows, limit)
-
-    def _index_plan(
-        self,
-        table: sa.Table,
-        filters: Sequence[sa.ColumnElement[bool]],
-        query: Sequence[float],
-        limit: int,
-        matching: int,
-        embeddings: bool,
-    ) -> SearchPlan:
-        policy = self.policy
-        where = [table.c.embedding.is_not(None), *filters]
-        settings = {
-            # The ORDER BY must come from the HNSW scan, not from a B-tree scan of the
-            # filter's rows and a sort of their distances.
-            "enable_sort": "off",
-            "hnsw.ef_search": str(policy.ef_for(limit)),
-            # Re-ranking restores the exact order, so the cheaper relaxed order will do.
-            "hnsw.iterative_scan": "relaxed_order",
-            "hnsw.max_scan_tuples": str(policy.max_scan_tuples),
-        }
-        statement = self._index_statement(table, where, query, limit, embeddings)
-        return SearchPlan("index", matching, settings, statement)
-
-    def _distance(self, column: sa.ColumnElement[Any], query: Sequence[float]) -> Any:
-        return column.op("<=>", return_type=sa.Float)(vector_param(query))
-
-    def _exact_statement(
-        self,
-        table: sa.Table,
-        where: list[sa.ColumnElement[bool]],
-        query: Sequence[float],
-        limit: int,
-        embeddings: bool,
-    ) -> sa.Select[Any]:
-        distance = self._distance(table.c.embedding, query).label("distance")
-        hits = (
-            sa.select(table.c.id.label("hit_id"), distance)
-            .where(*where)
-            .order_by(distance, table.c.id)
-            .limit(limit)
+        path: SearchPath = "exact" if matching <= threshold else "index"
+        return SearchPlan(
+            path,
+            matching,
+            {} if path == "exact" else self._index_settings(limit),
+            self.statement(path, table, filters, len(query), embeddings),
+            self._params(query, limit),
         )
-        return _with_rows(table, hits, embeddings)
-
-    def _index_statement(
-        self,
-        table: sa.Table,
-        where: list[sa.ColumnElement[bool]],
-        query: Sequence[float],
-        limit: int,
-        embeddings: bool,
-    ) -> sa.Select[Any]:
-        candidates = (
-            sa.select(table.c.id, table.c.embedding)
-            .where(*where)
-            .order_by(self.quantizer.distance(table.c.embedding, query))
-            .limit(self.policy.candidates_for(limit))
-            .subquery("candidates")
-        )
-        distance = self._distance(candidates.c.embedding, query).label("distance")
-        hits = (
-            sa.select(candidates.c.id.label("hit_id"), distance)
-            .order_by(distance, candidates.c.id)
-            .limit(limit)
-        )
-        return _with_rows(table, hits, embeddings)
 
     def search(
         self,
@@ -301,27 +342,33 @@ class VectorSearcher:
         _prepare(conn)
         self._check_version(conn)
         threshold = self._threshold(limit)
-        where = [table.c.embedding.is_not(None), *filters]
-        exact = self._exact_statement(table, where, query, limit, embeddings)
+        params = self._params(query, limit)
+        run = _Run(self, conn, table, list(filters), len(query), embeddings, params)
         if filters:
-            # One round trip counts the filter's rows and, when they are few, ranks them.
-            # The count leaves the embedding out: an index-only scan of the filter's B-tree
-            # can answer it, and rows without one only make the index path fall back.
-            matching, rows = _count_then(conn, table, list(filters), threshold, exact)
+            counted = run("count_then")
+            matching = int(counted[0].pop("n")) if counted else 0
             if matching <= threshold:
-                return SearchOutcome(rows, "exact")
-        else:
-            matching = threshold + 1
-        plan = self._index_plan(table, filters, query, limit, matching, embeddings)
-        _apply(conn, plan.settings)
-        rows = _scored(conn, plan.statement)
+                return SearchOutcome(_scored(r for r in counted if r["id"] is not None), "exact")
+        _apply(conn, self._index_settings(limit))
+        rows = _scored(run("index"))
         if len(rows) >= limit:
-            return SearchOutcome(rows, plan.path)
+            return SearchOutcome(rows, "index")
         # Fewer than asked although more rows match: the scan gave up (max_scan_tuples)
         # before enough candidates passed the filter, or the table was emptied meanwhile.
         _apply(conn, {"enable_sort": "on"})
-        rows = _scored(conn, exact)
-        return SearchOutcome(rows, plan.path, fell_back=True)
+        return SearchOutcome(_scored(run("exact")), "index", fell_back=True)
+
+    def compiled(
+        self, conn: sa.Connection, kind: StatementKind, table: sa.Table, dims: int, emb: bool
+    ) -> str:
+        """The SQL of one kind of statement for ``table``, with the filters' placeholder."""
+        key = (table.name, kind, emb, dims)
+        sql = self._compiled.get(key)
+        if sql is None:
+            placeholder = [sa.literal_column(_FILTERS, sa.Boolean)]
+            sql = str(self.statement(kind, table, placeholder, dims, emb).compile(conn))
+            self._compiled[key] = sql
+        return sql
 
     def explain(
         self,
@@ -335,14 +382,134 @@ class VectorSearcher:
         _prepare(conn)
         plan = self.plan(conn, table, filters, query, limit)
         _apply(conn, plan.settings)
-        lines = conn.execute(_Explain(plan.statement)).scalars().all()
+        lines = conn.execute(_Explain(plan.statement), plan.params).scalars().all()
         return plan, "\n".join(str(line) for line in lines)
 
 
-def _scored(conn: sa.Connection, statement: sa.Select[Any]) -> list[tuple[dict[str, Any], float]]:
-    return [
-        (plain_row(row), 1.0 - float(row["distance"])) for row in conn.execute(statement).mappings()
-    ]
+class _Run:
+    """Runs the statements of one search: rendered text when it can, else SQLAlchemy."""
+
+    def __init__(
+        self,
+        searcher: VectorSearcher,
+        conn: sa.Connection,
+        table: sa.Table,
+        filters: list[sa.ColumnElement[bool]],
+        dimensions: int,
+        embeddings: bool,
+        params: dict[str, Any],
+    ) -> None:
+        self.searcher, self.conn, self.table = searcher, conn, table
+        self.filters, self.dimensions, self.embeddings = filters, dimensions, embeddings
+        self.params = params
+        self.rendered: tuple[str, dict[str, Any]] | None = None
+        try:
+            self.rendered = render_filters(filters, conn.dialect)
+        except UnrenderableFilter:
+            self.rendered = None
+
+    def __call__(self, kind: StatementKind) -> list[dict[str, Any]]:
+        params = {name: self.params[name] for name in _PARAMS[kind]}
+        if self.rendered is None:
+            stmt = self.searcher.statement(
+                kind, self.table, self.filters, self.dimensions, self.embeddings
+            )
+            return [dict(row) for row in self.conn.execute(stmt, params).mappings()]
+        fragment, values = self.rendered
+        sql = self.searcher.compiled(self.conn, kind, self.table, self.dimensions, self.embeddings)
+        driver = self.conn.connection.driver_connection
+        assert driver is not None
+        with driver.cursor() as cursor:
+            cursor.execute(sql.replace(_FILTERS, fragment), {**params, **values})
+            names = [column.name for column in cursor.description or ()]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+class UnrenderableFilter(Exception):
+    """A filter that :func:`render_filters` does not know how to write."""
+
+
+_COMPARISONS: dict[Any, str] = {
+    operators.eq: "=",
+    operators.ne: "<>",
+    operators.lt: "<",
+    operators.le: "<=",
+    operators.gt: ">",
+    operators.ge: ">=",
+}
+_IS: dict[Any, str] = {operators.is_: "IS", operators.is_not: "IS NOT"}
+_CONSTANTS: dict[type[Any], str] = {Null: "NULL", True_: "true", False_: "false"}
+
+
+def render_filters(
+    filters: Sequence[sa.ColumnElement[bool]], dialect: sa.Dialect
+) -> tuple[str, dict[str, Any]]:
+    """Write ``filters`` (ANDed) as SQL text with named parameters, and those parameters.
+
+    Knows what the stores filter searches with: a column compared with a value (``=``, ``<>``,
+    ``<``, ``<=``, ``>``, ``>=``), ``IN`` a list of values (as ``= ANY``), ``IS [NOT]`` NULL,
+    true or false, and AND/OR of those. Values go through the column type's bind processor,
+    as SQLAlchemy would send them. Anything else raises :class:`UnrenderableFilter`.
+    """
+    params: dict[str, Any] = {}
+    quote = dialect.identifier_preparer.quote
+
+    def value(column: sa.Column[Any], raw: Any) -> str:
+        processor = column.type._cached_bind_processor(dialect)
+        name = f"hearth_f{len(params)}"
+        params[name] = processor(raw) if processor is not None else raw
+        return f"%({name})s"
+
+    def render(clause: Any) -> str:
+        if isinstance(clause, Grouping):
+            return render(clause.element)
+        if type(clause) in _CONSTANTS and not isinstance(clause, Null):
+            return _CONSTANTS[type(clause)]
+        if isinstance(clause, BooleanClauseList):
+            joiner = {operators.and_: " AND ", operators.or_: " OR "}.get(clause.operator)
+            if joiner is None or not clause.clauses:
+                raise UnrenderableFilter(repr(clause))
+            return "(" + joiner.join(render(c) for c in clause.clauses) + ")"
+        if not isinstance(clause, BinaryExpression) or not isinstance(clause.left, sa.Column):
+            raise UnrenderableFilter(repr(clause))
+        column: sa.Column[Any] = clause.left
+        if column.table is None:
+            raise UnrenderableFilter(repr(clause))
+        name = f"{quote(column.table.name)}.{quote(column.name)}"
+        op, right = clause.operator, clause.right
+        if op in _IS and type(right) in _CONSTANTS:
+            return f"{name} {_IS[op]} {_CONSTANTS[type(right)]}"
+        if isinstance(right, BindParameter) and right.effective_value is not None:
+            raw = right.effective_value
+            if op is operators.in_op and right.expanding:
+                return f"{name} = ANY({value(column, list(raw))})"
+            if op in _COMPARISONS and not right.expanding:
+                return f"{name} {_COMPARISONS[op]} {value(column, raw)}"
+        raise UnrenderableFilter(repr(clause))
+
+    if not filters:
+        return "true", params
+    return "(" + " AND ".join(render(f) for f in filters) + ")", params
+
+
+def _ranked(
+    ids: sa.ColumnElement[Any],
+    embeddings: sa.ColumnElement[Any],
+    query: sa.BindParameter[Any],
+    where: Sequence[sa.ColumnElement[bool]] = (),
+) -> sa.Select[Any]:
+    """Ids and exact distances, best first, ``hearth_limit`` of them."""
+    distance = embeddings.op("<=>", return_type=sa.Float)(query).label("distance")
+    return (
+        sa.select(ids.label("hit_id"), distance)
+        .where(*where)
+        .order_by(distance, ids)
+        .limit(sa.bindparam(_LIMIT, type_=sa.Integer))
+    )
+
+
+def _scored(rows: Iterable[dict[str, Any]]) -> list[tuple[dict[str, Any], float]]:
+    return [(plain_row(row), 1.0 - float(row.pop("distance"))) for row in rows]
 
 
 def _prepare(conn: sa.Connection) -> None:
@@ -372,35 +539,6 @@ def _with_rows(table: sa.Table, hits: sa.Select[Any], embeddings: bool) -> sa.Se
         .join_from(found, table, table.c.id == found.c.hit_id)
         .order_by(found.c.distance, table.c.id)
     )
-
-
-def _count_then(
-    conn: sa.Connection,
-    table: sa.Table,
-    filters: list[sa.ColumnElement[bool]],
-    threshold: int,
-    exact: sa.Select[Any],
-) -> tuple[int, list[tuple[dict[str, Any], float]]]:
-    """Count the filter's rows up to ``threshold + 1``; if within it, run ``exact`` too.
-
-    The exact ranking sits behind a condition on the count that PostgreSQL checks once
-    before running it, so a large filter costs only the bounded count.
-    """
-    limited: sa.Select[Any] = (
-        sa.select(sa.literal_column("1")).select_from(table).where(*filters).limit(threshold + 1)
-    )
-    counted = sa.select(sa.func.count().label("n")).select_from(limited.subquery()).subquery()
-    ranked = exact.where(counted.c.n <= threshold).lateral("ranked")
-    stmt = sa.select(counted.c.n, ranked).select_from(counted.outerjoin(ranked, sa.true()))
-    matching = 0
-    rows: list[tuple[dict[str, Any], float]] = []
-    for row in conn.execute(stmt).mappings():
-        matching = int(row["n"])
-        if row["id"] is not None:
-            data = plain_row(row)
-            del data["n"]
-            rows.append((data, 1.0 - float(row["distance"])))
-    return matching, rows
 
 
 def _bounded_count(

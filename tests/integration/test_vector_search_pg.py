@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -23,7 +24,12 @@ from stores.common.clock import ManualClock
 from stores.memory import Episode, PostgresMemoryStore
 from stores.postgres import schema
 from stores.postgres.engine import create_engine
-from stores.postgres.vectors import VectorSearcher, VectorSearchPolicy
+from stores.postgres.vectors import (
+    UnrenderableFilter,
+    VectorSearcher,
+    VectorSearchPolicy,
+    render_filters,
+)
 from tests import services
 
 pytestmark = pytest.mark.postgres
@@ -263,3 +269,56 @@ def test_driver_errors_outside_sqlalchemy_are_translated(pg_server: str) -> None
     finally:
         store.close()
         services.drop_database(pg_server, name)
+
+
+@pytest.mark.parametrize("exact_max_rows", [0, 5000], ids=["index path", "exact path"])
+def test_filters_the_renderer_cannot_write_run_through_sqlalchemy_alike(
+    corpus: Corpus, exact_max_rows: int
+) -> None:
+    """A filter of another shape takes the composed statement and finds the same rows."""
+    searcher = VectorSearcher(VectorSearchPolicy(exact_max_rows=exact_max_rows))
+    ep = schema.episodes
+    customer = corpus.customers["10%"]
+    rendered = [ep.c.tenant_id == corpus.tenant, ep.c.customer_profile_id == customer]
+    # A function call on the column is not among the shapes the renderer writes.
+    composed = [
+        ep.c.tenant_id == corpus.tenant,
+        sa.func.lower(sa.cast(ep.c.customer_profile_id, sa.Text)) == str(customer).lower(),
+    ]
+    with corpus.engine.connect() as conn:
+        render_filters(rendered, conn.dialect)
+        with pytest.raises(UnrenderableFilter):
+            render_filters(composed, conn.dialect)
+    query = realistic(np.random.default_rng(17), 1, corpus.latent_map)[0].tolist()
+    found = {}
+    for label, where in (("rendered", rendered), ("composed", composed)):
+        with corpus.engine.begin() as conn:
+            outcome = searcher.search(conn, ep, where, query, LIMIT)
+        found[label] = [(row["id"], round(score, 6)) for row, score in outcome.rows]
+    assert len(found["rendered"]) == LIMIT
+    assert found["rendered"] == found["composed"]
+
+
+def test_rendered_filters_select_what_sqlalchemy_selects(corpus: Corpus) -> None:
+    """Every shape the renderer writes, against the same filter compiled by SQLAlchemy."""
+    ep = schema.episodes
+    when = datetime(2100, 1, 1, tzinfo=UTC)
+    shapes: list[list[sa.ColumnElement[bool]]] = [
+        [ep.c.tenant_id == corpus.tenant, ep.c.agent_id != uuid4()],
+        [ep.c.episode_type.in_(["TURN", "FACT"]), ep.c.session_id.is_(None)],
+        [ep.c.customer_profile_id.in_([corpus.customers["1%"], corpus.customers["0.1%"]])],
+        [sa.and_(ep.c.valid_from <= when, sa.or_(ep.c.valid_to.is_(None), ep.c.valid_to > when))],
+        [ep.c.valid_from < when, ep.c.valid_from >= when.replace(year=2000)],
+        [sa.false()],
+        [sa.true(), ep.c.embedding.is_not(None)],
+    ]
+    with corpus.engine.connect() as conn:
+        for shape in shapes:
+            fragment, params = render_filters(shape, conn.dialect)
+            driver = conn.connection.driver_connection
+            assert driver is not None
+            with driver.cursor() as cursor:
+                cursor.execute(f"SELECT id FROM episodes WHERE {fragment}", params)
+                rendered = sorted(row[0] for row in cursor.fetchall())
+            composed = sorted(conn.execute(sa.select(ep.c.id).where(*shape)).scalars())
+            assert rendered == composed, fragment
