@@ -190,7 +190,10 @@ def test_embeddings_stored_before_0009_move_into_the_table_pages_unchanged(
         """The embedding's text, its column's storage, and the live TOAST chunks."""
         with engine.connect() as conn:
             toast = conn.execute(
-                sa.text("SELECT reltoastrelid::regclass::text FROM pg_class WHERE oid = CAST(:t AS regclass)"),
+                sa.text(
+                    "SELECT reltoastrelid::regclass::text FROM pg_class "
+                    "WHERE oid = CAST(:t AS regclass)"
+                ),
                 {"t": "episodes"},
             ).scalar_one()
             row = conn.execute(
