@@ -7,13 +7,6 @@ than pgvector's defaults (m=32 and ef_construction=128 instead of 16 and 64): wi
 noisy embeddings stay below a recall of 0.98 however wide the search. Searches re-rank the index's
 candidates on the full vectors (``stores/postgres/vectors.py``), so results keep full precision.
 
-The embeddings move into the table's own pages (``STORAGE MAIN``): a 1536-dimension vector
-is 6 KB, which pgvector's default (EXTERNAL) moves out of line into TOAST chunks, and reading
-those back cost most of an exact search (1,000 rows ranked in ~11 ms out of line, ~4 ms in
-line). Vectors too large for a page (over ~2,000 dimensions) still go out of line. Existing
-embeddings are rewritten once so that they move in too (an UPDATE of every embedded row,
-before the new index is built so that the index is not updated row by row).
-
 Tables that already hold rows are indexed here: ``CREATE INDEX`` blocks writes to the table
 (not reads) while it builds, and the build takes ``maintenance_work_mem`` as its budget.
 
@@ -69,13 +62,6 @@ def upgrade() -> None:
     for table, where in TABLES.items():
         dims = _dimensions(bind, table)
         op.execute(f"DROP INDEX IF EXISTS ix_{table}_embedding_hnsw")
-        op.execute(f"ALTER TABLE {table} ALTER COLUMN embedding SET STORAGE MAIN")
-        # An UPDATE that keeps the same value keeps its TOAST pointer: the round trip through
-        # real[] makes a new value, which is stored under the new storage.
-        op.execute(
-            f"UPDATE {table} SET embedding = CAST(CAST(embedding AS real[]) AS vector({dims})) "
-            "WHERE embedding IS NOT NULL"
-        )
         op.execute(
             f"CREATE INDEX ix_{table}_embedding_halfvec ON {table} USING hnsw "
             f"((embedding::halfvec({dims})) halfvec_cosine_ops) "
@@ -94,7 +80,6 @@ def downgrade() -> None:
             )
     for table, where in TABLES.items():
         op.execute(f"DROP INDEX IF EXISTS ix_{table}_embedding_halfvec")
-        op.execute(f"ALTER TABLE {table} ALTER COLUMN embedding SET STORAGE EXTERNAL")
         op.execute(
             f"CREATE INDEX ix_{table}_embedding_hnsw ON {table} USING hnsw "
             f"(embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64) WHERE {where}"

@@ -178,54 +178,6 @@ def test_rows_written_at_previous_revision_survive_upgrade(empty_db: str) -> Non
     assert name == "kept"
 
 
-def test_embeddings_stored_before_0009_move_into_the_table_pages_unchanged(
-    empty_db: str,
-) -> None:
-    migrations.upgrade(empty_db, "0008", dimensions=1536)
-    engine = sa.create_engine(normalize_url(empty_db), poolclass=sa.pool.NullPool)
-    vector = "[" + ",".join(str((i % 97) / 97 - 0.5) for i in range(1536)) + "]"
-    episode = uuid.uuid4()
-
-    def stored() -> tuple[str, str, int]:
-        """The embedding's text, its column's storage, and the live TOAST chunks."""
-        with engine.connect() as conn:
-            toast = conn.execute(
-                sa.text(
-                    "SELECT reltoastrelid::regclass::text FROM pg_class "
-                    "WHERE oid = CAST(:t AS regclass)"
-                ),
-                {"t": "episodes"},
-            ).scalar_one()
-            row = conn.execute(
-                sa.text(
-                    "SELECT embedding::text, a.attstorage::text "
-                    "FROM episodes e, pg_attribute a WHERE e.id = :e "
-                    "AND a.attrelid = 'episodes'::regclass AND a.attname = 'embedding'"
-                ),
-                {"e": episode},
-            ).one()
-            chunks = conn.execute(sa.text(f"SELECT count(*) FROM {toast}")).scalar_one()
-        return str(row[0]), str(row[1]), int(chunks)
-
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                "INSERT INTO episodes (id, tenant_id, agent_id, content, embedding, "
-                "episode_type, valid_from) VALUES (:e, :t, :a, 'kept', CAST(:v AS vector), "
-                "'FACT', now())"
-            ),
-            {"e": episode, "t": uuid.uuid4(), "a": uuid.uuid4(), "v": vector},
-        )
-    before, storage_before, chunks_before = stored()
-    migrations.upgrade(empty_db, "head")
-    after, storage_after, chunks_after = stored()
-    engine.dispose()
-    assert (storage_before, storage_after) == ("e", "m")
-    # The 6 KB vector was out of line in TOAST chunks; now it is in the table's own page.
-    assert (chunks_before > 0, chunks_after) == (True, 0)
-    assert after == before
-
-
 def test_upgrade_twice_is_a_no_op(empty_db: str) -> None:
     migrations.upgrade(empty_db, "head")
     before = _catalog(empty_db)
