@@ -15,7 +15,13 @@ import sqlalchemy as sa
 from alembic import context
 
 from stores.postgres.schema import build_metadata
-from workers.migrations import VERSION_TABLE, advisory_lock, configured_dimensions, migration_engine
+from workers.migrations import (
+    VERSION_TABLE,
+    advisory_lock,
+    configured_dimensions,
+    include_object,
+    migration_engine,
+)
 
 config = context.config
 if config.config_file_name is not None and not config.attributes.get("quiet"):
@@ -24,13 +30,6 @@ if config.config_file_name is not None and not config.attributes.get("quiet"):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = build_metadata(configured_dimensions(config))
-
-
-def include_object(
-    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
-) -> bool:
-    """Leave out objects hearth does not own (the version table, other apps' tables)."""
-    return not (type_ == "table" and reflected and compare_to is None)
 
 
 def run_migrations_offline() -> None:

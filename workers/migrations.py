@@ -24,6 +24,7 @@ from sqlalchemy import exc as sa_exc
 
 from stores.postgres.engine import normalize_url
 from stores.postgres.schema import MAX_INDEXED_DIMENSIONS
+from stores.postgres.tenant_indexes import is_tenant_index
 
 VERSION_TABLE = "hearth_alembic_version"
 """hearth's own Alembic version table, so it never collides with another app's."""
@@ -70,6 +71,17 @@ class SchemaStatus:
     head: str
     pending: list[str]
     detail: str = ""
+
+
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    """What the drift checks compare: not objects hearth does not own (the version table,
+    other apps' tables), nor the per-tenant vector indexes hearth makes at run time
+    (``stores/postgres/tenant_indexes.py``)."""
+    if type_ == "index" and is_tenant_index(name):
+        return False
+    return not (type_ == "table" and reflected and compare_to is None)
 
 
 def alembic_config(

@@ -59,12 +59,16 @@ def _jsonb(name: str, default: str = "'{}'::jsonb") -> sa.Column[object]:
     return sa.Column(name, JSONB, nullable=False, server_default=sa.text(default))
 
 
-def _hnsw(table: str, dimensions: int) -> sa.Index:
-    """The HNSW cosine index over the quantized embeddings of the live, embedded rows of
-    ``table`` (see ``stores/postgres/vectors.py`` for how searches use it)."""
-    where = "embedding IS NOT NULL" + (
+def vector_index_where(table: str) -> str:
+    """The rows a vector index of ``table`` holds: the live ones with an embedding."""
+    return "embedding IS NOT NULL" + (
         " AND deleted_at IS NULL" if table in SOFT_DELETE_TABLES else ""
     )
+
+
+def vector_index(table: str, dimensions: int) -> sa.Index:
+    """The HNSW cosine index over the quantized embeddings of the live, embedded rows of
+    ``table`` (see ``stores/postgres/vectors.py`` for how searches use it)."""
     key = QUANTIZER.index_key(sa.column("embedding"), dimensions).label("quantized")
     return sa.Index(
         vector_index_name(table),
@@ -72,7 +76,7 @@ def _hnsw(table: str, dimensions: int) -> sa.Index:
         postgresql_using="hnsw",
         postgresql_with=VECTOR_INDEX_BUILD,
         postgresql_ops={"quantized": QUANTIZER.opclass},
-        postgresql_where=sa.text(where),
+        postgresql_where=sa.text(vector_index_where(table)),
     )
 
 
@@ -172,7 +176,7 @@ def build_metadata(dimensions: int = DEFAULT_EMBEDDING_DIMENSIONS) -> sa.MetaDat
             "id",
             postgresql_where=NOT_DELETED,
         ),
-        _hnsw("rules", dimensions),
+        vector_index("rules", dimensions),
     )
     sa.Table(
         "scenarios",
@@ -199,7 +203,7 @@ def build_metadata(dimensions: int = DEFAULT_EMBEDDING_DIMENSIONS) -> sa.MetaDat
             "id",
             postgresql_where=NOT_DELETED,
         ),
-        _hnsw("scenarios", dimensions),
+        vector_index("scenarios", dimensions),
     )
     sa.Table(
         "scenario_archives",
@@ -335,7 +339,7 @@ def build_metadata(dimensions: int = DEFAULT_EMBEDDING_DIMENSIONS) -> sa.MetaDat
             "session_id",
             postgresql_where=sa.text("session_id IS NOT NULL"),
         ),
-        _hnsw("episodes", dimensions),
+        vector_index("episodes", dimensions),
     )
     sa.Table(
         "entities",

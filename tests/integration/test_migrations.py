@@ -147,18 +147,12 @@ def test_no_drift_between_schema_and_migrations(empty_db: str) -> None:
             opts={
                 "compare_type": True,
                 "version_table": migrations.VERSION_TABLE,
-                "include_object": _include,
+                "include_object": migrations.include_object,
             },
         )
         diff = compare_metadata(ctx, build_metadata(1536))
     engine.dispose()
     assert diff == []
-
-
-def _include(
-    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
-) -> bool:
-    return not (type_ == "table" and name == migrations.VERSION_TABLE)
 
 
 def test_rows_written_at_previous_revision_survive_upgrade(empty_db: str) -> None:

@@ -10,6 +10,8 @@ import sys
 
 import typer
 
+from stores.errors import StoreError
+from stores.postgres.tenant_indexes import TenantIndexPolicy
 from workers import migrations
 from workers.runtime import database
 from workers.settings import get_settings
@@ -117,3 +119,51 @@ def history() -> None:
     """List every revision, oldest first."""
     for rev, down, doc in migrations.history():
         typer.echo(f"{down or 'base':>6} -> {rev}  {doc}")
+
+
+@app.command("tenant-indexes")
+def tenant_indexes(
+    apply: bool = typer.Option(False, "--apply", help="make the changes (default: only show)"),
+    min_rows: int = typer.Option(
+        TenantIndexPolicy.min_rows, help="embedded rows a tenant needs for an index"
+    ),
+    min_share: float = typer.Option(
+        TenantIndexPolicy.min_share, help="share of a table's embedded rows a tenant needs"
+    ),
+    keep_share: float = typer.Option(
+        TenantIndexPolicy.keep_share, help="share below which a tenant's index is dropped"
+    ),
+) -> None:
+    """Show (or with --apply, make) the vector indexes of tenants holding a large share."""
+    from stores.postgres.engine import create_engine
+    from stores.postgres.tenant_indexes import apply_changes, plan_changes
+
+    try:
+        policy = TenantIndexPolicy(min_rows=min_rows, min_share=min_share, keep_share=keep_share)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    settings = get_settings()
+    try:
+        with database(settings) as url:
+            engine = create_engine(url)
+            try:
+                if apply:
+                    changes = apply_changes(engine, policy)
+                else:
+                    with engine.connect() as conn:
+                        changes = plan_changes(conn, policy)
+            finally:
+                engine.dispose()
+    except (RuntimeError, StoreError) as exc:
+        _fail(exc)
+        return
+    if changes is None:
+        typer.echo("another run is changing the tenant indexes; nothing done")
+        return
+    verb = (
+        {"create": "created", "drop": "dropped"} if apply else {"create": "create", "drop": "drop"}
+    )
+    for change in changes:
+        typer.echo(f"{verb[change.action]:>7} {change.index}  ({change.reason})")
+    if not changes:
+        typer.echo("every large tenant has its index; nothing to change")
