@@ -79,4 +79,5 @@ def found(item: ModelT, include_embedding: bool) -> ModelT:
     """A search hit as returned: a copy, its ``embedding`` left out unless asked for."""
     if include_embedding:
         return item.model_copy(deep=True)
-    return item.model_copy(deep=True, update={"embedding": None})
+    # Drop the embedding in a shallow copy first, so that the deep copy does not copy it.
+    return item.model_copy(update={"embedding": None}).model_copy(deep=True)
