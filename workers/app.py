@@ -24,17 +24,18 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-import redis
 from celery import Celery, bootsteps, signals
 from celery.app import backends
 from kombu import Exchange, Queue
+from pydantic import ValidationError
 
 import beat_schedule
 from stores.common.clock import utc_now
+from stores.sessions.clients import from_url, is_cluster_url
 from workers import context as worker_context
 from workers import jobs, redaction, schema_guard
 from workers.migrations import SchemaState, SchemaStatus
-from workers.settings import Settings, get_settings
+from workers.settings import Settings, describe_invalid, get_settings
 from workers.tasks import failures, task_modules
 
 logger = logging.getLogger("hearth.worker")
@@ -109,9 +110,13 @@ def result_backend(settings: Settings) -> str:
                 "database; choose another, or set HEARTH_RESULT_BACKEND"
             )
         return celery_url(with_redis_db(settings.redis_url, settings.result_redis_db))
-    if settings.redis_url:
+    if settings.redis_url and not is_cluster_url(settings.redis_url):
         return celery_url(settings.redis_url)
     broker = broker_url(settings)
+    if urlsplit(broker).scheme in REDIS_DB_SCHEMES and redis_db(broker) != settings.result_redis_db:
+        # Beside a cluster hot tier (no databases there, no Celery transport), results go to
+        # a database of their own on the broker's Redis.
+        return celery_url(with_redis_db(broker, settings.result_redis_db))
     return broker if broker.startswith(("redis", "rediss")) else "rpc://"
 
 
@@ -252,7 +257,7 @@ def _record_start_check(
     if not settings.redis_url:
         return
     # A client of its own, closed at once: this runs in the parent of a prefork pool.
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+    client = from_url(settings.redis_url)
     try:
         jobs.record(
             client,
@@ -288,4 +293,14 @@ def _worker_shutdown(**_: Any) -> None:
     worker_context.close_context()
 
 
-app = create_app()
+def _module_app() -> HearthCelery:
+    # `celery -A workers.app` and the hearth commands import this module: invalid settings
+    # end them with one sentence, not a validation traceback.
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        raise SystemExit(f"hearth cannot start: {describe_invalid(exc)}") from None
+    return create_app(settings)
+
+
+app = _module_app()

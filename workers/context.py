@@ -14,9 +14,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-import redis
-
 from stores.common.clock import Clock, utc_now
+from stores.sessions.clients import Client, from_url
 from workers.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -93,11 +92,12 @@ def build_memory_store(settings: Settings, *, clock: Clock = utc_now) -> MemoryS
     )
 
 
-def redis_client(settings: Settings) -> redis.Redis:
-    """A client of the sessions Redis, which also keeps the workers' locks and job runs."""
+def redis_client(settings: Settings) -> Client:
+    """A client of the sessions Redis (one server or a Redis Cluster), which also keeps the
+    workers' locks and job runs."""
     if not settings.redis_url:
         raise NotConfiguredError("no Redis configured: set HEARTH_REDIS_URL (or run `hearth up`)")
-    return redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5)
+    return from_url(settings.redis_url, socket_timeout=10)
 
 
 @dataclass
@@ -105,7 +105,7 @@ class WorkerContext:
     """Everything a task needs: settings, the Redis client, and the stores (built lazily)."""
 
     settings: Settings
-    redis: redis.Redis
+    redis: Client
     clock: Clock = utc_now
     lock_grace_seconds: float = DEFAULT_LOCK_GRACE_SECONDS
     _sessions: SessionStore | None = None

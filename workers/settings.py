@@ -11,10 +11,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stores.postgres.schema import MAX_INDEXED_DIMENSIONS
+from stores.sessions.clients import is_cluster_url
 
 AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
 """Broker URL schemes that mean RabbitMQ."""
@@ -57,6 +58,16 @@ class Settings(BaseSettings):
     migration_check_interval_seconds: float = Field(default=600.0, gt=0)
     scenario_migration_interval_seconds: float = Field(default=300.0, gt=0)
     embedding_backfill_interval_seconds: float = Field(default=600.0, gt=0)
+    tenant_index_interval_seconds: float = Field(default=3600.0, gt=0)
+    tenant_index_min_rows: int = Field(
+        default=20_000, ge=1, description="embedded rows a tenant needs for a vector index"
+    )
+    tenant_index_min_share: float = Field(
+        default=0.2, gt=0, le=1, description="share of a table a tenant needs for an index"
+    )
+    tenant_index_keep_share: float = Field(
+        default=0.1, gt=0, le=1, description="share below which a tenant's index is dropped"
+    )
     sweep_batch_size: int = Field(default=1000, ge=1, le=10_000)
     sweep_time_budget_seconds: float = Field(default=20.0, gt=0)
     allow_behind_schema: bool = Field(
@@ -128,6 +139,31 @@ class Settings(BaseSettings):
             )
         return level
 
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.tenant_index_keep_share > self.tenant_index_min_share:
+            raise ValueError(
+                "HEARTH_TENANT_INDEX_KEEP_SHARE must not exceed HEARTH_TENANT_INDEX_MIN_SHARE "
+                f"({self.tenant_index_keep_share} > {self.tenant_index_min_share})"
+            )
+        # Celery has no Redis Cluster transport: the broker and the results need a server
+        # of their own beside a cluster hot tier.
+        for name, url in (
+            ("HEARTH_BROKER_URL", self.broker_url),
+            ("HEARTH_RESULT_BACKEND", self.result_backend),
+        ):
+            if url and is_cluster_url(url):
+                raise ValueError(
+                    f"{name} names a Redis Cluster, which Celery cannot use: "
+                    "name a single Redis server or RabbitMQ"
+                )
+        if self.redis_url and is_cluster_url(self.redis_url) and not self.broker_url:
+            raise ValueError(
+                "HEARTH_REDIS_URL names a Redis Cluster, which Celery cannot use as its broker: "
+                "set HEARTH_BROKER_URL to a separate Redis server or RabbitMQ"
+            )
+        return self
+
     @property
     def broker_is_rabbitmq(self) -> bool:
         """Whether the Celery broker is RabbitMQ (an ``amqp://`` URL) rather than Redis."""
@@ -155,6 +191,16 @@ class Settings(BaseSettings):
     def max_age(self) -> timedelta:
         """How old (from creation) a session may get before it is purged from every tier."""
         return timedelta(seconds=self.session_max_age_seconds)
+
+
+def describe_invalid(exc: ValidationError) -> str:
+    """One sentence naming every invalid setting by its environment variable and why."""
+    parts = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        where = ".".join(str(part) for part in error["loc"])
+        parts.append(f"HEARTH_{where.upper()}: {message}" if where else message)
+    return "; ".join(parts)
 
 
 @lru_cache(maxsize=1)

@@ -69,3 +69,39 @@ def test_job_runs_are_recorded_and_read_back_across_slots(client: RedisCluster) 
     assert jobs.latest_stream_id(client) == ids[-1]
     tail = jobs.read_new(client, ids[0], block_ms=0)
     assert [entry_id for entry_id, _ in tail] == ids[1:]
+
+
+def test_a_worker_context_on_a_cluster_url_keeps_its_bookkeeping_there(
+    redis_cluster_url: str,  # noqa: F811
+) -> None:
+    from workers.context import WorkerContext
+    from workers.settings import Settings
+    from workers.tasks.periodic import run_job
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        redis_url=redis_cluster_url,
+        broker_url="memory://",
+        session_cold_tier="redis",
+    )
+    context = WorkerContext.build(settings)
+    try:
+        assert isinstance(context.redis, RedisCluster)
+        result = run_job(context, jobs.SCENARIO_MIGRATION, lambda _lock: {"marked": 3})
+        last = jobs.last_runs(context.redis)[jobs.SCENARIO_MIGRATION]
+    finally:
+        context.close()
+    assert result["status"] == "ok"
+    assert last is not None
+    assert last.result == {"marked": 3}
+
+
+def test_status_reads_the_memory_of_every_master(client: RedisCluster) -> None:
+    from workers.cli.status import redis_memory
+
+    memory = redis_memory(client)
+    assert "error" not in memory
+    per_node = client.info("memory", target_nodes=RedisCluster.PRIMARIES)
+    assert len(per_node) == 3
+    assert memory["used_memory"] >= max(int(info["used_memory"]) for info in per_node.values())
+    assert memory["maxmemory_policy"] is not None

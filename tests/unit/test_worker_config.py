@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from workers.app import (
     ResultDatabaseError,
@@ -13,7 +18,7 @@ from workers.app import (
     task_queues,
     with_redis_db,
 )
-from workers.settings import Settings
+from workers.settings import Settings, describe_invalid
 from workers.tasks import providers as tasks
 
 AMQP = "amqp://guest:guest@rabbit:5672//"
@@ -85,3 +90,59 @@ def test_each_queue_has_an_exchange_of_its_own() -> None:
         ("maintenance", "maintenance", "direct"),
         ("providers", "providers", "direct"),
     }
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"redis_url": "redis+cluster://n1:6379,n2:6379"}, "HEARTH_REDIS_URL"),
+        (
+            {"redis_url": "redis://r:6379/0", "broker_url": "redis+cluster://n1:6379"},
+            "HEARTH_BROKER_URL",
+        ),
+        (
+            {"redis_url": "redis://r:6379/0", "result_backend": "rediss+cluster://n1:6379"},
+            "HEARTH_RESULT_BACKEND",
+        ),
+    ],
+)
+def test_a_cluster_as_broker_or_result_backend_is_refused_by_name(
+    values: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ValidationError, match="Celery cannot use") as caught:
+        _settings(**values)
+    assert named in describe_invalid(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("broker", "expected"),
+    [
+        ("redis://b:6379/0", "redis://b:6379/1"),
+        (AMQP, "rpc://"),
+    ],
+)
+def test_beside_a_cluster_hot_tier_results_go_beside_the_broker(broker: str, expected: str) -> None:
+    s = _settings(redis_url="redis+cluster://n1:6379,n2:6379", broker_url=broker)
+    assert celery_config(s)["broker_url"] == broker
+    assert result_backend(s) == expected
+
+
+def test_invalid_settings_end_a_start_with_one_sentence(tmp_path: Path) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("HEARTH_")},
+        "HEARTH_REDIS_URL": "redis+cluster://127.0.0.1:1",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", "import workers.app"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "hearth cannot start: HEARTH_REDIS_URL names a Redis Cluster, which Celery cannot use "
+        "as its broker: set HEARTH_BROKER_URL to a separate Redis server or RabbitMQ"
+    ]

@@ -8,9 +8,12 @@ from typing import Any
 
 import redis
 from kombu import Connection
+from redis.cluster import RedisCluster
+from redis.exceptions import RedisClusterException
 from rich.console import Console
 from rich.table import Table
 
+from stores.sessions.clients import Client
 from workers import jobs, locks, migrations, schema_guard
 from workers.app import QUEUES, broker_url, celery_config
 from workers.cli.display import summary
@@ -38,7 +41,7 @@ def tier_stats(settings: Settings) -> dict[str, Any]:
             store.close()
 
 
-def job_runs(client: redis.Redis) -> dict[str, Any]:
+def job_runs(client: Client) -> dict[str, Any]:
     """The last run of every periodic job and whether its lock is held now."""
     out: dict[str, Any] = {}
     for job, run in jobs.last_runs(client).items():
@@ -73,18 +76,30 @@ def queue_depths(settings: Settings) -> dict[str, Any]:
     return depths
 
 
-def redis_memory(client: redis.Redis) -> dict[str, Any]:
-    """Memory use and eviction policy of the sessions Redis (an evicting policy loses sessions)."""
+def _memory_infos(client: Client) -> list[dict[str, Any]]:
+    if not isinstance(client, RedisCluster):
+        return [client.info("memory")]
+    # Every master's own figures: one node's would hide a full or evicting other.
+    answer: dict[str, Any] = client.info("memory", target_nodes=RedisCluster.PRIMARIES)
+    if "used_memory" in answer:  # one master answers as itself, not per node
+        return [answer]
+    return [info for info in answer.values() if isinstance(info, dict)]
+
+
+def redis_memory(client: Client) -> dict[str, Any]:
+    """Memory use and eviction policy of the sessions Redis (an evicting policy loses sessions);
+    on a Redis Cluster, the masters' sums and every policy they run."""
     out: dict[str, Any] = {}
     try:
-        info = client.info("memory")
-        out["used_memory"] = int(info.get("used_memory", 0))
-        out["maxmemory"] = int(info.get("maxmemory", 0))
-        out["maxmemory_policy"] = info.get("maxmemory_policy")
-    except redis.RedisError as exc:
+        infos = _memory_infos(client)
+        out["used_memory"] = sum(int(info.get("used_memory", 0)) for info in infos)
+        out["maxmemory"] = sum(int(info.get("maxmemory", 0)) for info in infos)
+        policies = sorted({str(p) for i in infos if (p := i.get("maxmemory_policy")) is not None})
+        out["maxmemory_policy"] = ",".join(policies) or None
+    except (redis.RedisError, RedisClusterException) as exc:
         out["error"] = _error(exc)
     if out.get("maxmemory_policy") is None and "error" not in out:
-        with contextlib.suppress(redis.RedisError):
+        with contextlib.suppress(redis.RedisError, RedisClusterException):
             value = client.config_get("maxmemory-policy").get("maxmemory-policy")
             out["maxmemory_policy"] = value
     return out

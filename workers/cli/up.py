@@ -21,11 +21,11 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
-import redis
 from rich.console import Console
 from rich.table import Table
 
 import beat_schedule
+from stores.sessions.clients import Client, from_url
 from workers import jobs, migrations
 from workers.app import broker_url, create_app, result_backend
 from workers.cli.display import run_line
@@ -218,7 +218,7 @@ def _migrate(found: Servers, settings: Settings, console: Console) -> None:
     console.print(f"[green]schema[/]  {note}")
 
 
-def _warn_if_evicting(client: redis.Redis, console: Console) -> None:
+def _warn_if_evicting(client: Client, console: Console) -> None:
     policy = redis_memory(client).get("maxmemory_policy")
     if policy and policy != "noeviction":
         console.print(
@@ -240,7 +240,7 @@ def run_up(settings: Settings, console: Console, *, concurrency: int, loglevel: 
             console.print(f"[green]servers[/] {where}")
             _migrate(found, settings, console)
             run_settings = child_settings(settings, found)
-            client = redis.Redis.from_url(run_settings.redis_url or "", socket_timeout=10)
+            client = from_url(run_settings.redis_url or "", socket_timeout=10)
             stack.callback(client.close)
             _warn_if_evicting(client, console)
             last_id = jobs.latest_stream_id(client)
@@ -265,7 +265,7 @@ def run_up(settings: Settings, console: Console, *, concurrency: int, loglevel: 
     return 0
 
 
-def _follow(client: redis.Redis, last_id: str, children: list[Child], console: Console) -> None:
+def _follow(client: Client, last_id: str, children: list[Child], console: Console) -> None:
     """Print each job run as it is recorded, until interrupted; UpError if a child dies."""
     while True:
         for stream_id, run in jobs.read_new(client, last_id, block_ms=1000):
