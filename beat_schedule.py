@@ -4,7 +4,9 @@
 - ``purge-expired-sessions`` (hourly): sessions past the maximum age leave every tier;
 - ``schema-check`` (every 10 min, and at worker start): the schema against this code's head;
 - ``scenario-migration-sweep`` (every 5 min): sessions of deployed migration plans get marked;
-- ``embedding-backfill`` (every 10 min, when the provider tasks exist): missing embeddings.
+- ``embedding-backfill`` (every 10 min, when the provider tasks exist): missing embeddings;
+- ``tenant-vector-indexes`` (hourly): vector indexes of their own for tenants holding a large
+  share of a table (``hearth db tenant-indexes`` shows them).
 
 Every entry expires after one interval: a message no worker picked up before the next one
 was sent is dropped rather than piling up behind it. Run exactly one beat.
@@ -60,6 +62,7 @@ def build_schedule(
         jobs.SCENARIO_MIGRATION: _entry(
             jobs.SCENARIO_MIGRATION, s.scenario_migration_interval_seconds
         ),
+        jobs.TENANT_INDEXES: _entry(jobs.TENANT_INDEXES, s.tenant_index_interval_seconds),
     }
     if include_backfill is None:
         include_backfill = provider_tasks_available()

@@ -19,8 +19,16 @@ PURGE = "purge-expired-sessions"
 SCHEMA_CHECK = "schema-check"
 SCENARIO_MIGRATION = "scenario-migration-sweep"
 EMBEDDING_BACKFILL = "embedding-backfill"
+TENANT_INDEXES = "tenant-vector-indexes"
 
-JOBS: tuple[str, ...] = (DEMOTE, PURGE, SCHEMA_CHECK, SCENARIO_MIGRATION, EMBEDDING_BACKFILL)
+JOBS: tuple[str, ...] = (
+    DEMOTE,
+    PURGE,
+    SCHEMA_CHECK,
+    SCENARIO_MIGRATION,
+    EMBEDDING_BACKFILL,
+    TENANT_INDEXES,
+)
 """Every periodic job, in the order ``hearth status`` shows them."""
 
 TASK_NAMES: dict[str, str] = {
@@ -29,6 +37,7 @@ TASK_NAMES: dict[str, str] = {
     SCHEMA_CHECK: "hearth.maintenance.check_schema",
     SCENARIO_MIGRATION: "hearth.maintenance.mark_scenario_migrations",
     EMBEDDING_BACKFILL: "hearth.providers.embedding_backfill",
+    TENANT_INDEXES: "hearth.maintenance.index_large_tenants",
 }
 """The Celery task of each job; ``hearth.maintenance.*`` and ``hearth.providers.*`` are routed
 to the queues of those names."""

@@ -30,7 +30,7 @@ from stores.postgres.vectors import VectorSearcher, VectorSearchPolicy
 from tests import services
 from workers import migrations
 from workers.cli import app
-from workers.settings import get_settings
+from workers.settings import Settings, get_settings
 
 pytestmark = pytest.mark.postgres
 
@@ -221,3 +221,47 @@ def test_the_command_shows_then_applies(
     refused = runner.invoke(app, [*args, "--keep-share", "0.5"])
     assert refused.exit_code != 0
     assert "keep_share" in refused.output
+
+
+@pytest.mark.redis
+def test_the_periodic_job_applies_the_settings_policy_and_records_its_run(
+    engine: sa.Engine, redis_url: str
+) -> None:
+    from workers import jobs
+    from workers.context import WorkerContext
+    from workers.tasks.indexes import index_large_tenants
+
+    large, small = uuid4(), uuid4()
+    add_episodes(engine, large, uuid4(), 40, 16)
+    add_episodes(engine, small, uuid4(), 5, 17)
+    context = WorkerContext.build(
+        Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            redis_url=redis_url,
+            database_url=engine.url.render_as_string(hide_password=False),
+            tenant_index_min_rows=20,
+            tenant_index_min_share=0.25,
+        )
+    )
+    try:
+        first = index_large_tenants(context)
+        second = index_large_tenants(context)
+        last = jobs.last_runs(context.redis)[jobs.TENANT_INDEXES]
+    finally:
+        context.close()
+
+    assert first["status"] == "ok"
+    assert first["created"] == [tenant_index_name("episodes", large)]
+    assert first["dropped"] == []
+    assert second["created"] == second["dropped"] == []
+    with engine.connect() as conn:
+        assert existing_indexes(conn, "episodes") == {large: True}
+    assert last is not None
+    assert last.status is jobs.RunStatus.OK
+
+
+def test_a_keep_share_above_the_make_share_is_refused_by_name() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="HEARTH_TENANT_INDEX_KEEP_SHARE must not exceed"):
+        Settings(_env_file=None, tenant_index_min_share=0.2, tenant_index_keep_share=0.3)  # type: ignore[call-arg]

@@ -21,6 +21,7 @@ def test_every_job_runs_at_its_configured_interval_and_expires_after_it() -> Non
         migration_check_interval_seconds=13,
         scenario_migration_interval_seconds=17,
         embedding_backfill_interval_seconds=19,
+        tenant_index_interval_seconds=23,
     )
     schedule = beat_schedule.build_schedule(settings, include_backfill=True)
     expected = {
@@ -29,6 +30,7 @@ def test_every_job_runs_at_its_configured_interval_and_expires_after_it() -> Non
         jobs.SCHEMA_CHECK: 13,
         jobs.SCENARIO_MIGRATION: 17,
         jobs.EMBEDDING_BACKFILL: 19,
+        jobs.TENANT_INDEXES: 23,
     }
     assert set(schedule) == set(expected)
     for job, seconds in expected.items():
@@ -46,13 +48,20 @@ def test_defaults_match_the_design() -> None:
         jobs.PURGE: 3600,
         jobs.SCHEMA_CHECK: 600,
         jobs.SCENARIO_MIGRATION: 300,
+        jobs.TENANT_INDEXES: 3600,
     }
 
 
 def test_maintenance_and_provider_jobs_go_to_their_own_queues() -> None:
     schedule = beat_schedule.build_schedule(_settings(), include_backfill=True)
     assert schedule[jobs.EMBEDDING_BACKFILL]["options"]["queue"] == "providers"
-    for job in (jobs.DEMOTE, jobs.PURGE, jobs.SCHEMA_CHECK, jobs.SCENARIO_MIGRATION):
+    for job in (
+        jobs.DEMOTE,
+        jobs.PURGE,
+        jobs.SCHEMA_CHECK,
+        jobs.SCENARIO_MIGRATION,
+        jobs.TENANT_INDEXES,
+    ):
         assert schedule[job]["options"]["queue"] == "maintenance"
 
 

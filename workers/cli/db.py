@@ -124,25 +124,38 @@ def history() -> None:
 @app.command("tenant-indexes")
 def tenant_indexes(
     apply: bool = typer.Option(False, "--apply", help="make the changes (default: only show)"),
-    min_rows: int = typer.Option(
-        TenantIndexPolicy.min_rows, help="embedded rows a tenant needs for an index"
+    min_rows: int | None = typer.Option(
+        None,
+        help="embedded rows a tenant needs for an index [default: HEARTH_TENANT_INDEX_MIN_ROWS]",
     ),
-    min_share: float = typer.Option(
-        TenantIndexPolicy.min_share, help="share of a table's embedded rows a tenant needs"
+    min_share: float | None = typer.Option(
+        None,
+        help="share of a table's embedded rows a tenant needs "
+        "[default: HEARTH_TENANT_INDEX_MIN_SHARE]",
     ),
-    keep_share: float = typer.Option(
-        TenantIndexPolicy.keep_share, help="share below which a tenant's index is dropped"
+    keep_share: float | None = typer.Option(
+        None,
+        help="share below which a tenant's index is dropped "
+        "[default: HEARTH_TENANT_INDEX_KEEP_SHARE]",
     ),
 ) -> None:
-    """Show (or with --apply, make) the vector indexes of tenants holding a large share."""
+    """Show (or with --apply, make) the vector indexes of tenants holding a large share.
+
+    The periodic job ``tenant-vector-indexes`` (Celery task
+    ``hearth.maintenance.index_large_tenants``) applies the same plan every hour.
+    """
     from stores.postgres.engine import create_engine
     from stores.postgres.tenant_indexes import apply_changes, plan_changes
 
+    settings = get_settings()
     try:
-        policy = TenantIndexPolicy(min_rows=min_rows, min_share=min_share, keep_share=keep_share)
+        policy = TenantIndexPolicy(
+            min_rows=settings.tenant_index_min_rows if min_rows is None else min_rows,
+            min_share=settings.tenant_index_min_share if min_share is None else min_share,
+            keep_share=settings.tenant_index_keep_share if keep_share is None else keep_share,
+        )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    settings = get_settings()
     try:
         with database(settings) as url:
             engine = create_engine(url)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 def task_modules() -> list[str]:
     """The modules holding hearth's tasks; provider tasks only where this build has them."""
-    modules = ["workers.tasks.maintenance"]
+    modules = ["workers.tasks.maintenance", "workers.tasks.indexes"]
     # A look for the file rather than try/except ImportError: a provider module that exists
     # but fails to import must fail the worker loudly.
     if (Path(__file__).resolve().parent / "providers.py").is_file():
