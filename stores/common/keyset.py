@@ -49,13 +49,6 @@ def as_int(value: Any) -> int:
     return value
 
 
-def as_float(value: Any) -> float:
-    """A cursor column holding a number."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError("not a number")
-    return float(value)
-
-
 def cursor_key(cursor: str | None, kinds: Sequence[Converter]) -> tuple[Any, ...] | None:
     """Decode ``cursor`` into a typed key (None for the first page)."""
     if cursor is None:

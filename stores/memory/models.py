@@ -113,12 +113,6 @@ class Relationship(_Model):
         _check_interval(self.valid_from, self.valid_to)
         return self
 
-    def other_end(self, entity_id: UUID) -> UUID:
-        """The entity at the other end of this relationship from ``entity_id``."""
-        if self.source_entity_id == entity_id:
-            return self.target_entity_id
-        return self.source_entity_id
-
 
 class Neighbor(_Model):
     """An entity reached by a traversal, how far away, and the relationship that reached it."""
