@@ -320,6 +320,8 @@ def measure(args: argparse.Namespace, kind: str, rows: int, server_url: str) -> 
         with engine.connect() as conn:
             version = searcher.pgvector_version(conn)
             server_version = conn.execute(sa.text("SHOW server_version")).scalar()
+            # The figures depend on whether the index and the vectors fit in the buffers.
+            shared_buffers = conn.execute(sa.text("SHOW shared_buffers")).scalar()
         print(
             json.dumps(
                 {
@@ -328,6 +330,7 @@ def measure(args: argparse.Namespace, kind: str, rows: int, server_url: str) -> 
                     "rows": rows,
                     "postgres": server_version,
                     "pgvector": ".".join(map(str, version)),
+                    "shared_buffers": shared_buffers,
                     "load_s": facts["load_s"],
                     "hearth_index": facts["hearth_index"],
                     "plain_hnsw": facts.get("plain_hnsw"),
