@@ -56,12 +56,15 @@ class RedisHints(RedisTiers):
             replies = [next(redone) if isinstance(r, NoScriptError) else r for r in replies]
         return replies
 
-    def _due(self, hint: Callable[[int], str], cutoff: int, limit: int) -> tuple[list[UUID], bool]:
-        """Tenants whose hint is at or before ``cutoff``, a page per bucket in one round trip
-        whatever the number of tenants; and whether some bucket had more than a page."""
-        page = max(8, 2 * -(-limit // keys.REGISTRY_BUCKETS))
+    def _due(
+        self, hint: Callable[[int], str], cutoff: int, limit: int, buckets: range
+    ) -> tuple[list[UUID], bool]:
+        """Tenants of ``buckets`` whose hint is at or before ``cutoff``, a page per bucket in
+        one round trip whatever the number of tenants; and whether some bucket had more than
+        a page."""
+        page = max(8, 2 * -(-limit // len(buckets)))
         batch = Batch(self.client)
-        for bucket in range(keys.REGISTRY_BUCKETS):
+        for bucket in buckets:
             batch.add(
                 hint(bucket), "zrangebyscore", hint(bucket), "-inf", cutoff, start=0, num=page
             )
@@ -126,24 +129,33 @@ class RedisHints(RedisTiers):
                 raise
             return [exc] * len(batch)
 
-    def _reconcile_if_due(self) -> None:
-        """Now and then, lower every registered tenant's hints to its oldest scores: hints
-        are written beside the scripts, so a client dying between the two can leave one
-        late; this repairs it (a late hint delays work by at most RECONCILE_EVERY).
+    def _reconcile_if_due(self, buckets: range) -> None:
+        """Now and then, lower the hints of every registered tenant of ``buckets`` to its
+        oldest scores: hints are written beside the scripts, so a client dying between the
+        two can leave one late; this repairs it (a late hint delays work by at most
+        RECONCILE_EVERY). Each bucket keeps its own time, so a sweep of one shard repairs
+        that shard's buckets only, and the shards' sweeps together repair them all.
 
         On a cluster the registry itself can lack tenants: a master that restarted empty
         lost its buckets, and a creation goes ahead while its bucket's master is down. So
         the tenants holding keys are found by a SCAN of the masters and registered too.
         Masters that are down are skipped, and the next reconcile looks again."""
         now = self._clock()
-        if self._reconciled_at is not None and now - self._reconciled_at < RECONCILE_EVERY:
+        due = [
+            b
+            for b in buckets
+            if b not in self._reconciled_at or now - self._reconciled_at[b] >= RECONCILE_EVERY
+        ]
+        if not due:
             return
-        self._reconciled_at = now
-        tenants = list(self._tenants(partial=True))
+        for bucket in due:
+            self._reconciled_at[bucket] = now
+        wanted = set(due)
+        tenants = list(self._tenants(partial=True, buckets=wanted))
         if self._cluster:
             known = set(tenants)
             found = [UUID(text(m)) for m in self._scan_tenants(partial=True)]
-            unknown = [t for t in found if t not in known]
+            unknown = [t for t in found if t not in known and keys.bucket_of(t) in wanted]
             batch = Batch(self.client)
             for tenant in unknown:
                 registry = keys.registry(keys.bucket_of(tenant))

@@ -20,6 +20,7 @@ from stores.sessions.models import PendingMigration, TierStats
 from stores.sessions.redis_base import BATCH, Found, text, token
 from stores.sessions.redis_hints import RedisHints
 from stores.sessions.scripts import translated
+from stores.sessions.shards import Shard, buckets_of, check_shard
 
 _log = logging.getLogger(__name__)
 
@@ -33,16 +34,17 @@ _STATS_SAMPLE = 8
 class RedisSweeps(RedisHints):
     """The periodic work of a RedisSessionStore (see :class:`SessionStore` for semantics)."""
 
-    def demote_idle(self, *, limit: int = 1000) -> int:
+    def demote_idle(self, *, limit: int = 1000, shard: Shard | None = None) -> int:
         """See :meth:`SessionStore.demote_idle`: visits only the tenants the hints say may
         have an idle session, :data:`GROUP` tenants at a time, each step of a group in one
-        round trip (see the module docstring)."""
+        round trip (see the module docstring); with ``shard``, only its buckets' hints."""
         check_limit(limit)
-        self._reconcile_if_due()
+        buckets = buckets_of(check_shard(shard))
+        self._reconcile_if_due(buckets)
         cutoff = keys.micros(self._clock() - self.hot_ttl)
         moved = 0
         while moved < limit:
-            due, more = self._due(keys.due_idle, cutoff, limit)
+            due, more = self._due(keys.due_idle, cutoff, limit, buckets)
             got = self._demote_tenants(deque(due), cutoff, limit - moved)
             moved += got
             # A pass that moved nothing stops even if more tenants look due: their hints
@@ -155,22 +157,25 @@ class RedisSweeps(RedisHints):
         """See :meth:`SessionStore.count_quarantined`."""
         return self._count(keys.quarantine, "+inf")
 
-    def purge_expired(self, *, limit: int = 1000) -> int:
+    def purge_expired(self, *, limit: int = 1000, shard: Shard | None = None) -> int:
         """See :meth:`SessionStore.purge_expired`: visits only the tenants the hints say may
         have an expired session, :data:`GROUP` at a time, each step one round trip. A tenant
-        left with nothing in Redis is taken off the registry (see :meth:`_prune`)."""
+        left with nothing in Redis is taken off the registry (see :meth:`_prune`). With
+        ``shard``, only its buckets' hints, and only its tenants' rows of the cold table."""
         check_limit(limit)
+        shard = check_shard(shard)
+        buckets = buckets_of(shard)
         cutoff = self._clock() - self.max_age
         cutoff_us = keys.micros(cutoff)
         removed = 0
         while removed < limit:
-            due, more = self._due(keys.due_created, cutoff_us, limit)
+            due, more = self._due(keys.due_created, cutoff_us, limit, buckets)
             got = self._purge_tenants(deque(due), cutoff_us, limit - removed)
             removed += got
             if not more or got == 0:
                 break
         if self._pg is not None and removed < limit:
-            removed += self._pg.purge(cutoff, limit - removed)
+            removed += self._pg.purge(cutoff, limit - removed, shard=shard)
         return removed
 
     def _purge_tenants(self, queue: deque[UUID], cutoff_us: int, limit: int) -> int:
