@@ -87,24 +87,33 @@ class RedisHints(RedisTiers):
         places = [(hint(keys.bucket_of(t)), str(t)) for t in tenants]
         first = self._oldest_many(sets)
         self._step("refresh:read")
-        batch = Batch(self.client)
+        gone: dict[str, list[str]] = {}
+        later: dict[str, dict[str, int]] = {}
         for (key, member), score in zip(places, first, strict=True):
             if failed(score):
                 continue  # the tenant's node is down: its hint stays as it is (early)
             if score is None:
-                batch.add(key, "zrem", key, member)
+                gone.setdefault(key, []).append(member)
             else:
-                batch.add(key, "zadd", key, {member: score})
+                later.setdefault(key, {})[member] = score
+        # One command per bucket, not per tenant: a sweep's cost is its commands.
+        batch = Batch(self.client)
+        for key, members in gone.items():
+            batch.add(key, "zrem", key, *members)
+        for key, mapping in later.items():
+            batch.add(key, "zadd", key, mapping)
         self._execute_partly(batch)
         again = self._oldest_many(sets)
-        batch = Batch(self.client)
+        lower: dict[str, dict[str, int]] = {}
         for (key, member), before, now in zip(places, first, again, strict=True):
             if failed(before):
                 continue
             if failed(now) or (now is not None and (before is None or now < before)):
                 # Unknown now, or a session came in: due again, at once if unknown.
-                score = 0 if failed(now) else now
-                batch.add(key, "zadd", key, {member: score}, lt=True)
+                lower.setdefault(key, {})[member] = 0 if failed(now) else now
+        batch = Batch(self.client)
+        for key, mapping in lower.items():
+            batch.add(key, "zadd", key, mapping, lt=True)
         self._execute_partly(batch)
 
     def _oldest_many(self, zsets: list[str]) -> list[Any]:
@@ -167,7 +176,7 @@ class RedisHints(RedisTiers):
             firsts = self._oldest_many(
                 [zset(keys.base(t)) for t in chunk for zset in (keys.idle, keys.created)]
             )
-            batch = Batch(self.client)
+            lower: dict[str, dict[str, int]] = {}
             for i, tenant in enumerate(chunk):
                 bucket, member = keys.bucket_of(tenant), str(tenant)
                 for hint, first in (
@@ -175,7 +184,10 @@ class RedisHints(RedisTiers):
                     (keys.due_created, firsts[2 * i + 1]),
                 ):
                     if first is not None and not failed(first):
-                        batch.add(hint(bucket), "zadd", hint(bucket), {member: first}, lt=True)
+                        lower.setdefault(hint(bucket), {})[member] = first
+            batch = Batch(self.client)
+            for key, mapping in lower.items():
+                batch.add(key, "zadd", key, mapping, lt=True)
             self._execute_partly(batch)
 
     def _prune(self, tenants: list[UUID]) -> None:
@@ -185,11 +197,14 @@ class RedisHints(RedisTiers):
         once, if a session appeared before that."""
         if not tenants:
             return
-        batch = Batch(self.client)
+        by_bucket: dict[int, list[str]] = {}
         for tenant in tenants:
-            bucket, member = keys.bucket_of(tenant), str(tenant)
-            for key in (keys.registry(bucket), keys.due_idle(bucket), keys.due_created(bucket)):
-                batch.add(key, "srem" if key == keys.registry(bucket) else "zrem", key, member)
+            by_bucket.setdefault(keys.bucket_of(tenant), []).append(str(tenant))
+        batch = Batch(self.client)
+        for bucket, members in by_bucket.items():
+            batch.add(keys.registry(bucket), "srem", keys.registry(bucket), *members)
+            for key in (keys.due_idle(bucket), keys.due_created(bucket)):
+                batch.add(key, "zrem", key, *members)
         self._execute_partly(batch)
         self._step("prune:removed")
         batch = Batch(self.client)

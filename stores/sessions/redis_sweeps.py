@@ -57,7 +57,9 @@ class RedisSweeps(RedisHints):
         """Demote up to ``limit`` idle sessions of the tenants in ``queue``."""
         moved = 0
         while queue and moved < limit:
-            group = [queue.popleft() for _ in range(min(GROUP, len(queue)))]
+            # No more tenants than sessions still wanted: a tenant read past the limit is
+            # read again by the next call.
+            group = [queue.popleft() for _ in range(min(GROUP, len(queue), limit - moved))]
             # An equal share each, so that a group never reads much more than it can move;
             # a tenant that filled its share comes round again.
             wanted = min(BATCH, max(1, (limit - moved) // len(group)))
