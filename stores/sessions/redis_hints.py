@@ -74,18 +74,28 @@ class RedisHints(RedisTiers):
         return due, any(len(members) == page for members in pages)
 
     def _refresh(
-        self, tenants: list[UUID], hint: Callable[[int], str], zset: Callable[[str], str]
+        self,
+        tenants: list[UUID],
+        hint: Callable[[int], str],
+        zset: Callable[[str], str],
+        *,
+        known: dict[UUID, int | None] | None = None,
     ) -> None:
         """Set each tenant's hint to the oldest score of its ``zset`` after a sweep visited
         it (or drop it if the set is empty), then look again: a session that entered the set
         meanwhile lowers it back (its writer also does, after its script; the hint may end
         early, which costs a visit, never late, which would skip work). Each step is one
-        round trip for all the tenants."""
+        round trip for all the tenants. ``known`` holds oldest scores already read, after
+        the sweep's last change to the set (by the script that made it): those tenants'
+        sets are not read again before the hint is written."""
         if not tenants:
             return
+        known = known or {}
         sets = [zset(keys.base(t)) for t in tenants]
         places = [(hint(keys.bucket_of(t)), str(t)) for t in tenants]
-        first = self._oldest_many(sets)
+        unknown = [i for i, t in enumerate(tenants) if t not in known]
+        read = iter(self._oldest_many([sets[i] for i in unknown]))
+        first = [known[t] if t in known else next(read) for t in tenants]
         self._step("refresh:read")
         gone: dict[str, list[str]] = {}
         later: dict[str, dict[str, int]] = {}

@@ -31,6 +31,12 @@ _STATS_SAMPLE = 8
 """Keys per tenant and tier whose ``MEMORY USAGE`` is sampled by ``stats``."""
 
 
+def _score(reply: bytes | str) -> int | None:
+    """A sorted set score a script returned as text ('' for none), as an integer."""
+    value = text(reply)
+    return int(float(value)) if value else None
+
+
 class RedisSweeps(RedisHints):
     """The periodic work of a RedisSessionStore (see :class:`SessionStore` for semantics)."""
 
@@ -80,15 +86,20 @@ class RedisSweeps(RedisHints):
                 elif budget > 0:
                     queue.append(tenant)  # a full batch: read it again
                 # A tenant cut short by the limit keeps its hint as it is, due at once.
-            moved += self._demote_group(taken)
-            self._refresh(exhausted, keys.due_idle, keys.idle)
+            got, oldest = self._demote_group(taken)
+            moved += got
+            self._refresh(exhausted, keys.due_idle, keys.idle, known=oldest)
         return moved
 
-    def _demote_group(self, taken: list[tuple[UUID, list[list[bytes]]]]) -> int:
+    def _demote_group(
+        self, taken: list[tuple[UUID, list[list[bytes]]]]
+    ) -> tuple[int, dict[UUID, int | None]]:
         """Move the batches idle.lua read for several tenants: rows of (id, document,
-        version, created_us, index suffixes, incarnation, generation)."""
+        version, created_us, index suffixes, incarnation, generation). Returns how many
+        moved, and the oldest idle score each tenant whose move script ran was left with
+        (None: none left), read by that script after its moves."""
         if not taken:
-            return 0
+            return 0, {}
         self._step("demote:read")
         if self._rc is not None:
             calls = []
@@ -98,9 +109,15 @@ class RedisSweeps(RedisHints):
                     args += [sid, n, version, g, self._rc.compress(data)]
                 ids = [text(row[0]) for row in batch]
                 calls.append((keys.batch_keys(keys.base(tenant), ids), args))
-            moved = sum(int(m) for m in self._eval_many("demote", calls) if not failed(m))
+            replies = self._eval_many("demote", calls)
+            moved = sum(int(r[0]) for r in replies if not failed(r))
             self._refused(sum(len(batch) for _, batch in taken) - moved)
-            return moved
+            oldest = {
+                tenant: _score(r[1])
+                for (tenant, _), r in zip(taken, replies, strict=True)
+                if not failed(r)
+            }
+            return moved, oldest
         assert self._pg is not None
         rows = [(tenant, row) for tenant, batch in taken for row in batch]
         entries = [(text(row[5]), int(row[6]), row[1]) for _, row in rows]
@@ -123,11 +140,18 @@ class RedisSweeps(RedisHints):
         ]
         replies = self._eval_many("evict", calls)
         # A tenant whose node failed keeps its hot copies: the next sweep evicts them.
-        evicted = sum(1 for codes in replies if not failed(codes) for code in codes if code == b"e")
+        evicted = sum(
+            1 for reply in replies if not failed(reply) for code in reply[:-1] if code == b"e"
+        )
         # A copy whose hot session changed meanwhile stays in the table: the hot copy is the
         # truth, and the next demotion writes over it.
         self._refused(chosen - evicted)
-        return evicted
+        oldest = {
+            tenant: _score(reply[-1])
+            for tenant, reply in zip(evict, replies, strict=True)
+            if not failed(reply)
+        }
+        return evicted, oldest
 
     def _quarantine(self, rows: list[tuple[UUID, list[bytes]]]) -> None:
         """Set aside hot sessions the cold tier refused: they stay hot and readable, and leave
