@@ -16,6 +16,7 @@ from stores.sessions.redis import RedisSessionStore
 from tests.integration.workers_support import BROKERS, broker_settings, running_worker, send
 from tests.integration.workers_support import settings as make_settings
 from workers import jobs
+from workers.app import create_app
 from workers.context import WorkerContext, install_context
 from workers.locks import JobLock
 from workers.tasks import maintenance
@@ -210,3 +211,16 @@ def test_a_beat_dispatch_moves_every_due_session_exactly_once_across_shards(
     assert store.count_expired() == 0
     assert all(store.get(s.tenant_id, s.id) is None for s in sessions)
     assert all(store.get(s.tenant_id, s.id) is not None for s in fresh)
+
+
+def test_the_shard_tasks_are_registered_acked_late_and_routed_to_maintenance() -> None:
+    app = create_app(make_settings())
+    app.loader.import_default_modules()
+
+    for job in jobs.SHARDED:
+        task = app.tasks[jobs.SHARD_TASK_NAMES[job]]
+        assert task.acks_late is True
+        assert task.reject_on_worker_lost is True
+        route = app.amqp.router.route({}, task.name)
+        assert route["queue"].name == "maintenance"
+    app.close()
