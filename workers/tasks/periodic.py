@@ -77,7 +77,7 @@ def run_job(
         if left is not None and not math.isinf(left):
             result["lock_expires_in"] = round(left, 3)
         _record(context, job, jobs.RunStatus.SKIPPED, started_at, info, result=result)
-        logger.info("%s skipped: another run holds the lock", lock.job)
+        logger.info("%s skipped: another run holds the lock", job)
         return {"job": job, "status": jobs.RunStatus.SKIPPED.value, **result}
     try:
         with lock.heartbeat():
@@ -86,7 +86,7 @@ def run_job(
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         _record(context, job, jobs.RunStatus.FAILED, started_at, info, error=error)
-        logger.exception("%s failed after %.2f s", lock.job, time.monotonic() - started)
+        logger.exception("%s failed after %.2f s", job, time.monotonic() - started)
         raise
     finally:
         _release(lock)
@@ -94,11 +94,11 @@ def run_job(
     if lost:
         _record(context, job, jobs.RunStatus.LOCK_LOST, started_at, info, result=result)
         logger.warning(
-            "%s lost its lock and stopped after %.2f s: %s", lock.job, elapsed, _summary(result)
+            "%s lost its lock and stopped after %.2f s: %s", job, elapsed, _summary(result)
         )
         return {"job": job, "status": jobs.RunStatus.LOCK_LOST.value, **result}
     _record(context, job, jobs.RunStatus.OK, started_at, info, result=result)
-    logger.info("%s done in %.2f s: %s", lock.job, elapsed, _summary(result))
+    logger.info("%s done in %.2f s: %s", job, elapsed, _summary(result))
     return {"job": job, "status": jobs.RunStatus.OK.value, **result}
 
 
