@@ -86,20 +86,24 @@ class RedisSweeps(RedisHints):
                 elif budget > 0:
                     queue.append(tenant)  # a full batch: read it again
                 # A tenant cut short by the limit keeps its hint as it is, due at once.
-            got, oldest = self._demote_group(taken)
+            got, oldest, pruned = self._demote_group(taken)
             moved += got
-            self._refresh(exhausted, keys.due_idle, keys.idle, known=oldest)
+            # A pruned tenant's hints are gone already (its prune looked again, as a refresh
+            # would: see _prune).
+            left = [t for t in exhausted if t not in pruned]
+            self._refresh(left, keys.due_idle, keys.idle, known=oldest)
         return moved
 
     def _demote_group(
         self, taken: list[tuple[UUID, list[list[bytes]]]]
-    ) -> tuple[int, dict[UUID, int | None]]:
+    ) -> tuple[int, dict[UUID, int | None], set[UUID]]:
         """Move the batches idle.lua read for several tenants: rows of (id, document,
         version, created_us, index suffixes, incarnation, generation). Returns how many
-        moved, and the oldest idle score each tenant whose move script ran was left with
-        (None: none left), read by that script after its moves."""
+        moved, the oldest idle score each tenant whose move script ran was left with
+        (None: none left), read by that script after its moves, and the tenants taken off
+        the registry because they hold nothing in Redis any more (PostgreSQL cold tier)."""
         if not taken:
-            return 0, {}
+            return 0, {}, set()
         self._step("demote:read")
         if self._rc is not None:
             calls = []
@@ -117,7 +121,7 @@ class RedisSweeps(RedisHints):
                 for (tenant, _), r in zip(taken, replies, strict=True)
                 if not failed(r)
             }
-            return moved, oldest
+            return moved, oldest, set()
         assert self._pg is not None
         rows = [(tenant, row) for tenant, batch in taken for row in batch]
         entries = [(text(row[5]), int(row[6]), row[1]) for _, row in rows]
@@ -141,17 +145,27 @@ class RedisSweeps(RedisHints):
         replies = self._eval_many("evict", calls)
         # A tenant whose node failed keeps its hot copies: the next sweep evicts them.
         evicted = sum(
-            1 for reply in replies if not failed(reply) for code in reply[:-1] if code == b"e"
+            1 for reply in replies if not failed(reply) for code in reply[:-2] if code == b"e"
         )
         # A copy whose hot session changed meanwhile stays in the table: the hot copy is the
         # truth, and the next demotion writes over it.
         self._refused(chosen - evicted)
         oldest = {
-            tenant: _score(reply[-1])
+            tenant: _score(reply[-2])
             for tenant, reply in zip(evict, replies, strict=True)
             if not failed(reply)
         }
-        return evicted, oldest
+        # A tenant left with nothing in Redis leaves the registry and both hints now, or
+        # every purge until the next reconcile would visit it for nothing.
+        emptied = [
+            tenant
+            for tenant, reply in zip(evict, replies, strict=True)
+            if not failed(reply) and int(reply[-1]) == 0
+        ]
+        self._prune(emptied)
+        for tenant in emptied:
+            oldest.pop(tenant, None)
+        return evicted, oldest, set(emptied)
 
     def _quarantine(self, rows: list[tuple[UUID, list[bytes]]]) -> None:
         """Set aside hot sessions the cold tier refused: they stay hot and readable, and leave

@@ -5,7 +5,8 @@
 -- the order of the KEYS pairs
 -- Returns one code per quadruple: 'e' evicted, 'c' changed meanwhile (kept hot), 'g' gone;
 -- then the oldest score left in the idle zset, or '' (the sweep's hint of the tenant moves
--- on to that score: see redis_hints.py).
+-- on to that score: see redis_hints.py), and how many sessions the tenant still holds in
+-- Redis (none: the sweep takes it off the registry).
 local out = {}
 for i = 2, #ARGV, 4 do
   local id = ARGV[i]
@@ -24,4 +25,5 @@ for i = 2, #ARGV, 4 do
 end
 local first = redis.call('ZRANGE', IDLE, 0, 0, 'WITHSCORES')
 out[#out + 1] = first[2] or ''
+out[#out + 1] = redis.call('ZCARD', CREATED)
 return out
