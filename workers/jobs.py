@@ -42,6 +42,22 @@ TASK_NAMES: dict[str, str] = {
 """The Celery task of each job; ``hearth.maintenance.*`` and ``hearth.providers.*`` are routed
 to the queues of those names."""
 
+SHARDED: tuple[str, ...] = (DEMOTE, PURGE)
+"""The jobs whose work is split by shard (see ``stores.sessions.shards``): their beat task
+sends one task per shard, as a Celery group, each run under a lock of its own."""
+
+SHARD_TASK_NAMES: dict[str, str] = {
+    DEMOTE: "hearth.maintenance.demote_idle_shard",
+    PURGE: "hearth.maintenance.purge_expired_shard",
+}
+"""The Celery task that sweeps one shard of each sharded job."""
+
+
+def run_name(job: str, shard: int | None = None) -> str:
+    """The name a run's lock and last-run record go by: the job's, or for one shard of it,
+    ``<job>:shard-<index>`` (shards of one job lock apart, so they run side by side)."""
+    return job if shard is None else f"{job}:shard-{shard}"
+
 
 class RunStatus(StrEnum):
     """How a run of a periodic job ended."""
@@ -57,7 +73,9 @@ class RunStatus(StrEnum):
 class JobRun(BaseModel):
     """One run of a periodic job: when, how it ended, and the counts it returned."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Fields a newer worker adds are ignored: during a rolling deploy an older ``hearth
+    # status`` still reads the records the new workers write.
+    model_config = ConfigDict(extra="ignore")
 
     job: str
     status: RunStatus
@@ -68,6 +86,15 @@ class JobRun(BaseModel):
     task_id: str | None = None
     worker: str | None = None
     trigger: str = "schedule"
+    shard: int | None = None
+    """The shard this run swept, for one shard of a sharded job (None: the whole job)."""
+    shards: int | None = None
+    """How many shards its job was split into, beside ``shard``."""
+
+    @property
+    def name(self) -> str:
+        """The run's name: its job's, or its job's and shard's (:func:`run_name`)."""
+        return run_name(self.job, self.shard)
 
     @property
     def duration_seconds(self) -> float:
@@ -84,7 +111,7 @@ def record(client: Client, run: JobRun) -> str:
     data = run.model_dump_json()
     try:
         pipe = client.pipeline(transaction=not isinstance(client, RedisCluster))
-        pipe.set(job_key(run.job), data)
+        pipe.set(job_key(run.name), data)
         pipe.xadd(JOB_STREAM, {"run": data}, maxlen=JOB_STREAM_MAXLEN, approximate=True)
         results = pipe.execute()
     except (redis.RedisError, RedisClusterException) as exc:
@@ -94,7 +121,8 @@ def record(client: Client, run: JobRun) -> str:
 
 
 def last_runs(client: Client, jobs: tuple[str, ...] = JOBS) -> dict[str, JobRun | None]:
-    """The last run of each job (None for a job that never ran)."""
+    """The last run of each job, or of each run name (:func:`run_name`), None for one that
+    never ran."""
     names = [job_key(job) for job in jobs]
     try:
         if isinstance(client, RedisCluster):

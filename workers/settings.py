@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     )
     sweep_batch_size: int = Field(default=1000, ge=1, le=10_000)
     sweep_time_budget_seconds: float = Field(default=20.0, gt=0)
+    sweep_shards: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="shards the demotion and purge sweeps are split into, one task each, "
+        "so that workers share a sweep; 1 sweeps everything in one task",
+    )
     allow_behind_schema: bool = Field(
         default=False, description="let workers start on a schema older than head"
     )

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from stores.config import ConfigStore
-from stores.sessions import PendingMigration, SessionStore
+from stores.sessions import PendingMigration, SessionStore, Shard
 
 CHECK_EVERY = 1000
 """The most items one store call may handle: the sweep checks its time budget and its lock
@@ -47,6 +47,12 @@ class SweepResult:
 
 def _never() -> bool:
     return False
+
+
+def _sharded(shard: Shard | None) -> dict[str, Shard]:
+    # A whole sweep calls the store as it always has, so that wrappers of the store's
+    # methods written before shards existed keep working.
+    return {} if shard is None else {"shard": shard}
 
 
 def _step_size(batch_size: int, check_every: int) -> int:
@@ -106,10 +112,12 @@ def demote_idle(
     lock_lost: Callable[[], bool] = _never,
     monotonic: Callable[[], float] = time.monotonic,
     check_every: int = CHECK_EVERY,
+    shard: Shard | None = None,
 ) -> SweepResult:
-    """Move idle hot sessions to the cold tier, batch by batch."""
+    """Move idle hot sessions to the cold tier, batch by batch
+    (of the tenants ``shard`` owns, with one)."""
     return run_batches(
-        lambda limit: store.demote_idle(limit=limit),
+        lambda limit: store.demote_idle(limit=limit, **_sharded(shard)),
         batch_size=batch_size,
         time_budget_seconds=time_budget_seconds,
         monotonic=monotonic,
@@ -128,10 +136,12 @@ def purge_expired(
     lock_lost: Callable[[], bool] = _never,
     monotonic: Callable[[], float] = time.monotonic,
     check_every: int = CHECK_EVERY,
+    shard: Shard | None = None,
 ) -> SweepResult:
-    """Remove sessions older than the maximum age from every tier, batch by batch."""
+    """Remove sessions older than the maximum age from every tier, batch by batch
+    (of the tenants ``shard`` owns, with one)."""
     return run_batches(
-        lambda limit: store.purge_expired(limit=limit),
+        lambda limit: store.purge_expired(limit=limit, **_sharded(shard)),
         batch_size=batch_size,
         time_budget_seconds=time_budget_seconds,
         monotonic=monotonic,

@@ -10,6 +10,7 @@ from stores.sessions.models import (
     TierStats,
 )
 from stores.sessions.redis import RedisSessionStore
+from stores.sessions.shards import Shard
 from stores.sessions.store import SessionStore
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "Session",
     "SessionStatus",
     "SessionStore",
+    "Shard",
     "StepVisit",
     "Tier",
     "TierStats",

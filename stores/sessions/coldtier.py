@@ -33,8 +33,10 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from stores.errors import StoreError, StoreUnavailableError
 from stores.postgres import schema
 from stores.postgres.engine import create_engine, translated
+from stores.sessions import shards
 from stores.sessions.models import Session
 from stores.sessions.query import Query, QueryKind
+from stores.sessions.shards import Shard
 
 _T = schema.sessions
 _DATA_TEXT = sa.cast(_T.c.data, sa.Text).label("data")
@@ -51,6 +53,15 @@ _FENCE = ("data", "incarnation", "generation", "state")
 _SYNC = sa.text("SET LOCAL synchronous_commit = on")
 _LIVE = _T.c.state != "deleted"
 _EMPTY = sa.cast(sa.literal("{}"), JSONB)
+
+
+def _owned_by(shard: Shard | None) -> list[sa.ColumnElement[bool]]:
+    """The condition that keeps the rows of ``shard``'s tenants: a tenant's bucket is its
+    id's last byte modulo :data:`shards.BUCKETS` (see ``shards.bucket_of``)."""
+    if shard is None or shard.count == 1:
+        return []
+    last_byte = sa.func.get_byte(sa.func.uuid_send(_T.c.tenant_id), 15)
+    return [(last_byte % shards.BUCKETS) % shard.count == shard.index]
 
 
 def _from_documents(state: str, *, keep_data: bool) -> Any:
@@ -357,12 +368,13 @@ class PostgresColdTier:
         with translated(), self.engine.connect() as conn:
             return list(conn.execute(stmt).scalars())
 
-    def purge(self, cutoff: datetime, limit: int) -> int:
+    def purge(self, cutoff: datetime, limit: int, *, shard: Shard | None = None) -> int:
         """Delete up to ``limit`` rows of sessions created at or before ``cutoff``, oldest
-        first, whatever their state; returns how many were cold copies."""
+        first, whatever their state, of the tenants ``shard`` owns (all without one);
+        returns how many were cold copies."""
         oldest = (
             sa.select(_T.c.tenant_id, _T.c.id)
-            .where(_T.c.created_at <= cutoff)
+            .where(_T.c.created_at <= cutoff, *_owned_by(shard))
             .order_by(_T.c.created_at)
             .limit(limit)
         )

@@ -13,6 +13,7 @@ from stores.common.validation import check_limit, parse_id
 from stores.errors import ConflictError, NotFoundError
 from stores.sessions import codec, query
 from stores.sessions.models import PendingMigration, Session, Tier, TierStats
+from stores.sessions.shards import ALL, Shard, check_shard
 from stores.sessions.store import SessionStore
 
 _Key = tuple[UUID, UUID]
@@ -133,16 +134,17 @@ class InMemorySessionStore(SessionStore):
             entry = self._live(key, self._clock())
             return entry.tier if entry else None
 
-    def demote_idle(self, *, limit: int = 1000) -> int:
+    def demote_idle(self, *, limit: int = 1000, shard: Shard | None = None) -> int:
         """See :meth:`SessionStore.demote_idle`."""
         check_limit(limit)
+        owner = check_shard(shard) or ALL
         with self._lock:
             cutoff = self._clock() - self.hot_ttl
             idle = sorted(
                 (
                     e
-                    for e in self._entries.values()
-                    if e.tier is Tier.HOT and e.idle_since <= cutoff
+                    for (tenant, _), e in self._entries.items()
+                    if e.tier is Tier.HOT and e.idle_since <= cutoff and owner.owns(tenant)
                 ),
                 key=lambda e: e.idle_since,
             )[:limit]
@@ -150,13 +152,14 @@ class InMemorySessionStore(SessionStore):
                 entry.tier = Tier.COLD
             return len(idle)
 
-    def purge_expired(self, *, limit: int = 1000) -> int:
+    def purge_expired(self, *, limit: int = 1000, shard: Shard | None = None) -> int:
         """See :meth:`SessionStore.purge_expired`."""
         check_limit(limit)
+        owner = check_shard(shard) or ALL
         with self._lock:
             now = self._clock()
             expired = sorted(
-                (k for k, e in self._entries.items() if self._expired(e, now)),
+                (k for k, e in self._entries.items() if self._expired(e, now) and owner.owns(k[0])),
                 key=lambda k: self._entries[k].session.created_at,
             )[:limit]
             for key in expired:

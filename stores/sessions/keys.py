@@ -56,13 +56,15 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from uuid import UUID
 
+from stores.sessions import shards
 from stores.sessions.models import Session
 from stores.sessions.query import Query, QueryKind
 
 PREFIX = "hearth:s:"
 
-REGISTRY_BUCKETS = 64
-"""How many buckets the tenant registry and the sweeps' hints are split into."""
+REGISTRY_BUCKETS = shards.BUCKETS
+"""How many buckets the tenant registry and the sweeps' hints are split into (the buckets
+of ``shards.py``: a sweep of one shard reads only its own)."""
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -70,7 +72,7 @@ _MICROSECOND = timedelta(microseconds=1)
 
 def bucket_of(tenant_id: UUID) -> int:
     """The registry bucket of a tenant."""
-    return tenant_id.int % REGISTRY_BUCKETS
+    return shards.bucket_of(tenant_id)
 
 
 def registry(bucket: int) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -91,7 +91,8 @@ class RedisTiers:
         self._refusals = 0
         self._refusals_lock = threading.Lock()
         self._rebuilt_at: datetime | None = None
-        self._reconciled_at: datetime | None = None
+        self._reconciled_at: dict[int, datetime] = {}
+        """When each registry bucket's hints were last reconciled (see ``redis_hints.py``)."""
 
     @property
     def fence_refusals(self) -> int:
@@ -259,11 +260,15 @@ class RedisTiers:
         self._register(pipe, tenant, idle_us, created_us)
         pipe.execute()
 
-    def _tenants(self, *, partial: bool = False) -> Iterator[UUID]:
-        """Every registered tenant, bucket by bucket (sweeps that must see them all). With
-        ``partial``, buckets on cluster nodes that are down are skipped."""
+    def _tenants(
+        self, *, partial: bool = False, buckets: Collection[int] | None = None
+    ) -> Iterator[UUID]:
+        """Every registered tenant, bucket by bucket (sweeps that must see them all), or
+        those of ``buckets`` only. With ``partial``, buckets on cluster nodes that are down
+        are skipped."""
         members: list[bytes] = []
-        for bucket in range(keys.REGISTRY_BUCKETS):
+        wanted = range(keys.REGISTRY_BUCKETS) if buckets is None else sorted(set(buckets))
+        for bucket in wanted:
             try:
                 with translated():
                     members += self.client.sscan_iter(keys.registry(bucket), count=1000)
@@ -273,8 +278,11 @@ class RedisTiers:
         with translated():
             if not members and self._rebuild_due():
                 members = self._rebuild_registry()
+        owned = set(wanted)
         for member in members:
-            yield UUID(text(member))
+            tenant = UUID(text(member))
+            if keys.bucket_of(tenant) in owned:  # a rebuild registers every bucket's
+                yield tenant
 
     def _rebuild_due(self) -> bool:
         now = self._clock()

@@ -56,12 +56,15 @@ class RedisHints(RedisTiers):
             replies = [next(redone) if isinstance(r, NoScriptError) else r for r in replies]
         return replies
 
-    def _due(self, hint: Callable[[int], str], cutoff: int, limit: int) -> tuple[list[UUID], bool]:
-        """Tenants whose hint is at or before ``cutoff``, a page per bucket in one round trip
-        whatever the number of tenants; and whether some bucket had more than a page."""
-        page = max(8, 2 * -(-limit // keys.REGISTRY_BUCKETS))
+    def _due(
+        self, hint: Callable[[int], str], cutoff: int, limit: int, buckets: range
+    ) -> tuple[list[UUID], bool]:
+        """Tenants of ``buckets`` whose hint is at or before ``cutoff``, a page per bucket in
+        one round trip whatever the number of tenants; and whether some bucket had more than
+        a page."""
+        page = max(8, 2 * -(-limit // len(buckets)))
         batch = Batch(self.client)
-        for bucket in range(keys.REGISTRY_BUCKETS):
+        for bucket in buckets:
             batch.add(
                 hint(bucket), "zrangebyscore", hint(bucket), "-inf", cutoff, start=0, num=page
             )
@@ -71,37 +74,56 @@ class RedisHints(RedisTiers):
         return due, any(len(members) == page for members in pages)
 
     def _refresh(
-        self, tenants: list[UUID], hint: Callable[[int], str], zset: Callable[[str], str]
+        self,
+        tenants: list[UUID],
+        hint: Callable[[int], str],
+        zset: Callable[[str], str],
+        *,
+        known: dict[UUID, int | None] | None = None,
     ) -> None:
         """Set each tenant's hint to the oldest score of its ``zset`` after a sweep visited
         it (or drop it if the set is empty), then look again: a session that entered the set
         meanwhile lowers it back (its writer also does, after its script; the hint may end
         early, which costs a visit, never late, which would skip work). Each step is one
-        round trip for all the tenants."""
+        round trip for all the tenants. ``known`` holds oldest scores already read, after
+        the sweep's last change to the set (by the script that made it): those tenants'
+        sets are not read again before the hint is written."""
         if not tenants:
             return
+        known = known or {}
         sets = [zset(keys.base(t)) for t in tenants]
         places = [(hint(keys.bucket_of(t)), str(t)) for t in tenants]
-        first = self._oldest_many(sets)
+        unknown = [i for i, t in enumerate(tenants) if t not in known]
+        read = iter(self._oldest_many([sets[i] for i in unknown]))
+        first = [known[t] if t in known else next(read) for t in tenants]
         self._step("refresh:read")
-        batch = Batch(self.client)
+        gone: dict[str, list[str]] = {}
+        later: dict[str, dict[str, int]] = {}
         for (key, member), score in zip(places, first, strict=True):
             if failed(score):
                 continue  # the tenant's node is down: its hint stays as it is (early)
             if score is None:
-                batch.add(key, "zrem", key, member)
+                gone.setdefault(key, []).append(member)
             else:
-                batch.add(key, "zadd", key, {member: score})
+                later.setdefault(key, {})[member] = score
+        # One command per bucket, not per tenant: a sweep's cost is its commands.
+        batch = Batch(self.client)
+        for key, members in gone.items():
+            batch.add(key, "zrem", key, *members)
+        for key, mapping in later.items():
+            batch.add(key, "zadd", key, mapping)
         self._execute_partly(batch)
         again = self._oldest_many(sets)
-        batch = Batch(self.client)
+        lower: dict[str, dict[str, int]] = {}
         for (key, member), before, now in zip(places, first, again, strict=True):
             if failed(before):
                 continue
             if failed(now) or (now is not None and (before is None or now < before)):
                 # Unknown now, or a session came in: due again, at once if unknown.
-                score = 0 if failed(now) else now
-                batch.add(key, "zadd", key, {member: score}, lt=True)
+                lower.setdefault(key, {})[member] = 0 if failed(now) else now
+        batch = Batch(self.client)
+        for key, mapping in lower.items():
+            batch.add(key, "zadd", key, mapping, lt=True)
         self._execute_partly(batch)
 
     def _oldest_many(self, zsets: list[str]) -> list[Any]:
@@ -126,24 +148,33 @@ class RedisHints(RedisTiers):
                 raise
             return [exc] * len(batch)
 
-    def _reconcile_if_due(self) -> None:
-        """Now and then, lower every registered tenant's hints to its oldest scores: hints
-        are written beside the scripts, so a client dying between the two can leave one
-        late; this repairs it (a late hint delays work by at most RECONCILE_EVERY).
+    def _reconcile_if_due(self, buckets: range) -> None:
+        """Now and then, lower the hints of every registered tenant of ``buckets`` to its
+        oldest scores: hints are written beside the scripts, so a client dying between the
+        two can leave one late; this repairs it (a late hint delays work by at most
+        RECONCILE_EVERY). Each bucket keeps its own time, so a sweep of one shard repairs
+        that shard's buckets only, and the shards' sweeps together repair them all.
 
         On a cluster the registry itself can lack tenants: a master that restarted empty
         lost its buckets, and a creation goes ahead while its bucket's master is down. So
         the tenants holding keys are found by a SCAN of the masters and registered too.
         Masters that are down are skipped, and the next reconcile looks again."""
         now = self._clock()
-        if self._reconciled_at is not None and now - self._reconciled_at < RECONCILE_EVERY:
+        due = [
+            b
+            for b in buckets
+            if b not in self._reconciled_at or now - self._reconciled_at[b] >= RECONCILE_EVERY
+        ]
+        if not due:
             return
-        self._reconciled_at = now
-        tenants = list(self._tenants(partial=True))
+        for bucket in due:
+            self._reconciled_at[bucket] = now
+        wanted = set(due)
+        tenants = list(self._tenants(partial=True, buckets=wanted))
         if self._cluster:
             known = set(tenants)
             found = [UUID(text(m)) for m in self._scan_tenants(partial=True)]
-            unknown = [t for t in found if t not in known]
+            unknown = [t for t in found if t not in known and keys.bucket_of(t) in wanted]
             batch = Batch(self.client)
             for tenant in unknown:
                 registry = keys.registry(keys.bucket_of(tenant))
@@ -155,7 +186,7 @@ class RedisHints(RedisTiers):
             firsts = self._oldest_many(
                 [zset(keys.base(t)) for t in chunk for zset in (keys.idle, keys.created)]
             )
-            batch = Batch(self.client)
+            lower: dict[str, dict[str, int]] = {}
             for i, tenant in enumerate(chunk):
                 bucket, member = keys.bucket_of(tenant), str(tenant)
                 for hint, first in (
@@ -163,7 +194,10 @@ class RedisHints(RedisTiers):
                     (keys.due_created, firsts[2 * i + 1]),
                 ):
                     if first is not None and not failed(first):
-                        batch.add(hint(bucket), "zadd", hint(bucket), {member: first}, lt=True)
+                        lower.setdefault(hint(bucket), {})[member] = first
+            batch = Batch(self.client)
+            for key, mapping in lower.items():
+                batch.add(key, "zadd", key, mapping, lt=True)
             self._execute_partly(batch)
 
     def _prune(self, tenants: list[UUID]) -> None:
@@ -173,11 +207,14 @@ class RedisHints(RedisTiers):
         once, if a session appeared before that."""
         if not tenants:
             return
-        batch = Batch(self.client)
+        by_bucket: dict[int, list[str]] = {}
         for tenant in tenants:
-            bucket, member = keys.bucket_of(tenant), str(tenant)
-            for key in (keys.registry(bucket), keys.due_idle(bucket), keys.due_created(bucket)):
-                batch.add(key, "srem" if key == keys.registry(bucket) else "zrem", key, member)
+            by_bucket.setdefault(keys.bucket_of(tenant), []).append(str(tenant))
+        batch = Batch(self.client)
+        for bucket, members in by_bucket.items():
+            batch.add(keys.registry(bucket), "srem", keys.registry(bucket), *members)
+            for key in (keys.due_idle(bucket), keys.due_created(bucket)):
+                batch.add(key, "zrem", key, *members)
         self._execute_partly(batch)
         self._step("prune:removed")
         batch = Batch(self.client)

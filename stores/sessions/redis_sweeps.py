@@ -20,6 +20,7 @@ from stores.sessions.models import PendingMigration, TierStats
 from stores.sessions.redis_base import BATCH, Found, text, token
 from stores.sessions.redis_hints import RedisHints
 from stores.sessions.scripts import translated
+from stores.sessions.shards import Shard, buckets_of, check_shard
 
 _log = logging.getLogger(__name__)
 
@@ -30,19 +31,26 @@ _STATS_SAMPLE = 8
 """Keys per tenant and tier whose ``MEMORY USAGE`` is sampled by ``stats``."""
 
 
+def _score(reply: bytes | str) -> int | None:
+    """A sorted set score a script returned as text ('' for none), as an integer."""
+    value = text(reply)
+    return int(float(value)) if value else None
+
+
 class RedisSweeps(RedisHints):
     """The periodic work of a RedisSessionStore (see :class:`SessionStore` for semantics)."""
 
-    def demote_idle(self, *, limit: int = 1000) -> int:
+    def demote_idle(self, *, limit: int = 1000, shard: Shard | None = None) -> int:
         """See :meth:`SessionStore.demote_idle`: visits only the tenants the hints say may
         have an idle session, :data:`GROUP` tenants at a time, each step of a group in one
-        round trip (see the module docstring)."""
+        round trip (see the module docstring); with ``shard``, only its buckets' hints."""
         check_limit(limit)
-        self._reconcile_if_due()
+        buckets = buckets_of(check_shard(shard))
+        self._reconcile_if_due(buckets)
         cutoff = keys.micros(self._clock() - self.hot_ttl)
         moved = 0
         while moved < limit:
-            due, more = self._due(keys.due_idle, cutoff, limit)
+            due, more = self._due(keys.due_idle, cutoff, limit, buckets)
             got = self._demote_tenants(deque(due), cutoff, limit - moved)
             moved += got
             # A pass that moved nothing stops even if more tenants look due: their hints
@@ -55,7 +63,9 @@ class RedisSweeps(RedisHints):
         """Demote up to ``limit`` idle sessions of the tenants in ``queue``."""
         moved = 0
         while queue and moved < limit:
-            group = [queue.popleft() for _ in range(min(GROUP, len(queue)))]
+            # No more tenants than sessions still wanted: a tenant read past the limit is
+            # read again by the next call.
+            group = [queue.popleft() for _ in range(min(GROUP, len(queue), limit - moved))]
             # An equal share each, so that a group never reads much more than it can move;
             # a tenant that filled its share comes round again.
             wanted = min(BATCH, max(1, (limit - moved) // len(group)))
@@ -76,15 +86,24 @@ class RedisSweeps(RedisHints):
                 elif budget > 0:
                     queue.append(tenant)  # a full batch: read it again
                 # A tenant cut short by the limit keeps its hint as it is, due at once.
-            moved += self._demote_group(taken)
-            self._refresh(exhausted, keys.due_idle, keys.idle)
+            got, oldest, pruned = self._demote_group(taken)
+            moved += got
+            # A pruned tenant's hints are gone already (its prune looked again, as a refresh
+            # would: see _prune).
+            left = [t for t in exhausted if t not in pruned]
+            self._refresh(left, keys.due_idle, keys.idle, known=oldest)
         return moved
 
-    def _demote_group(self, taken: list[tuple[UUID, list[list[bytes]]]]) -> int:
+    def _demote_group(
+        self, taken: list[tuple[UUID, list[list[bytes]]]]
+    ) -> tuple[int, dict[UUID, int | None], set[UUID]]:
         """Move the batches idle.lua read for several tenants: rows of (id, document,
-        version, created_us, index suffixes, incarnation, generation)."""
+        version, created_us, index suffixes, incarnation, generation). Returns how many
+        moved, the oldest idle score each tenant whose move script ran was left with
+        (None: none left), read by that script after its moves, and the tenants taken off
+        the registry because they hold nothing in Redis any more (PostgreSQL cold tier)."""
         if not taken:
-            return 0
+            return 0, {}, set()
         self._step("demote:read")
         if self._rc is not None:
             calls = []
@@ -94,9 +113,15 @@ class RedisSweeps(RedisHints):
                     args += [sid, n, version, g, self._rc.compress(data)]
                 ids = [text(row[0]) for row in batch]
                 calls.append((keys.batch_keys(keys.base(tenant), ids), args))
-            moved = sum(int(m) for m in self._eval_many("demote", calls) if not failed(m))
+            replies = self._eval_many("demote", calls)
+            moved = sum(int(r[0]) for r in replies if not failed(r))
             self._refused(sum(len(batch) for _, batch in taken) - moved)
-            return moved
+            oldest = {
+                tenant: _score(r[1])
+                for (tenant, _), r in zip(taken, replies, strict=True)
+                if not failed(r)
+            }
+            return moved, oldest, set()
         assert self._pg is not None
         rows = [(tenant, row) for tenant, batch in taken for row in batch]
         entries = [(text(row[5]), int(row[6]), row[1]) for _, row in rows]
@@ -119,11 +144,28 @@ class RedisSweeps(RedisHints):
         ]
         replies = self._eval_many("evict", calls)
         # A tenant whose node failed keeps its hot copies: the next sweep evicts them.
-        evicted = sum(1 for codes in replies if not failed(codes) for code in codes if code == b"e")
+        evicted = sum(
+            1 for reply in replies if not failed(reply) for code in reply[:-2] if code == b"e"
+        )
         # A copy whose hot session changed meanwhile stays in the table: the hot copy is the
         # truth, and the next demotion writes over it.
         self._refused(chosen - evicted)
-        return evicted
+        oldest = {
+            tenant: _score(reply[-2])
+            for tenant, reply in zip(evict, replies, strict=True)
+            if not failed(reply)
+        }
+        # A tenant left with nothing in Redis leaves the registry and both hints now, or
+        # every purge until the next reconcile would visit it for nothing.
+        emptied = [
+            tenant
+            for tenant, reply in zip(evict, replies, strict=True)
+            if not failed(reply) and int(reply[-1]) == 0
+        ]
+        self._prune(emptied)
+        for tenant in emptied:
+            oldest.pop(tenant, None)
+        return evicted, oldest, set(emptied)
 
     def _quarantine(self, rows: list[tuple[UUID, list[bytes]]]) -> None:
         """Set aside hot sessions the cold tier refused: they stay hot and readable, and leave
@@ -155,22 +197,25 @@ class RedisSweeps(RedisHints):
         """See :meth:`SessionStore.count_quarantined`."""
         return self._count(keys.quarantine, "+inf")
 
-    def purge_expired(self, *, limit: int = 1000) -> int:
+    def purge_expired(self, *, limit: int = 1000, shard: Shard | None = None) -> int:
         """See :meth:`SessionStore.purge_expired`: visits only the tenants the hints say may
         have an expired session, :data:`GROUP` at a time, each step one round trip. A tenant
-        left with nothing in Redis is taken off the registry (see :meth:`_prune`)."""
+        left with nothing in Redis is taken off the registry (see :meth:`_prune`). With
+        ``shard``, only its buckets' hints, and only its tenants' rows of the cold table."""
         check_limit(limit)
+        shard = check_shard(shard)
+        buckets = buckets_of(shard)
         cutoff = self._clock() - self.max_age
         cutoff_us = keys.micros(cutoff)
         removed = 0
         while removed < limit:
-            due, more = self._due(keys.due_created, cutoff_us, limit)
+            due, more = self._due(keys.due_created, cutoff_us, limit, buckets)
             got = self._purge_tenants(deque(due), cutoff_us, limit - removed)
             removed += got
             if not more or got == 0:
                 break
         if self._pg is not None and removed < limit:
-            removed += self._pg.purge(cutoff, limit - removed)
+            removed += self._pg.purge(cutoff, limit - removed, shard=shard)
         return removed
 
     def _purge_tenants(self, queue: deque[UUID], cutoff_us: int, limit: int) -> int:

@@ -9,6 +9,7 @@ from stores.common.arguments import ParsesArguments
 from stores.common.pagination import Page
 from stores.sessions import query
 from stores.sessions.models import PendingMigration, Session, SessionStatus, Tier, TierStats
+from stores.sessions.shards import Shard
 
 
 class SessionStore(ParsesArguments, ABC):
@@ -129,18 +130,23 @@ class SessionStore(ParsesArguments, ABC):
         """
 
     @abstractmethod
-    def demote_idle(self, *, limit: int = 1000) -> int:
+    def demote_idle(self, *, limit: int = 1000, shard: Shard | None = None) -> int:
         """Move up to ``limit`` hot sessions idle for ``hot_ttl`` or longer to the cold tier.
 
         Idle time counts from the last save or promotion. Returns how many moved; call again
         until it returns less than ``limit``. Demotion never loses a session, even if it is
         interrupted between its steps or races a save.
+
+        With ``shard``, only sessions of the tenants that shard owns move (see
+        :mod:`stores.sessions.shards`): the shards of one split share a sweep, each reading
+        only its own part, and together they move what one unsharded sweep would.
         """
 
     @abstractmethod
-    def purge_expired(self, *, limit: int = 1000) -> int:
+    def purge_expired(self, *, limit: int = 1000, shard: Shard | None = None) -> int:
         """Remove up to ``limit`` sessions whose age reached ``max_age`` from every tier and
-        index; returns how many were removed."""
+        index; returns how many were removed. ``shard`` limits it to the tenants that shard
+        owns, as for :meth:`demote_idle`."""
 
     @abstractmethod
     def count_idle(self) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from stores.errors import StoreError, StoreUnavailableError
-from stores.sessions import Session
+from stores.sessions import Session, Shard
 from tests.chaos.checker import Writer
 from tests.chaos.common import (
     CHANNEL,
@@ -66,13 +66,18 @@ def writer_process(cfg: ChaosConfig, shared: Shared, specs: list[WriterSpec]) ->
     shared.results.put(("writers", row, writers))
 
 
+SWEEP_SHARDS: tuple[Shard | None, ...] = (None, None, *Shard.split(2), *Shard.split(4))
+"""What a demoter's or the purger's call sweeps: everything, or one shard of a split in two
+or in four, so that whole and sharded sweeps of different splits overlap."""
+
+
 def demote_loop(store: Any, shared: Shared, row: int, limits: tuple[int, ...]) -> None:
     """Demote in small batches until stopped, publishing counts after every call."""
     rng = random.Random(row)
     while not shared.stop.is_set():
         shared.put(row, "busy", 1)
         try:
-            moved = store.demote_idle(limit=rng.choice(limits))
+            moved = store.demote_idle(limit=rng.choice(limits), shard=rng.choice(SWEEP_SHARDS))
         except StoreUnavailableError:
             moved = -1
         except StoreError:
@@ -129,7 +134,9 @@ def purger_process(cfg: ChaosConfig, shared: Shared, row: int, tenant: UUID) -> 
     try:
         while not shared.stop.is_set():
             try:
-                removed = purger.purge_expired(limit=rng.choice((1, 5, 20, 100)))
+                removed = purger.purge_expired(
+                    limit=rng.choice((1, 5, 20, 100)), shard=rng.choice(SWEEP_SHARDS)
+                )
             except StoreUnavailableError:
                 shared.bump(row, "unavailable")
                 time.sleep(0.05)

@@ -10,10 +10,12 @@ What runs at once, for ``seconds``:
   of its picks race a demotion: a session that has just become idle is deleted and
   re-created at once (the new incarnation has the version the demoter read), saved or read;
 * four demoters (processes and one thread) calling ``demote_idle`` with small, varying
-  limits, so their sweeps overlap on the same sessions;
-* one purger calling ``purge_expired``, fed with sessions that are already expired: a
-  store whose clock runs ``max_age`` + one day behind creates them. Live sessions never
-  reach ``max_age`` during a run, so the purger must never touch them;
+  limits, each call of everything or of one shard of a split in two or four, so their
+  sweeps overlap on the same sessions;
+* one purger calling ``purge_expired`` (of everything or of one shard), fed with sessions
+  that are already expired: a store whose clock runs ``max_age`` + one day behind creates
+  them. Live sessions never reach ``max_age`` during a run, so the purger must never touch
+  them;
 * faults: SIGKILL of a demoter process while it is inside ``demote_idle`` (a new one
   replaces it), SIGKILL of the Redis server (started by the run, AOF fsynced on every write)
   and its restart on the same port and directory, and, with the PostgreSQL cold tier,

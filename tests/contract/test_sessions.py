@@ -16,6 +16,7 @@ from stores.sessions import (
     Session,
     SessionStatus,
     SessionStore,
+    Shard,
     StepVisit,
     Tier,
 )
@@ -416,6 +417,60 @@ def test_demote_and_purge_honour_their_limits(store: SessionStore, clock: Manual
     assert store.stats().hot_sessions == 1
 
 
+def _tenants_by_bucket(count: int) -> list[UUID]:
+    """``count`` tenants, the n-th in sweep bucket n (low bits of the id), so that every
+    shard of a split of up to ``count`` shards has tenants."""
+    return [UUID(int=(uuid4().int & ~63) | bucket) for bucket in range(count)]
+
+
+def test_shards_partition_the_sweeps(store: SessionStore, clock: ManualClock) -> None:
+    tenants = _tenants_by_bucket(12)
+    sessions = [store.save(make(tenant)) for tenant in tenants for _ in range(2)]
+    clock.advance(hours=1)
+    split = Shard.split(4)
+
+    owner = {s.id: next(i for i, o in enumerate(split) if o.owns(s.tenant_id)) for s in sessions}
+    assert sorted(owner.values()) == sorted(list(range(4)) * 6)
+
+    # Each shard moves the sessions of its own tenants, and only those, once.
+    for done, shard in enumerate(split):
+        assert store.demote_idle(shard=shard) == 6
+        assert store.demote_idle(shard=shard) == 0
+        for s in sessions:
+            expected = Tier.COLD if owner[s.id] <= done else Tier.HOT
+            assert store.tier_of(s.tenant_id, s.id) is expected
+    # Together they moved every session: nothing is left for a sweep of them all.
+    assert store.demote_idle() == 0
+    assert all(store.tier_of(s.tenant_id, s.id) is Tier.COLD for s in sessions)
+
+    clock.advance(seconds=MAX_AGE.total_seconds())
+    purged = [store.purge_expired(shard=shard) for shard in reversed(split)]
+    assert purged == [6, 6, 6, 6]
+    assert store.purge_expired() == 0
+    assert all(store.get(s.tenant_id, s.id) is None for s in sessions)
+
+
+def test_a_shard_sweep_honours_its_limit_and_one_shard_is_the_whole_sweep(
+    store: SessionStore, clock: ManualClock
+) -> None:
+    tenants = _tenants_by_bucket(4)
+    for tenant in tenants:
+        for _ in range(3):
+            store.save(make(tenant))
+    clock.advance(hours=1)
+    half = Shard(1, 2)  # buckets 1 and 3: six sessions
+    assert store.demote_idle(limit=4, shard=half) == 4
+    assert store.demote_idle(limit=4, shard=half) == 2
+    assert store.demote_idle(limit=4, shard=half) == 0
+    assert store.demote_idle(shard=Shard(0, 1)) == 6
+    assert store.stats().cold_sessions == 12
+    clock.advance(seconds=MAX_AGE.total_seconds())
+    assert store.purge_expired(limit=5, shard=Shard(0, 2)) == 5
+    assert store.purge_expired(limit=5, shard=Shard(0, 2)) == 1
+    assert store.purge_expired(shard=Shard(0, 1)) == 6
+    assert store.count_expired() == 0
+
+
 def test_counts_of_idle_and_expired_sessions_change_nothing(
     store: SessionStore, clock: ManualClock
 ) -> None:
@@ -523,6 +578,10 @@ def test_mark_pending_migration_checks_its_arguments(store: SessionStore) -> Non
         lambda s: s.find_by_scenario_step(uuid4(), uuid4(), 1, "s\x00"),
         lambda s: s.demote_idle(limit=0),
         lambda s: s.purge_expired(limit=-1),
+        lambda s: s.demote_idle(shard=(0, 4)),
+        lambda s: s.purge_expired(shard="0/4"),
+        lambda s: s.demote_idle(shard=Shard(4, 4)),
+        lambda s: s.purge_expired(shard=Shard(0, 65)),
     ],
 )
 def test_bad_arguments_are_invalid_input(store: SessionStore, call: Any) -> None:

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stores.common.clock import ManualClock, utc_now
-from stores.sessions import Tier
+from stores.sessions import Shard, Tier
 from stores.sessions.redis import RedisSessionStore
 from tests.integration.workers_support import save_sessions, settings
 from workers import jobs, migrations
@@ -131,7 +131,8 @@ def test_up_on_configured_servers_shows_the_first_sweep_and_stops_on_ctrl_c(
         deadline = time.monotonic() + 60
         for line in up.stdout:
             lines.append(line)
-            if "demote-idle-sessions" in line and "(startup)" in line:
+            # With sharded sweeps, the dispatch comes first, then a line per shard.
+            if "demote-idle-sessions" in line and "(startup)" in line and "demoted=" in line:
                 break
             assert time.monotonic() < deadline, "".join(lines)
         up.send_signal(signal.SIGINT)
@@ -147,3 +148,39 @@ def test_up_on_configured_servers_shows_the_first_sweep_and_stops_on_ctrl_c(
     assert "demoted=0" in output
     assert "stopped" in output
     assert (tmp_path / "data" / "logs" / "worker.log").exists()
+
+
+def test_sweep_runs_each_shard_in_turn_or_one_and_status_shows_each_shard(
+    env: dict[str, str], idle_store: RedisSessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HEARTH_SWEEP_SHARDS", "3")
+    get_settings.cache_clear()
+    sessions = [s for _ in range(6) for s in save_sessions(idle_store, 2)]
+
+    one = CliRunner().invoke(cli, ["sweep", "demote", "--shard", "1"])
+    assert one.exit_code == 0, one.output
+    mine = [s for s in sessions if Shard(1, 3).owns(s.tenant_id)]
+    assert f"shard 1/3: demoted={len(mine)}" in one.output
+    assert "shard 0/3" not in one.output
+    assert all(idle_store.tier_of(s.tenant_id, s.id) is Tier.COLD for s in mine)
+
+    every = CliRunner().invoke(cli, ["sweep", "demote"])
+    assert every.exit_code == 0, every.output
+    lines = [line for line in every.output.splitlines() if line.startswith("shard ")]
+    assert [line.split(":")[0] for line in lines] == ["shard 0/3", "shard 1/3", "shard 2/3"]
+    assert f"demoted={len(sessions) - len(mine)} " in every.output  # the total line
+    assert all(idle_store.tier_of(s.tenant_id, s.id) is Tier.COLD for s in sessions)
+
+    wrong = CliRunner().invoke(cli, ["sweep", "purge", "--shard", "3"])
+    assert wrong.exit_code == 1
+    assert "shard must be 0 to 2" in wrong.output
+
+    status = CliRunner().invoke(cli, ["status", "--json"])
+    assert status.exit_code == 0, status.output
+    shards = json.loads(status.output)["jobs"][jobs.DEMOTE]["shards"]
+    assert [entry["shard"] for entry in shards] == [0, 1, 2]
+    assert shards[1]["last_run"]["result"]["demoted"] == 0  # the second pass found none
+    assert all(entry["last_run"]["status"] == "ok" for entry in shards)
+    table = CliRunner().invoke(cli, ["status"], terminal_width=200)
+    assert table.exit_code == 0, table.output
+    assert "shard 2" in table.output

@@ -68,6 +68,7 @@ def context(
             redis_url=redis_url,
             database_url=database_url,
             sweep_batch_size=7,
+            sweep_shards=1,  # each task sweeps everything (test_workers_shards: split)
             session_hot_ttl_seconds=int(HOT_TTL.total_seconds()),
             session_max_age_seconds=int(MAX_AGE.total_seconds()),
         ),

@@ -41,7 +41,7 @@ def run_line(run: JobRun) -> Text:
     line = Text()
     line.append(run.finished_at.strftime("%H:%M:%S"), style="dim")
     line.append("  ")
-    line.append(f"{run.job:<26}", style="bold")
+    line.append(f"{run.name:<26}", style="bold")
     line.append(f"{run.status.value:<8}", style=_STYLE.get(run.status, ""))
     if run.status is RunStatus.FAILED:
         line.append(run.error or "", style="red")

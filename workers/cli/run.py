@@ -143,7 +143,7 @@ def status(
         render(report, Console())
 
 
-def _sweep(job: str, dry_run: bool, batch_size: int, budget: float) -> None:
+def _sweep(job: str, dry_run: bool, batch_size: int, budget: float, shard: int | None) -> None:
     from workers.context import WorkerContext
     from workers.runtime import servers
     from workers.tasks import maintenance
@@ -166,21 +166,55 @@ def _sweep(job: str, dry_run: bool, batch_size: int, budget: float) -> None:
                     n = sessions.count_expired()
                     result = {"would_purge": n, "older_than": str(live.max_age)}
             else:
-                run = maintenance.demote if job == "demote" else maintenance.purge
-                result = run(
+                runs = maintenance.run_shards(
                     context,
+                    jobs.DEMOTE if job == "demote" else jobs.PURGE,
+                    only=shard,
                     batch_size=batch_size or None,
                     time_budget_seconds=budget or None,
                     info=RunInfo(trigger="cli"),
+                    progress=_shard_progress,
                 )
+                if "shard" in runs[-1] and len(runs) == 1:
+                    return  # its progress line said it all
+                result = runs[0] if len(runs) == 1 else _total(runs)
+        except ValueError as exc:
+            _fail(str(exc))
         finally:
             context.close()
     typer.echo(summary(result) or json.dumps(result))
 
 
+def _shard_progress(result: dict[str, Any]) -> None:
+    """One line per shard as it ends, when the sweep is sharded: ``shard i/n: counts``."""
+    if "shard" in result:
+        rest = {k: v for k, v in result.items() if k not in ("job", "shard", "shards")}
+        typer.echo(f"shard {result['shard']}/{result['shards']}: {summary(rest)}")
+
+
+def _total(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The shards' runs summed up: the moved counts, and how many runs ended how."""
+    total: dict[str, Any] = {"job": runs[0]["job"], "shards": len(runs)}
+    for key in ("demoted", "purged"):
+        if any(key in run for run in runs):
+            total[key] = sum(int(run.get(key, 0)) for run in runs)
+    for run in runs:
+        total[run["status"]] = total.get(run["status"], 0) + 1
+    total["complete"] = all(run.get("complete", True) for run in runs)
+    return total
+
+
 DRY_RUN = typer.Option(False, "--dry-run", help="count what would be done; change nothing")
 BATCH = typer.Option(0, "--batch-size", help="sessions per batch (0: HEARTH_SWEEP_BATCH_SIZE)")
 BUDGET = typer.Option(0.0, "--budget", help="seconds (0: HEARTH_SWEEP_TIME_BUDGET_SECONDS)")
+
+
+SHARD = typer.Option(
+    None,
+    "--shard",
+    min=0,
+    help="sweep this shard only (0 to HEARTH_SWEEP_SHARDS - 1); default: every shard in turn",
+)
 
 
 def _names(job: str) -> str:
@@ -192,9 +226,14 @@ def _names(job: str) -> str:
     help=f"""Demote hot sessions idle for
 HEARTH_SESSION_HOT_TTL_SECONDS to the cold tier ({_names(jobs.DEMOTE)}).""",
 )
-def sweep_demote(dry_run: bool = DRY_RUN, batch_size: int = BATCH, budget: float = BUDGET) -> None:
+def sweep_demote(
+    dry_run: bool = DRY_RUN,
+    batch_size: int = BATCH,
+    budget: float = BUDGET,
+    shard: int | None = SHARD,
+) -> None:
     """Demote idle hot sessions to the cold tier."""
-    _sweep("demote", dry_run, batch_size, budget)
+    _sweep("demote", dry_run, batch_size, budget, shard)
 
 
 @sweep_app.command(
@@ -202,9 +241,14 @@ def sweep_demote(dry_run: bool = DRY_RUN, batch_size: int = BATCH, budget: float
     help=f"""Remove sessions older than
 HEARTH_SESSION_MAX_AGE_SECONDS from every tier ({_names(jobs.PURGE)}).""",
 )
-def sweep_purge(dry_run: bool = DRY_RUN, batch_size: int = BATCH, budget: float = BUDGET) -> None:
+def sweep_purge(
+    dry_run: bool = DRY_RUN,
+    batch_size: int = BATCH,
+    budget: float = BUDGET,
+    shard: int | None = SHARD,
+) -> None:
     """Purge expired sessions from every tier."""
-    _sweep("purge", dry_run, batch_size, budget)
+    _sweep("purge", dry_run, batch_size, budget, shard)
 
 
 # The short names came first; scripts may still use them.

@@ -41,17 +41,28 @@ def tier_stats(settings: Settings) -> dict[str, Any]:
             store.close()
 
 
-def job_runs(client: Client) -> dict[str, Any]:
-    """The last run of every periodic job and whether its lock is held now."""
+def job_runs(client: Client, shards: int = 1) -> dict[str, Any]:
+    """The last run of every periodic job and whether its lock is held now; for a sharded
+    job (with more than one shard), the same for each of its ``shards`` under ``shards``."""
     out: dict[str, Any] = {}
     for job, run in jobs.last_runs(client).items():
-        entry: dict[str, Any] = {"task": jobs.TASK_NAMES.get(job), "last_run": None}
-        if run is not None:
-            entry["last_run"] = run.model_dump(mode="json")
-        left = locks.remaining_seconds(client, job)
-        entry["running"] = left is not None
+        entry = _run_entry(client, job, run)
+        entry["task"] = jobs.TASK_NAMES.get(job)
+        if shards > 1 and job in jobs.SHARDED:
+            names = tuple(jobs.run_name(job, i) for i in range(shards))
+            entry["shards"] = [
+                {"shard": i, **_run_entry(client, name, shard_run)}
+                for i, (name, shard_run) in enumerate(jobs.last_runs(client, names).items())
+            ]
         out[job] = entry
     return out
+
+
+def _run_entry(client: Client, name: str, run: jobs.JobRun | None) -> dict[str, Any]:
+    return {
+        "last_run": None if run is None else run.model_dump(mode="json"),
+        "running": locks.remaining_seconds(client, name) is not None,
+    }
 
 
 def queue_depths(settings: Settings) -> dict[str, Any]:
@@ -116,7 +127,7 @@ def gather(settings: Settings) -> dict[str, Any]:
     client = redis_client(settings)
     try:
         try:
-            report["jobs"] = job_runs(client)
+            report["jobs"] = job_runs(client, settings.sweep_shards)
         except Exception as exc:
             report["jobs"] = {"error": _error(exc)}
         report["redis"] = redis_memory(client)
@@ -187,17 +198,20 @@ def render(report: dict[str, Any], console: Console) -> None:
     for column in ("job", "task", "last run", "status", "result", "took", "now"):
         table.add_column(column)
     for job, entry in runs.items():
-        run = entry["last_run"]
-        now = "[yellow]running[/]" if entry["running"] else ""
-        task = entry.get("task") or ""
-        if run is None:
-            table.add_row(job, task, "never", "", "", "", now)
-            continue
-        took = (
-            datetime.fromisoformat(run["finished_at"]) - datetime.fromisoformat(run["started_at"])
-        ).total_seconds()
-        result = run["error"] or summary(run["result"])
-        table.add_row(
-            job, task, _when(run["finished_at"]), run["status"], result, f"{took:.2f}s", now
-        )
+        table.add_row(*_run_row(job, entry.get("task") or "", entry))
+        for shard in entry.get("shards", []):
+            table.add_row(*_run_row(f"  shard {shard['shard']}", "", shard))
     console.print(table)
+
+
+def _run_row(label: str, task: str, entry: dict[str, Any]) -> tuple[str, ...]:
+    """A row of the jobs table: a job's last run, or one shard's."""
+    run = entry["last_run"]
+    now = "[yellow]running[/]" if entry["running"] else ""
+    if run is None:
+        return (label, task, "never", "", "", "", now)
+    took = (
+        datetime.fromisoformat(run["finished_at"]) - datetime.fromisoformat(run["started_at"])
+    ).total_seconds()
+    result = run["error"] or summary(run["result"])
+    return (label, task, _when(run["finished_at"]), run["status"], result, f"{took:.2f}s", now)

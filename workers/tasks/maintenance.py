@@ -10,10 +10,13 @@ the benchmark call them directly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
-from celery import Task, shared_task
+from celery import Task, group, shared_task
 
+from stores.sessions import Shard
 from workers import jobs, schema_guard, sweeps
 from workers.context import WorkerContext, get_context
 from workers.locks import JobLock
@@ -33,8 +36,10 @@ def demote(
     batch_size: int | None = None,
     time_budget_seconds: float | None = None,
     info: RunInfo | None = None,
+    shard: Shard | None = None,
 ) -> dict[str, Any]:
-    """Run the demotion sweep under its lock."""
+    """Run the demotion sweep under its lock: of every tenant, or of one ``shard`` under
+    that shard's lock."""
     batch = batch_size or context.settings.sweep_batch_size
     budget = time_budget_seconds or context.settings.sweep_time_budget_seconds
 
@@ -44,10 +49,11 @@ def demote(
             batch_size=batch,
             time_budget_seconds=budget,
             lock_lost=lambda: lock.lost,
+            shard=shard,
         )
-        return {"demoted": result.processed, **_counts(result)}
+        return {"demoted": result.processed, **_shard_of(shard), **_counts(result)}
 
-    return run_job(context, jobs.DEMOTE, work, info=info)
+    return run_job(context, jobs.DEMOTE, work, info=_with_shard(info, shard))
 
 
 def purge(
@@ -56,8 +62,10 @@ def purge(
     batch_size: int | None = None,
     time_budget_seconds: float | None = None,
     info: RunInfo | None = None,
+    shard: Shard | None = None,
 ) -> dict[str, Any]:
-    """Run the max-age purge under its lock."""
+    """Run the max-age purge under its lock: of every tenant, or of one ``shard`` under that
+    shard's lock."""
     batch = batch_size or context.settings.sweep_batch_size
     budget = time_budget_seconds or context.settings.sweep_time_budget_seconds
 
@@ -67,10 +75,69 @@ def purge(
             batch_size=batch,
             time_budget_seconds=budget,
             lock_lost=lambda: lock.lost,
+            shard=shard,
         )
-        return {"purged": result.processed, **_counts(result)}
+        return {"purged": result.processed, **_shard_of(shard), **_counts(result)}
 
-    return run_job(context, jobs.PURGE, work, info=info)
+    return run_job(context, jobs.PURGE, work, info=_with_shard(info, shard))
+
+
+SWEEPS: dict[str, Callable[..., dict[str, Any]]] = {jobs.DEMOTE: demote, jobs.PURGE: purge}
+"""The body of each sharded job, by job name."""
+
+
+def dispatch(
+    context: WorkerContext,
+    job: str,
+    send: Callable[[list[Shard]], str | None],
+    *,
+    info: RunInfo | None = None,
+) -> dict[str, Any]:
+    """Send one task per shard of ``job`` (``send`` them, as one Celery group; it returns
+    the group's id), under the job's own lock, so that two beats or a redelivered message
+    send them at most once at a time. The run's record says how many shards it sent; each
+    shard's run keeps its own record."""
+    shards = Shard.split(context.settings.sweep_shards)
+
+    def work(_lock: JobLock) -> dict[str, Any]:
+        group_id = send(shards)
+        return {"shards_sent": len(shards), "group_id": group_id}
+
+    return run_job(context, job, work, info=info)
+
+
+def run_shards(
+    context: WorkerContext,
+    job: str,
+    *,
+    only: int | None = None,
+    batch_size: int | None = None,
+    time_budget_seconds: float | None = None,
+    info: RunInfo | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Sweep the shards of ``job`` here, one after another (or shard ``only``), each under
+    its own lock and recorded as a scheduled shard run is; ``progress`` gets each result as
+    it ends. With one shard configured, that is the whole sweep under the job's lock."""
+    count = context.settings.sweep_shards
+    if only is not None and not 0 <= only < count:
+        raise ValueError(f"shard must be 0 to {count - 1} (HEARTH_SWEEP_SHARDS={count})")
+    chosen = [None] if count == 1 else Shard.split(count)
+    if only is not None and count > 1:
+        chosen = [Shard(only, count)]
+    results = []
+    for shard in chosen:
+        result = SWEEPS[job](
+            context,
+            batch_size=batch_size,
+            time_budget_seconds=time_budget_seconds,
+            info=info,
+            shard=shard,
+        )
+        results.append(result)
+        if progress is not None:
+            progress(result)
+    return results
 
 
 def check_schema(context: WorkerContext, *, info: RunInfo | None = None) -> dict[str, Any]:
@@ -109,6 +176,16 @@ def mark_scenario_migrations(
     return run_job(context, jobs.SCENARIO_MIGRATION, work, info=info)
 
 
+def _with_shard(info: RunInfo | None, shard: Shard | None) -> RunInfo | None:
+    if shard is None:
+        return info
+    return replace(info or RunInfo(), shard=shard)
+
+
+def _shard_of(shard: Shard | None) -> dict[str, Any]:
+    return {} if shard is None else {"shard": shard.index, "shards": shard.count}
+
+
 def _counts(result: sweeps.SweepResult) -> dict[str, Any]:
     data = result.as_dict()
     data.pop("processed")
@@ -121,6 +198,51 @@ def _info(task: Task[Any, Any], trigger: str) -> RunInfo:
     )
 
 
+def _sweep_or_fan_out(
+    task: Task[Any, Any],
+    job: str,
+    batch_size: int | None,
+    time_budget_seconds: float | None,
+    trigger: str,
+) -> dict[str, Any]:
+    """The whole sweep here when one shard is configured (``HEARTH_SWEEP_SHARDS=1``), else
+    a group of one task per shard, for any worker to take."""
+    context = get_context()
+    if context.settings.sweep_shards == 1:
+        return SWEEPS[job](
+            context,
+            batch_size=batch_size,
+            time_budget_seconds=time_budget_seconds,
+            info=_info(task, trigger),
+        )
+    # A shard task not started within one interval is dropped, as the beat's own message
+    # is: the next dispatch sends it again.
+    interval = {
+        jobs.DEMOTE: context.settings.demote_interval_seconds,
+        jobs.PURGE: context.settings.purge_interval_seconds,
+    }[job]
+
+    def send(shards: list[Shard]) -> str | None:
+        signatures = [
+            task.app.signature(
+                jobs.SHARD_TASK_NAMES[job],
+                kwargs={
+                    "index": shard.index,
+                    "count": shard.count,
+                    "batch_size": batch_size,
+                    "time_budget_seconds": time_budget_seconds,
+                    "trigger": trigger,
+                },
+                expires=interval,
+            )
+            for shard in shards
+        ]
+        sent = group(signatures).apply_async()
+        return str(sent.id) if sent.id else None
+
+    return dispatch(context, job, send, info=_info(task, trigger))
+
+
 @shared_task(name=jobs.TASK_NAMES[jobs.DEMOTE], **IDEMPOTENT)
 def demote_idle_sessions(
     self: Task[Any, Any],
@@ -128,13 +250,9 @@ def demote_idle_sessions(
     time_budget_seconds: float | None = None,
     trigger: str = "schedule",
 ) -> dict[str, Any]:
-    """Demotion sweep: hot sessions idle for ``hot_ttl`` move to the cold tier."""
-    return demote(
-        get_context(),
-        batch_size=batch_size,
-        time_budget_seconds=time_budget_seconds,
-        info=_info(self, trigger),
-    )
+    """Demotion sweep: hot sessions idle for ``hot_ttl`` move to the cold tier (sent as one
+    task per shard when the sweep is sharded)."""
+    return _sweep_or_fan_out(self, jobs.DEMOTE, batch_size, time_budget_seconds, trigger)
 
 
 @shared_task(name=jobs.TASK_NAMES[jobs.PURGE], **IDEMPOTENT)
@@ -144,12 +262,46 @@ def purge_expired_sessions(
     time_budget_seconds: float | None = None,
     trigger: str = "schedule",
 ) -> dict[str, Any]:
-    """Max-age purge: sessions older than ``max_age`` leave every tier and index."""
+    """Max-age purge: sessions older than ``max_age`` leave every tier and index (sent as
+    one task per shard when the sweep is sharded)."""
+    return _sweep_or_fan_out(self, jobs.PURGE, batch_size, time_budget_seconds, trigger)
+
+
+@shared_task(name=jobs.SHARD_TASK_NAMES[jobs.DEMOTE], **IDEMPOTENT)
+def demote_idle_shard(
+    self: Task[Any, Any],
+    index: int,
+    count: int,
+    batch_size: int | None = None,
+    time_budget_seconds: float | None = None,
+    trigger: str = "schedule",
+) -> dict[str, Any]:
+    """One shard of the demotion sweep, under the shard's lock."""
+    return demote(
+        get_context(),
+        batch_size=batch_size,
+        time_budget_seconds=time_budget_seconds,
+        info=_info(self, trigger),
+        shard=Shard(index, count),
+    )
+
+
+@shared_task(name=jobs.SHARD_TASK_NAMES[jobs.PURGE], **IDEMPOTENT)
+def purge_expired_shard(
+    self: Task[Any, Any],
+    index: int,
+    count: int,
+    batch_size: int | None = None,
+    time_budget_seconds: float | None = None,
+    trigger: str = "schedule",
+) -> dict[str, Any]:
+    """One shard of the max-age purge, under the shard's lock."""
     return purge(
         get_context(),
         batch_size=batch_size,
         time_budget_seconds=time_budget_seconds,
         info=_info(self, trigger),
+        shard=Shard(index, count),
     )
 
 

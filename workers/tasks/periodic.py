@@ -18,6 +18,7 @@ from typing import Any
 
 from stores.common.clock import utc_now
 from stores.errors import StoreUnavailableError
+from stores.sessions.shards import Shard
 from workers import jobs
 from workers.context import WorkerContext
 from workers.locks import JobLock, remaining_seconds
@@ -32,6 +33,13 @@ class RunInfo:
     task_id: str | None = None
     worker: str | None = None
     trigger: str = "schedule"
+    shard: Shard | None = None
+    """The shard the run sweeps, for one shard of a sharded job."""
+
+    @property
+    def shard_index(self) -> int | None:
+        """The index of the run's shard (None for a run of the whole job)."""
+        return None if self.shard is None else self.shard.index
 
 
 def run_job(
@@ -43,6 +51,10 @@ def run_job(
     info: RunInfo | None = None,
 ) -> dict[str, Any]:
     """Run ``work(lock)`` under the job's lock; returns ``{"job", "status", **counts}``.
+
+    A run of one shard of a sharded job (``info.shard``) takes the lock and keeps the
+    record of that shard (``jobs.run_name``), so the shards of one job run side by side;
+    ``job`` stays the job's name.
 
     The lock expires ``lock_ttl_seconds`` (default: the context's ``lock_grace_seconds``)
     after its last renewal; a heartbeat thread renews it every third of that until ``work``
@@ -56,12 +68,12 @@ def run_job(
     """
     info = info or RunInfo()
     ttl = context.lock_grace_seconds if lock_ttl_seconds is None else lock_ttl_seconds
-    lock = JobLock(context.redis, job, ttl)
+    lock = JobLock(context.redis, jobs.run_name(job, info.shard_index), ttl)
     started_at = utc_now()
     started = time.monotonic()
     if not lock.acquire():
         result: dict[str, Any] = {"reason": "another run holds the lock"}
-        left = remaining_seconds(context.redis, job)
+        left = remaining_seconds(context.redis, lock.job)
         if left is not None and not math.isinf(left):
             result["lock_expires_in"] = round(left, 3)
         _record(context, job, jobs.RunStatus.SKIPPED, started_at, info, result=result)
@@ -122,6 +134,8 @@ def _record(
         task_id=info.task_id,
         worker=info.worker,
         trigger=info.trigger,
+        shard=info.shard_index,
+        shards=None if info.shard is None else info.shard.count,
     )
     try:
         jobs.record(context.redis, run)

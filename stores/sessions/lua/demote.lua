@@ -4,7 +4,8 @@
 -- quintuples, in the order of the KEYS pairs
 -- Indexes and the created zset stay: with the Redis cold tier they cover both tiers. The
 -- session's index suffixes move to the tenant's `cix` hash (see lib.lua).
--- Returns how many sessions moved.
+-- Returns {how many sessions moved, the oldest score left in the idle zset or ''} (the
+-- sweep's hint of the tenant moves on to that score: see redis_hints.py).
 local moved = 0
 for i = 2, #ARGV, 5 do
   local id, n, v, g = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
@@ -20,4 +21,5 @@ for i = 2, #ARGV, 5 do
     moved = moved + 1
   end
 end
-return moved
+local first = redis.call('ZRANGE', IDLE, 0, 0, 'WITHSCORES')
+return {moved, first[2] or ''}

@@ -3,7 +3,10 @@
 -- KEYS[1..5] the tenant's keys (see lib.lua), then (hot hash, cold hash) of each session
 -- ARGV[1] a fresh fence token, then (id, incarnation, version, generation) quadruples, in
 -- the order of the KEYS pairs
--- Returns one code per quadruple: 'e' evicted, 'c' changed meanwhile (kept hot), 'g' gone.
+-- Returns one code per quadruple: 'e' evicted, 'c' changed meanwhile (kept hot), 'g' gone;
+-- then the oldest score left in the idle zset, or '' (the sweep's hint of the tenant moves
+-- on to that score: see redis_hints.py), and how many sessions the tenant still holds in
+-- Redis (none: the sweep takes it off the registry).
 local out = {}
 for i = 2, #ARGV, 4 do
   local id = ARGV[i]
@@ -20,4 +23,7 @@ for i = 2, #ARGV, 4 do
     out[#out + 1] = 'g'
   end
 end
+local first = redis.call('ZRANGE', IDLE, 0, 0, 'WITHSCORES')
+out[#out + 1] = first[2] or ''
+out[#out + 1] = redis.call('ZCARD', CREATED)
 return out
