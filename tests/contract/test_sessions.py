@@ -416,6 +416,24 @@ def test_demote_and_purge_honour_their_limits(store: SessionStore, clock: Manual
     assert store.stats().hot_sessions == 1
 
 
+def test_oldest_idle_since_is_the_longest_idle_hot_session(
+    store: SessionStore, clock: ManualClock
+) -> None:
+    assert store.oldest_idle_since() is None
+    first = store.save(make(uuid4()))
+    started = clock()
+    clock.advance(minutes=5)
+    store.save(make(uuid4()))
+    assert store.oldest_idle_since() == started
+    clock.advance(hours=1)
+    # Saving it again restarts its idle time: the other one is the oldest now.
+    store.save(first)
+    assert store.oldest_idle_since() == started + timedelta(minutes=5)
+    assert store.demote_idle() == 1
+    assert store.oldest_idle_since() == clock()
+    assert store.tier_of(first.tenant_id, first.id) is Tier.HOT
+
+
 def test_counts_of_idle_and_expired_sessions_change_nothing(
     store: SessionStore, clock: ManualClock
 ) -> None:
