@@ -1,10 +1,11 @@
 """Timing every public method of a store or provider object, at the one place it is built.
 
-:func:`instrument_store` and :func:`instrument_provider` wrap each public method of one
-object with a timed one, set on the instance itself: the object keeps its class (callers
-that check it see no difference) and no call site changes. A method that calls another
-public method of the same object is counted once, as the outer call: the inner ones are part
-of its time.
+:func:`instrument_store` and :func:`instrument_provider` give one object a subclass of its
+own class whose public methods are timed: the object still passes every ``isinstance``
+check, no call site changes, and no reference cycle keeps it alive after its last user lets
+go (wrappers set on the instance itself would). The subclasses are made once per class and
+label set. A method that calls another public method of the same object is counted once, as
+the outer call: the inner ones are part of its time.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from stores.errors import StoreError
 from workers.metrics import families
 
 T = TypeVar("T")
+Timed = Callable[[str, Callable[..., Any]], Callable[..., Any]]
 
 PROVIDER_METHODS = ("generate", "generate_structured", "embed", "embed_batch")
 """The calls of an LLM or embedding provider that reach the vendor."""
@@ -28,31 +31,45 @@ _MARK = "_hearth_instrumented"
 _inside: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "hearth_metrics_inside", default=False
 )
+_lock = threading.Lock()
+_classes: dict[tuple[type, tuple[str, ...]], type] = {}
 
 
-def public_methods(obj: object) -> Iterator[str]:
-    """The names of the public plain methods of ``obj``'s class (no properties, no
-    class or static methods)."""
+def public_methods(cls: type) -> list[str]:
+    """The names of the public plain methods of ``cls`` (no properties, no class or static
+    methods)."""
+    return [
+        name
+        for name in dir(cls)
+        if not name.startswith("_") and inspect.isfunction(inspect.getattr_static(cls, name))
+    ]
+
+
+def _instrument(obj: T, labels: tuple[str, ...], names: Iterable[str], timed: Timed) -> T:
     cls = type(obj)
-    for name in dir(cls):
-        if not name.startswith("_") and inspect.isfunction(inspect.getattr_static(cls, name)):
-            yield name
-
-
-def _wrap(obj: object, names: Iterator[str] | tuple[str, ...], timed: Callable[..., Any]) -> None:
-    for name in names:
-        method = getattr(obj, name, None)
-        if callable(method):
-            setattr(obj, name, timed(name, method))
-    setattr(obj, _MARK, True)
+    if getattr(cls, _MARK, False):
+        return obj
+    with _lock:
+        sub = _classes.get((cls, labels))
+        if sub is None:
+            namespace: dict[str, Any] = {
+                name: timed(name, getattr(cls, name))
+                for name in names
+                if inspect.isfunction(inspect.getattr_static(cls, name, None))
+            }
+            namespace[_MARK] = True
+            namespace["__module__"] = cls.__module__
+            namespace["__qualname__"] = cls.__qualname__
+            # The same name: reprs, logs and error messages read as before.
+            sub = _classes[(cls, labels)] = type(cls.__name__, (cls,), namespace)
+    obj.__class__ = sub
+    return obj
 
 
 def instrument_store(store: T, name: str) -> T:
     """``store`` with every public method timed into ``hearth_store_operation_seconds{store=
     name, operation=<method>}``; a :class:`StoreError` it raises is counted in
     ``hearth_store_errors_total`` by class name. Idempotent; returns ``store``."""
-    if getattr(store, _MARK, False):
-        return store
 
     def timed(operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
@@ -73,16 +90,13 @@ def instrument_store(store: T, name: str) -> T:
 
         return call
 
-    _wrap(store, public_methods(store), timed)
-    return store
+    return _instrument(store, (name,), public_methods(type(store)), timed)
 
 
 def instrument_provider(provider: T, vendor: str, model: str) -> T:
     """``provider`` with its vendor calls counted and timed into the ``hearth_provider_*``
     families (outcome ``ok`` or the error's class name; tokens from the reply's usage).
     Idempotent; returns ``provider``."""
-    if getattr(provider, _MARK, False):
-        return provider
 
     def timed(_operation: str, method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
@@ -109,8 +123,7 @@ def instrument_provider(provider: T, vendor: str, model: str) -> T:
 
         return call
 
-    _wrap(provider, PROVIDER_METHODS, timed)
-    return provider
+    return _instrument(provider, (vendor, model), PROVIDER_METHODS, timed)
 
 
 def _usage(result: Any) -> Any:
