@@ -81,7 +81,8 @@ def test_every_family_is_served_before_any_work_with_the_known_label_sets() -> N
         assert served[name].samples, name
         assert all(set(s.labels) - {"le"} == labels for s in served[name].samples), name
     runs = {(s.labels["job"], s.labels["outcome"]) for s in served["hearth_sweep_runs"].samples}
-    assert runs == {(job, outcome) for job in jobs.JOBS for outcome in families.OUTCOMES}
+    # Other tests of this process may have counted runs of jobs of their own.
+    assert runs >= {(job, outcome) for job in jobs.JOBS for outcome in families.OUTCOMES}
     assert {s.labels["kind"] for s in served["hearth_embedding_backfill_backlog"].samples} == set(
         backfill.KINDS
     )
