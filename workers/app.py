@@ -13,7 +13,8 @@ shutdown. A worker refuses to start on a schema older than this code unless
 ``HEARTH_ALLOW_BEHIND_SCHEMA`` is set, and on a database unreachable for longer than
 ``HEARTH_DATABASE_START_WAIT_SECONDS``. Credentials are redacted from every stored exception
 and traceback, every task event and every log record, and customer text from task events
-and logs (:mod:`workers.redaction`).
+and logs (:mod:`workers.redaction`). With ``HEARTH_METRICS_PORT`` set, the worker's main
+process serves Prometheus metrics at ``/metrics`` (:mod:`workers.metrics`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from stores.common.clock import utc_now
 from stores.sessions.clients import from_url, is_cluster_url
 from workers import context as worker_context
 from workers import jobs, redaction, schema_guard
+from workers.metrics import server as metrics_server
 from workers.migrations import SchemaState, SchemaStatus
 from workers.settings import Settings, describe_invalid, get_settings
 from workers.tasks import failures, task_modules
@@ -185,6 +187,34 @@ class HearthCelery(Celery):
         return redaction.redacting_backend(backend_cls)(app=self, url=url)
 
 
+class MetricsEndpoint(bootsteps.StartStopStep):
+    """Serves ``/metrics`` from the worker's main process while the worker runs.
+
+    A step rather than signal handlers: the worker stops its steps on every way out (a warm
+    or cold shutdown, an embedded worker stopped by its caller), while ``worker_shutdown`` is
+    not sent on all of them.
+    """
+
+    name = "hearth.MetricsEndpoint"
+    requires = ("celery.worker.components:Pool",)
+
+    def include_if(self, parent: Any) -> bool:
+        settings = getattr(parent.app, "settings", None)
+        return isinstance(settings, Settings) and bool(settings.metrics_port)
+
+    def start(self, parent: Any) -> None:
+        settings: Settings = parent.app.settings
+        # Resolved here, in the main thread, not in the collector thread: that thread then
+        # never holds the context lock while the pool forks a child.
+        context = worker_context.get_context(settings)
+        metrics_server.start_for_worker(settings, lambda: context)
+
+    def stop(self, parent: Any) -> None:
+        metrics_server.stop_for_worker()
+
+    terminate = stop
+
+
 def create_app(settings: Settings | None = None) -> HearthCelery:
     """A Celery app for ``settings`` (default: the environment), with every hearth task."""
     s = settings or get_settings()
@@ -194,6 +224,7 @@ def create_app(settings: Settings | None = None) -> HearthCelery:
     app.settings = s
     app.config_from_object(celery_config(s))
     app.steps["worker"].add(SchemaGuard)
+    app.steps["worker"].add(MetricsEndpoint)
     return app
 
 
@@ -284,8 +315,10 @@ def _after_fork(**_: Any) -> None:
 
 
 @signals.worker_process_shutdown.connect
-def _process_shutdown(**_: Any) -> None:
+def _process_shutdown(pid: int | None = None, **_: Any) -> None:
     worker_context.close_context()
+    if pid is not None:
+        metrics_server.process_exited(pid)
 
 
 @signals.worker_shutdown.connect

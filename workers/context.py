@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal
 
 from stores.common.clock import Clock, utc_now
 from stores.sessions.clients import Client, from_url
+from workers.metrics.instrument import instrument_store
 from workers.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -142,7 +143,7 @@ class WorkerContext:
         with self._guard:
             if self._sessions is None:
                 self._sessions = build_session_store(self.settings, clock=self.clock)
-            return self._sessions
+            return instrument_store(self._sessions, "sessions")
 
     @property
     def config(self) -> ConfigStore:
@@ -150,7 +151,7 @@ class WorkerContext:
         with self._guard:
             if self._config is None:
                 self._config = build_config_store(self.settings, clock=self.clock)
-            return self._config
+            return instrument_store(self._config, "config")
 
     @property
     def memory(self) -> MemoryStore:
@@ -158,7 +159,7 @@ class WorkerContext:
         with self._guard:
             if self._memory is None:
                 self._memory = build_memory_store(self.settings, clock=self.clock)
-            return self._memory
+            return instrument_store(self._memory, "memory")
 
     def close(self) -> None:
         """Close the stores and the Redis client; errors at shutdown are not worth raising."""

@@ -26,6 +26,7 @@ from providers.catalog import (
     OPENAI_EMBEDDING_MODELS,
 )
 from providers.errors import InvalidRequestError, ProviderError
+from workers.metrics.instrument import instrument_provider
 from workers.settings import Settings
 
 SDK_MAX_RETRIES = 0
@@ -222,7 +223,9 @@ def llm_provider(settings: Settings) -> LLMProvider:
     with _lock:
         provider = _llm.get(spec)
         if provider is None:
-            provider = _llm[spec] = build_llm_provider(spec)
+            provider = _llm[spec] = instrument_provider(
+                build_llm_provider(spec), spec.provider, spec.model
+            )
         return provider
 
 
@@ -239,7 +242,9 @@ def embedding_provider(settings: Settings) -> EmbeddingProvider | None:
     with _lock:
         provider = _embedding.get(spec)
         if provider is None:
-            provider = _embedding[spec] = build_embedding_provider(spec)
+            provider = _embedding[spec] = instrument_provider(
+                build_embedding_provider(spec), spec.provider, spec.model
+            )
         return provider
 
 

@@ -136,6 +136,18 @@ class Settings(BaseSettings):
 
     log_level: str = Field(default="INFO")
 
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="port of each worker's Prometheus /metrics; unset or 0 serves none",
+    )
+    metrics_collect_interval_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="how often a worker refreshes the tier, idle and backfill gauges",
+    )
+
     @field_validator("log_level")
     @classmethod
     def _level(cls, value: str) -> str:

@@ -174,6 +174,12 @@ class InMemorySessionStore(SessionStore):
                 1 for e in self._entries.values() if e.tier is Tier.HOT and e.idle_since <= cutoff
             )
 
+    def oldest_idle_since(self) -> datetime | None:
+        """See :meth:`SessionStore.oldest_idle_since`."""
+        with self._lock:
+            hot = [e.idle_since for e in self._entries.values() if e.tier is Tier.HOT]
+            return min(hot, default=None)
+
     def count_expired(self) -> int:
         """See :meth:`SessionStore.count_expired`."""
         with self._lock:

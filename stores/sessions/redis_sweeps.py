@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -249,6 +250,18 @@ class RedisSweeps(RedisHints):
         """See :meth:`SessionStore.count_idle`: the same sorted sets the sweep reads."""
         cutoff = keys.micros(self._clock() - self.hot_ttl)
         return self._count(keys.idle, cutoff)
+
+    def oldest_idle_since(self) -> datetime | None:
+        """See :meth:`SessionStore.oldest_idle_since`: the lowest score of every idle set."""
+        tenants = list(self._tenants())
+        if not tenants:
+            return None
+        with translated():
+            pipe = self.client.pipeline(transaction=False)
+            for tenant in tenants:
+                pipe.zrange(keys.idle(keys.base(tenant)), 0, 0, withscores=True)
+            firsts = [int(row[0][1]) for row in pipe.execute() if row]
+        return keys.from_micros(min(firsts)) if firsts else None
 
     def count_expired(self) -> int:
         """See :meth:`SessionStore.count_expired`: the same sorted set and table the purge

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from datetime import datetime
 from uuid import UUID
 
 from stores.common.arguments import ParsesArguments
@@ -154,6 +155,11 @@ class SessionStore(ParsesArguments, ABC):
 
         What :meth:`demote_idle` would move now, counted without moving anything.
         """
+
+    def oldest_idle_since(self) -> datetime | None:
+        """When the hot session idle for the longest time last saw activity (None: no hot
+        session, or a store that cannot tell). Only looks; the metrics' oldest idle age."""
+        return None
 
     @abstractmethod
     def count_expired(self) -> int:

@@ -471,6 +471,24 @@ def test_a_shard_sweep_honours_its_limit_and_one_shard_is_the_whole_sweep(
     assert store.count_expired() == 0
 
 
+def test_oldest_idle_since_is_the_longest_idle_hot_session(
+    store: SessionStore, clock: ManualClock
+) -> None:
+    assert store.oldest_idle_since() is None
+    first = store.save(make(uuid4()))
+    started = clock()
+    clock.advance(minutes=5)
+    store.save(make(uuid4()))
+    assert store.oldest_idle_since() == started
+    clock.advance(hours=1)
+    # Saving it again restarts its idle time: the other one is the oldest now.
+    store.save(first)
+    assert store.oldest_idle_since() == started + timedelta(minutes=5)
+    assert store.demote_idle() == 1
+    assert store.oldest_idle_since() == clock()
+    assert store.tier_of(first.tenant_id, first.id) is Tier.HOT
+
+
 def test_counts_of_idle_and_expired_sessions_change_nothing(
     store: SessionStore, clock: ManualClock
 ) -> None:

@@ -28,6 +28,7 @@ from kombu import Queue
 
 from tests.fakes import ANTHROPIC, FakeProviderServer, replies
 from tests.fakes.replies import FAKE_ANTHROPIC_MODEL
+from tests.integration.metrics_support import free_port, scrape, value
 from tests.integration.workers_support import BROKERS, settings
 from workers.app import HearthCelery, celery_url, create_app
 from workers.deliveries import RedeliveryLimitError, delivery_key
@@ -35,6 +36,7 @@ from workers.deliveries import RedeliveryLimitError, delivery_key
 pytestmark = [pytest.mark.celery, pytest.mark.redis, pytest.mark.slow]
 
 MAX_DELIVERIES = 3
+GENERATE = "hearth.providers.generate"
 PROMPT = "a prompt that must never show in the failure"
 WAIT = 90.0
 """Seconds to wait for any one event; far beyond what a loaded machine needs."""
@@ -112,6 +114,7 @@ def test_a_call_that_kills_its_worker_every_time_is_given_up_after_the_cap(
     results = celery_url(redis_url)
     broker_url = results if broker == "redis" else os.environ["HEARTH_TEST_BROKER_URL"]
     queue = f"hearth-test-redelivery-{uuid.uuid4().hex[:10]}"
+    port = free_port()
     with FakeProviderServer() as server:
         # No reply ever comes: every call hangs until its process is killed.
         server.set_default(ANTHROPIC, replies.slow(replies.anthropic_message("late"), 3600))
@@ -126,6 +129,7 @@ def test_a_call_that_kills_its_worker_every_time_is_given_up_after_the_cap(
             HEARTH_ANTHROPIC_BASE_URL=server.anthropic_base_url,
             HEARTH_PROVIDER_TIMEOUT_SECONDS="3600",
             HEARTH_PROVIDER_MAX_DELIVERIES=str(MAX_DELIVERIES),
+            HEARTH_METRICS_PORT=str(port),
         )
         client_app = create_app(
             settings(redis_url=redis_url, broker_url=broker_url, result_backend=results)
@@ -133,9 +137,7 @@ def test_a_call_that_kills_its_worker_every_time_is_given_up_after_the_cap(
         log = tmp_path / "worker.log"
         try:
             with worker_process(env, queue, log) as worker:
-                result = client_app.send_task(
-                    "hearth.providers.generate", args=[PROMPT], queue=queue
-                )
+                result = client_app.send_task(GENERATE, args=[PROMPT], queue=queue)
                 for call in range(1, MAX_DELIVERIES + 1):
                     _wait_for(
                         f"call {call}",
@@ -149,6 +151,11 @@ def test_a_call_that_kills_its_worker_every_time_is_given_up_after_the_cap(
                 _wait_for("the task to end", lambda: result.state == "FAILURE", worker)
                 # The failure was acknowledged: nothing is left to deliver, now or later.
                 assert _messages_waiting(client_app, queue) == 0
+                # Counted by the pool processes that were killed after counting: their
+                # counts outlive them.
+                _, samples = scrape(port)
+                lost = value(samples, "hearth_provider_redeliveries_total", task=GENERATE)
+                assert lost == MAX_DELIVERIES
         finally:
             with client_app.connection_for_write() as conn:
                 Queue(queue, routing_key=queue)(conn.default_channel).delete()

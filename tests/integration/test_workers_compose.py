@@ -98,3 +98,21 @@ def test_the_cluster_file_puts_sessions_on_a_formed_cluster_and_celery_off_it() 
         # Celery has no cluster transport: broker and results stay on the single Redis.
         assert "HEARTH_BROKER_URL: redis://redis:6379/1" in block
         assert "HEARTH_RESULT_BACKEND: redis://redis:6379/2" in block
+
+
+def test_the_monitoring_profile_scrapes_the_workers_metrics(config: str) -> None:
+    # Off by default: both monitoring services run only under their profile...
+    for name in ("prometheus", "grafana"):
+        assert re.search(r"profiles:\n\s+- monitoring", _service(config, name)), name
+    # ...while every worker serves its metrics on the port Prometheus scrapes.
+    assert "HEARTH_METRICS_PORT: '9187'" in _service(config, "worker").replace('"', "'")
+    assert "HEARTH_METRICS_PORT" not in _service(config, "beat")
+    monitoring = _run("--profile", "monitoring", "config")
+    prometheus = _service(monitoring, "prometheus")
+    assert "deploy/prometheus" in prometheus
+    grafana = _service(monitoring, "grafana")
+    assert "deploy/grafana/provisioning" in grafana
+    assert "deploy/grafana/dashboards" in grafana
+    scrape = (ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text()
+    assert "port: 9187" in scrape
+    assert 'names: ["worker"]' in scrape

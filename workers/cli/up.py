@@ -31,6 +31,7 @@ from workers.app import broker_url, create_app, result_backend
 from workers.cli.display import run_line
 from workers.cli.status import redis_memory
 from workers.embedded import EmbeddedRedis
+from workers.metrics.server import url as metrics_url
 from workers.runtime import Servers, servers
 from workers.settings import Settings
 
@@ -255,6 +256,8 @@ def run_up(settings: Settings, console: Console, *, concurrency: int, loglevel: 
             for child in children:
                 pid = child.process.pid
                 console.print(f"[green]{child.name:<7}[/] pid {pid}, log {child.log_path}")
+            if served := metrics_url(run_settings):
+                console.print(f"[green]metrics[/] {served}")
             console.print(_schedule_table(settings))
             _kick(run_settings)
             console.print("[dim]running; Ctrl-C stops everything[/]")

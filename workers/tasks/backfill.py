@@ -128,7 +128,25 @@ def backfill_embeddings(
             )
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size!r}")
-    kinds = (
+    kinds = _kinds(config, memory)
+    result = BackfillResult(model=embedder.model_id)
+    ends_at = monotonic() + time_budget_seconds
+    stop = _Stop(ends_at, monotonic, lock_lost or _never)
+    try:
+        for kind in kinds:
+            if not _backfill_kind(kind, embedder, result, batch_size, stop):
+                break
+    except ProviderError as exc:
+        if not is_retryable(exc):
+            raise
+        result.interrupted = exc.to_dict()
+        logger.warning("embedding backfill stopped early: %s: %s", type(exc).__name__, exc.message)
+    return result
+
+
+def _kinds(config: ConfigStore, memory: MemoryStore) -> tuple[_Kind, ...]:
+    """The rows the backfill embeds, in the order it visits them."""
+    return (
         _Kind(
             "rules",
             config.list_rules_needing_embedding,
@@ -148,19 +166,37 @@ def backfill_embeddings(
             lambda episode: episode.content,
         ),
     )
-    result = BackfillResult(model=embedder.model_id)
-    ends_at = monotonic() + time_budget_seconds
-    stop = _Stop(ends_at, monotonic, lock_lost or _never)
-    try:
-        for kind in kinds:
-            if not _backfill_kind(kind, embedder, result, batch_size, stop):
+
+
+BACKLOG_CAP = 10_000
+""":func:`backlog` stops counting a kind here: a gauge that says "at least this many" costs
+a bounded read, however far behind the backfill is."""
+
+
+def backlog(
+    config: ConfigStore,
+    memory: MemoryStore,
+    model: str,
+    *,
+    cap: int = BACKLOG_CAP,
+    page_size: int = 1000,
+) -> dict[str, int]:
+    """How many rows of each kind the backfill would embed for ``model`` (at most ``cap``).
+
+    The same listing the backfill reads; rows with no text to embed are not counted, since
+    no run would ever embed them."""
+    counts: dict[str, int] = {}
+    for kind in _kinds(config, memory):
+        count = 0
+        cursor: str | None = None
+        while count < cap:
+            page = kind.list_needing(model, limit=min(page_size, cap), cursor=cursor)
+            count += sum(1 for item in page.items if kind.text_of(item))
+            if page.next_cursor is None:
                 break
-    except ProviderError as exc:
-        if not is_retryable(exc):
-            raise
-        result.interrupted = exc.to_dict()
-        logger.warning("embedding backfill stopped early: %s: %s", type(exc).__name__, exc.message)
-    return result
+            cursor = page.next_cursor
+        counts[kind.name] = min(count, cap)
+    return counts
 
 
 def _never() -> bool:

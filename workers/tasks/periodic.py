@@ -3,7 +3,8 @@
 Every periodic task goes through :func:`run_job`, so each one holds a lock with an expiry,
 renewed by a heartbeat while it runs (two beats or a slow run never overlap, and a crashed
 holder blocks the next run only for the short expiry), returns JSON counts, and leaves its
-last run in Redis for ``hearth status`` and ``hearth up``.
+last run in Redis for ``hearth status`` and ``hearth up`` and in the ``hearth_sweep_*``
+metrics (:func:`workers.metrics.families.observe_run`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from stores.sessions.shards import Shard
 from workers import jobs
 from workers.context import WorkerContext
 from workers.locks import JobLock, remaining_seconds
+from workers.metrics import families as metrics
 
 logger = logging.getLogger("hearth.jobs")
 
@@ -124,11 +126,13 @@ def _record(
     result: dict[str, Any] | None = None,
     error: str | None = None,
 ) -> None:
+    finished_at = utc_now()
+    metrics.observe_run(job, status, result, (finished_at - started_at).total_seconds())
     run = jobs.JobRun(
         job=job,
         status=status,
         started_at=started_at,
-        finished_at=utc_now(),
+        finished_at=finished_at,
         result=result or {},
         error=error,
         task_id=info.task_id,

@@ -83,6 +83,7 @@ from providers.redaction import redact_exception
 from workers import context as worker_context
 from workers import deliveries, provider_registry, redaction
 from workers.backoff import BackoffPolicy, countdown_for, is_retryable
+from workers.metrics import families as metrics
 from workers.provider_registry import ProviderSettingsError
 from workers.settings import Settings, get_settings
 from workers.tasks.failures import ProviderTaskError
@@ -435,6 +436,7 @@ def run_attempt(
                 _describe(exc),
                 countdown,
             )
+            metrics.count_retry(exc.provider or "unknown", type(exc).__name__)
             headers = {**(task.request.headers or {}), FIRST_ATTEMPT_HEADER: started}
             raise task.retry(exc=exc, countdown=countdown, headers=headers) from None
     if failed is not None:
@@ -480,6 +482,8 @@ def check_delivery(task: Task[Any, Any], settings: Settings, delivery: deliverie
         Ignore: a stale delivery, dropped without a result.
     """
     verdict = deliveries.verdict(delivery, settings.provider_max_deliveries)
+    if delivery.deliveries > 1 and verdict is not deliveries.Verdict.STALE:
+        metrics.count_redelivery(task.name)
     if verdict is deliveries.Verdict.RUN:
         if delivery.deliveries > 1:
             logger.warning(
