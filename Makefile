@@ -6,13 +6,18 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.hearth-installed
 
-.PHONY: run test lint typecheck check demo bench clean
+.PHONY: run test test-slow lint typecheck check demo bench clean
 
 run: $(STAMP)
 	$(BIN)/hearth up
 
 test: $(STAMP)
 	$(BIN)/pytest
+
+# The tests marked slow (a killed `hearth up`, crashed workers, data directory upgrades...),
+# which the default run leaves out; CI runs both.
+test-slow: $(STAMP)
+	$(BIN)/pytest -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
