@@ -89,6 +89,7 @@ class RedisTiers:
         self.step_hook: Callable[[str], None] | None = None
         """Called with a step's name between the steps of tier moves (tests pause there)."""
         self._refusals = 0
+        self._quarantined = 0
         self._refusals_lock = threading.Lock()
         self._rebuilt_at: datetime | None = None
         self._reconciled_at: dict[int, datetime] = {}
@@ -99,6 +100,11 @@ class RedisTiers:
         """How often a fenced step refused to act on a copy that had changed since it was
         read (a demotion, eviction or promotion that lost a race), since the store opened."""
         return self._refusals
+
+    def unmovable_counts(self) -> dict[str, int]:
+        """See :meth:`SessionStore.unmovable_counts`."""
+        with self._refusals_lock:
+            return {"quarantined": self._quarantined, "changed": self._refusals}
 
     def _refused(self, count: int = 1) -> None:
         if count:

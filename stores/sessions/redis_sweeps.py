@@ -185,6 +185,8 @@ class RedisSweeps(RedisHints):
             for tenant, args in by_tenant.items()
         ]
         self._eval_many("quarantine", calls)
+        with self._refusals_lock:
+            self._quarantined += len(rows)
         for tenant, row in rows:
             _log.warning(
                 "session %s of tenant %s (version %s) cannot be stored in the cold tier; "

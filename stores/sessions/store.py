@@ -168,6 +168,14 @@ class SessionStore(ParsesArguments, ABC):
         What :meth:`purge_expired` would remove now, counted without removing anything.
         """
 
+    def unmovable_counts(self) -> dict[str, int]:
+        """How many sessions this store object's sweeps left where they were, by reason, since
+        it was built: ``quarantined`` (the cold tier refused them, see
+        :meth:`count_quarantined`) and ``changed`` (a fenced step found the session changed
+        since it was read, and left it to the next sweep). A store whose sweeps never leave a
+        session behind reports none. The workers count these per sweep run, for the metrics."""
+        return {}
+
     def count_quarantined(self) -> int:
         """How many hot sessions the demotion sweep set aside because the cold tier refused
         them (stored before a check that now refuses them, say), over all tenants.

@@ -436,12 +436,16 @@ def test_a_session_the_cold_tier_refuses_is_quarantined_and_holds_back_nobody(
     assert isinstance(document, bytes)
     pg_store.client.hset(hot_key, "d", document.replace(b'"ok"', b'"o\\u0000k"'))
     clock.advance(seconds=HOT_TTL.total_seconds())
+    before = pg_store.unmovable_counts()
 
     assert pg_store.demote_idle() == len(good)
     assert {s.id for s in good} <= {row[0] for row in cold_rows(pg_store)}
     assert poison.id not in {row[0] for row in cold_rows(pg_store)}
     assert pg_store.tier_of(tenant, poison.id) is Tier.HOT
     assert pg_store.count_quarantined() == 1
+    after = pg_store.unmovable_counts()
+    assert after["quarantined"] == before["quarantined"] + 1
+    assert after["changed"] == before["changed"]
     read = pg_store.get(tenant, poison.id)
     assert read is not None
     assert read.variables == {"x": "o\x00k"}

@@ -103,6 +103,25 @@ def test_demotion_sweep_moves_idle_sessions_in_batches(
     assert last.result["demoted"] == 20
 
 
+def test_a_demotion_run_reports_the_sessions_it_left_hot_by_reason(
+    worker_app: HearthCelery, context: WorkerContext, store: RedisSessionStore, clock: ManualClock
+) -> None:
+    idle = save_sessions(store, 3, variables={"x": "ok"})
+    poison = idle[0]
+    # Older data, stored before save refused it: the cold table's jsonb cannot hold NUL.
+    hot_key = f"hearth:s:{{{poison.tenant_id}}}:h:{poison.id}"
+    document = store.client.hget(hot_key, "d")
+    assert isinstance(document, bytes)
+    store.client.hset(hot_key, "d", document.replace(b'"ok"', b'"o\\u0000k"'))
+    clock.advance(minutes=31)
+
+    result = send(worker_app, DEMOTE)
+
+    assert (result["status"], result["demoted"]) == ("ok", 2)
+    assert (result["quarantined"], result["changed"]) == (1, 0)
+    assert store.tier_of(poison.tenant_id, poison.id) is Tier.HOT
+
+
 def test_purge_removes_expired_sessions_from_both_tiers(
     worker_app: HearthCelery, context: WorkerContext, store: RedisSessionStore, clock: ManualClock
 ) -> None:

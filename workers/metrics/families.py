@@ -59,6 +59,7 @@ ITEM_KEYS: Mapping[str, str] = {
 """The result key holding what each job's run moved, marked or wrote (its items)."""
 
 UNMOVABLE_KEYS: Mapping[str, tuple[str, ...]] = {
+    jobs.DEMOTE: ("quarantined", "changed"),
     jobs.EMBEDDING_BACKFILL: ("refused", "changed"),
 }
 """Result keys counting items a run left where they were; the key is the ``reason``."""

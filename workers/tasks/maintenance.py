@@ -44,6 +44,7 @@ def demote(
     budget = time_budget_seconds or context.settings.sweep_time_budget_seconds
 
     def work(lock: JobLock) -> dict[str, Any]:
+        before = context.sessions.unmovable_counts()
         result = sweeps.demote_idle(
             context.sessions,
             batch_size=batch,
@@ -51,7 +52,11 @@ def demote(
             lock_lost=lambda: lock.lost,
             shard=shard,
         )
-        return {"demoted": result.processed, **_shard_of(shard), **_counts(result)}
+        after = context.sessions.unmovable_counts()
+        # The store counts for its whole life; this run's share is the difference (a worker
+        # process runs one sweep at a time).
+        left = {reason: n - before.get(reason, 0) for reason, n in after.items()}
+        return {"demoted": result.processed, **left, **_shard_of(shard), **_counts(result)}
 
     return run_job(context, jobs.DEMOTE, work, info=_with_shard(info, shard))
 
