@@ -46,6 +46,7 @@ from stores.memory import PostgresMemoryStore
 from stores.postgres import schema
 from stores.postgres.engine import create_engine, normalize_url
 from stores.postgres.rows import register_vector_types, vector_param
+from stores.postgres.tenant_indexes import TenantIndexPolicy, apply_changes
 from stores.postgres.vectors import VectorSearcher
 
 DIMS = 1536
@@ -184,6 +185,7 @@ def load(
         with engine.begin() as conn:
             conn.execute(sa.text("DROP INDEX bench_plain_hnsw"))
     facts["hearth_index"] = migrate_to_head(engine, url, n)
+    facts["tenant_indexes"] = tenant_indexes(engine, n)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("VACUUM ANALYZE episodes"))
     facts.update(
@@ -206,6 +208,27 @@ def load(
 
 
 VALID_AT = EPOCH + timedelta(days=200)
+
+
+def tenant_indexes(engine: sa.Engine, rows: int) -> list[dict[str, Any]]:
+    """What the hourly ``tenant-vector-indexes`` job makes for the loaded table (the large
+    tenant's own index): each index's build time and size per indexed row."""
+    started = time.perf_counter()
+    changes = apply_changes(engine, TenantIndexPolicy()) or []
+    seconds = time.perf_counter() - started
+    built = []
+    with engine.connect() as conn:
+        for change in changes:
+            size = conn.execute(sa.text(f"SELECT pg_relation_size('{change.index}')")).scalar()
+            built.append(
+                {
+                    "name": change.index,
+                    "rows": change.rows,
+                    "build_s": round(seconds / max(len(changes), 1), 1),
+                    "bytes_per_row": round(int(size or 0) / max(change.rows, 1)),
+                }
+            )
+    return built
 
 
 def migrate_to_head(engine: sa.Engine, url: str, rows: int) -> dict[str, Any]:
@@ -333,6 +356,7 @@ def measure(args: argparse.Namespace, kind: str, rows: int, server_url: str) -> 
                     "shared_buffers": shared_buffers,
                     "load_s": facts["load_s"],
                     "hearth_index": facts["hearth_index"],
+                    "tenant_indexes": facts["tenant_indexes"],
                     "plain_hnsw": facts.get("plain_hnsw"),
                 }
             ),
