@@ -36,7 +36,7 @@ from workers.backoff import is_retryable
 from workers.context import WorkerContext, get_context
 from workers.locks import JobLock
 from workers.settings import Settings, get_settings
-from workers.tasks.periodic import RunInfo, run_job
+from workers.tasks.periodic import IDEMPOTENT, RunInfo, run_job
 
 if TYPE_CHECKING:
     from stores.common.pagination import Page
@@ -319,13 +319,7 @@ def _after_fork(**_: Any) -> None:
     reset_after_fork()
 
 
-@shared_task(
-    name=jobs.TASK_NAMES[jobs.EMBEDDING_BACKFILL],
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=False,
-)
+@shared_task(name=jobs.TASK_NAMES[jobs.EMBEDDING_BACKFILL], **IDEMPOTENT)
 def embedding_backfill(
     self: Task[Any, Any],
     batch_size: int | None = None,
@@ -335,9 +329,7 @@ def embedding_backfill(
     """Embedding backfill: rows missing an embedding of the configured model get one."""
     settings = getattr(self.app, "settings", None)
     context = get_context(settings if isinstance(settings, Settings) else get_settings())
-    info = RunInfo(
-        task_id=self.request.id, worker=getattr(self.request, "hostname", None), trigger=trigger
-    )
+    info = RunInfo.of_task(self, trigger)
     return run_backfill(
         context, batch_size=batch_size, time_budget_seconds=time_budget_seconds, info=info
     )

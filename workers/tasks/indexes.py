@@ -17,7 +17,7 @@ from celery import Task, shared_task
 from workers import jobs
 from workers.context import WorkerContext, get_context
 from workers.locks import JobLock
-from workers.tasks.periodic import RunInfo, run_job
+from workers.tasks.periodic import IDEMPOTENT, RunInfo, run_job
 
 
 def index_large_tenants(context: WorkerContext, *, info: RunInfo | None = None) -> dict[str, Any]:
@@ -53,16 +53,7 @@ def index_large_tenants(context: WorkerContext, *, info: RunInfo | None = None) 
     return run_job(context, jobs.TENANT_INDEXES, work, info=info)
 
 
-@shared_task(
-    name=jobs.TASK_NAMES[jobs.TENANT_INDEXES],
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    ignore_result=False,
-)
+@shared_task(name=jobs.TASK_NAMES[jobs.TENANT_INDEXES], **IDEMPOTENT)
 def index_large_tenants_task(self: Task[Any, Any], trigger: str = "schedule") -> dict[str, Any]:
     """Per-tenant vector indexes: built for tenants holding a large share, dropped below it."""
-    info = RunInfo(
-        task_id=self.request.id, worker=getattr(self.request, "hostname", None), trigger=trigger
-    )
-    return index_large_tenants(get_context(), info=info)
+    return index_large_tenants(get_context(), info=RunInfo.of_task(self, trigger))

@@ -20,14 +20,7 @@ from stores.sessions import Shard
 from workers import jobs, schema_guard, sweeps
 from workers.context import WorkerContext, get_context
 from workers.locks import JobLock
-from workers.tasks.periodic import RunInfo, run_job
-
-IDEMPOTENT: dict[str, Any] = {
-    "bind": True,
-    "acks_late": True,
-    "reject_on_worker_lost": True,
-    "ignore_result": False,
-}
+from workers.tasks.periodic import IDEMPOTENT, RunInfo, run_job
 
 
 def demote(
@@ -197,12 +190,6 @@ def _counts(result: sweeps.SweepResult) -> dict[str, Any]:
     return data
 
 
-def _info(task: Task[Any, Any], trigger: str) -> RunInfo:
-    return RunInfo(
-        task_id=task.request.id, worker=getattr(task.request, "hostname", None), trigger=trigger
-    )
-
-
 def _sweep_or_fan_out(
     task: Task[Any, Any],
     job: str,
@@ -218,7 +205,7 @@ def _sweep_or_fan_out(
             context,
             batch_size=batch_size,
             time_budget_seconds=time_budget_seconds,
-            info=_info(task, trigger),
+            info=RunInfo.of_task(task, trigger),
         )
     # A shard task not started within one interval is dropped, as the beat's own message
     # is: the next dispatch sends it again.
@@ -245,7 +232,7 @@ def _sweep_or_fan_out(
         sent = group(signatures).apply_async()
         return str(sent.id) if sent.id else None
 
-    return dispatch(context, job, send, info=_info(task, trigger))
+    return dispatch(context, job, send, info=RunInfo.of_task(task, trigger))
 
 
 @shared_task(name=jobs.TASK_NAMES[jobs.DEMOTE], **IDEMPOTENT)
@@ -286,7 +273,7 @@ def demote_idle_shard(
         get_context(),
         batch_size=batch_size,
         time_budget_seconds=time_budget_seconds,
-        info=_info(self, trigger),
+        info=RunInfo.of_task(self, trigger),
         shard=Shard(index, count),
     )
 
@@ -305,7 +292,7 @@ def purge_expired_shard(
         get_context(),
         batch_size=batch_size,
         time_budget_seconds=time_budget_seconds,
-        info=_info(self, trigger),
+        info=RunInfo.of_task(self, trigger),
         shard=Shard(index, count),
     )
 
@@ -313,7 +300,7 @@ def purge_expired_shard(
 @shared_task(name=jobs.TASK_NAMES[jobs.SCHEMA_CHECK], **IDEMPOTENT)
 def check_schema_task(self: Task[Any, Any], trigger: str = "schedule") -> dict[str, Any]:
     """Schema migration check: current, behind, ahead, uninitialized or unreachable."""
-    return check_schema(get_context(), info=_info(self, trigger))
+    return check_schema(get_context(), info=RunInfo.of_task(self, trigger))
 
 
 @shared_task(name=jobs.TASK_NAMES[jobs.SCENARIO_MIGRATION], **IDEMPOTENT)
@@ -328,5 +315,5 @@ def mark_scenario_migrations_task(
         get_context(),
         batch_size=batch_size,
         time_budget_seconds=time_budget_seconds,
-        info=_info(self, trigger),
+        info=RunInfo.of_task(self, trigger),
     )

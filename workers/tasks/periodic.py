@@ -27,6 +27,15 @@ from workers.metrics import families as metrics
 
 logger = logging.getLogger("hearth.jobs")
 
+IDEMPOTENT: dict[str, Any] = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "ignore_result": False,
+}
+"""Celery options of every periodic task: each is idempotent, so it is acknowledged late and
+rejected back to the queue when its worker dies."""
+
 
 @dataclass(frozen=True)
 class RunInfo:
@@ -37,6 +46,12 @@ class RunInfo:
     trigger: str = "schedule"
     shard: Shard | None = None
     """The shard the run sweeps, for one shard of a sharded job."""
+
+    @classmethod
+    def of_task(cls, task: Any, trigger: str) -> RunInfo:
+        """The run a bound Celery task is making: its id, its worker, and ``trigger``."""
+        request = task.request
+        return cls(task_id=request.id, worker=getattr(request, "hostname", None), trigger=trigger)
 
     @property
     def shard_index(self) -> int | None:
