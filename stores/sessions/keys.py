@@ -40,9 +40,9 @@ script from the prefix of its first key (see ``lua/lib.lua``), which carries the
                           time: the demotion sweep visits only tenants due by it
 ``hearth:s:{rNN}:due-created`` sorted set, tenant id -> no later than its oldest created_at:
                           the purge visits only tenants due by it
-                          (registry and hints are written beside the scripts, never inside
-                          them; see ``RedisTiers._run`` and ``RedisHints`` for how they are
-                          kept right without a shared slot)
+                          (writers register and lower hints beside their scripts; the sweep
+                          scripts set them inside on one Redis, and beside on a cluster: see
+                          ``RedisTiers._run`` and ``redis_hints.py``)
 
 Score-0 indexes are read in id order with ZRANGEBYLEX, which gives keyset pagination. With
 the PostgreSQL cold tier, indexes hold hot sessions only (the ``sessions`` table indexes the

@@ -79,6 +79,11 @@ class RedisTiers:
         self.max_bytes = codec.check_max_bytes(max_bytes)
         self.client = client
         self._cluster = isinstance(client, RedisCluster)
+        self.hints_in_scripts = not self._cluster
+        """Whether the sweep scripts keep the sweeps' hints and registry themselves, many
+        tenants per call: on one Redis, where they can (see ``redis_hints.py``). On a
+        cluster the hints live in other slots and are kept beside the scripts instead;
+        setting this false on one Redis takes that way too (tests do, to exercise it)."""
         self._clock = clock
         if cold_tier is None:
             cold_tier = RedisColdTier(ttl=max_age + timedelta(days=1))

@@ -2,18 +2,26 @@
 
 For each registry bucket, a hint sorted set scores every tenant no later than its oldest
 idle time (demotion) and its oldest created_at (purge), so one round trip finds the tenants
-that may have work due. The hints live in other slots than the tenants' keys, so scripts
-cannot update them: writers lower them (``ZADD LT``) before and after a script that adds a
-session to a tenant's sets, and a sweep that visited a tenant sets its hint to what is
-left, then looks again. A hint may be early (a wasted visit) but is never late, except
-after a client died between its script and its hint, which a full pass every
-:data:`RECONCILE_EVERY` repairs. On a Redis Cluster every step goes node by node
-(``batch.py``): keys on a master that is down are skipped, and looked at again later.
+that may have work due.
+
+On one Redis, the sweep scripts take many tenants per call, their hint keys with them, and
+set each visited tenant's hints to its exact oldest scores, or take it off the registry,
+inside the script (``settle`` in ``lua/lib.lua``): a pass costs a few round trips per group
+of tenants, and nothing can come between a move and its hint.
+
+On a Redis Cluster the hints live in other slots than the tenants' keys, so scripts cannot
+update them (set :attr:`RedisTiers.hints_in_scripts` false to take this way on one Redis):
+writers lower them (``ZADD LT``) before and after a script that adds a session to a
+tenant's sets, and a sweep that visited a tenant sets its hint to what is left, then looks
+again. A hint may be early (a wasted visit) but is never late, except after a client died
+between its script and its hint, which a full pass every :data:`RECONCILE_EVERY` repairs.
+Every step goes node by node (``batch.py``): keys on a master that is down are skipped, and
+looked at again later.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -25,6 +33,12 @@ from stores.sessions import keys, scripts
 from stores.sessions.batch import Batch, failed
 from stores.sessions.redis_base import RedisTiers, text
 
+Call = tuple[UUID, list[str], list[Any]]
+"""One tenant's part of a sweep script call: the tenant, its keys, its own arguments."""
+
+SCRIPT_KEYS = 1200
+"""Keys per sweep script call over several tenants (one Redis): short scripts, few calls."""
+
 RECONCILE_EVERY = timedelta(minutes=10)
 """How often, at most, a store's demotion sweep walks every tenant to repair late hints."""
 
@@ -32,14 +46,40 @@ RECONCILE_EVERY = timedelta(minutes=10)
 class RedisHints(RedisTiers):
     """The registry and hints that the sweeps of ``redis_sweeps.py`` read and keep."""
 
-    def _eval_many(self, name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
-        """Run script ``name`` once per (keys, args), a round trip per node; the replies in
-        order, where a call whose cluster node failed has the error (see ``batch.failed``)."""
+    def _eval_many(self, name: str, common: list[Any], calls: list[Call]) -> list[Any]:
+        """Run sweep script ``name`` over tenants: ``common`` arguments, then per (tenant,
+        keys, arguments) one segment (see ``segments`` in ``lua/lib.lua``). The replies per
+        tenant, in order, where a tenant whose cluster node failed has the error (see
+        ``batch.failed``).
+
+        On a cluster each tenant is a call of its own (its slot), a round trip per node. On
+        one Redis, with :attr:`hints_in_scripts`, many tenants share a call, hint keys
+        included, so that the script keeps their hints itself (``settle``): a sweep then
+        costs a few round trips per group of tenants, not several per tenant."""
         if not calls:
             return []
         script = self._scripts[name]
+        commands: list[tuple[list[str], list[Any]]] = []
+        shapes: list[int] = []
+        for chunk in self._chunks(calls):
+            script_keys: list[str] = []
+            args = list(common)
+            for tenant, own_keys, own_args in chunk:
+                member = ""
+                if self.hints_in_scripts:
+                    bucket, member = keys.bucket_of(tenant), str(tenant)
+                    own_keys = [
+                        *own_keys,
+                        keys.due_idle(bucket),
+                        keys.due_created(bucket),
+                        keys.registry(bucket),
+                    ]
+                script_keys += own_keys
+                args += [len(own_keys), len(own_args), member, *own_args]
+            commands.append((script_keys, args))
+            shapes.append(len(chunk))
         batch = Batch(self.client)
-        for script_keys, args in calls:
+        for script_keys, args in commands:
             command = scripts.evalsha_command(script, script_keys, args)
             batch.add(script_keys[0], "execute_command", *command)
         replies = self._execute_partly(batch, keep=(NoScriptError,))
@@ -48,13 +88,33 @@ class RedisHints(RedisTiers):
             # again with the source, which that server then keeps (loading it on every node
             # instead would fail for all while one node is down).
             again = Batch(self.client)
-            for (script_keys, args), reply in zip(calls, replies, strict=True):
+            for (script_keys, args), reply in zip(commands, replies, strict=True):
                 if isinstance(reply, NoScriptError):
                     command = scripts.eval_command(script, script_keys, args)
                     again.add(script_keys[0], "execute_command", *command)
             redone = iter(self._execute_partly(again))
             replies = [next(redone) if isinstance(r, NoScriptError) else r for r in replies]
-        return replies
+        out: list[Any] = []
+        for reply, count in zip(replies, shapes, strict=True):
+            out += [reply] * count if failed(reply) else reply
+        return out
+
+    def _chunks(self, calls: list[Call]) -> Iterator[list[Call]]:
+        """The tenants of each script call: one each on a cluster (a call holds one slot),
+        else as many as fit in :data:`SCRIPT_KEYS` keys (at least one)."""
+        if self._cluster:
+            yield from ([call] for call in calls)
+            return
+        chunk: list[Call] = []
+        size = 0
+        for call in calls:
+            if chunk and size + len(call[1]) > SCRIPT_KEYS:
+                yield chunk
+                chunk, size = [], 0
+            chunk.append(call)
+            size += len(call[1]) + 3
+        if chunk:
+            yield chunk
 
     def _due(
         self, hint: Callable[[int], str], cutoff: int, limit: int, buckets: range

@@ -19,7 +19,7 @@ from stores.sessions import codec, keys, query, scripts
 from stores.sessions.batch import failed
 from stores.sessions.models import PendingMigration, TierStats
 from stores.sessions.redis_base import BATCH, Found, text, token
-from stores.sessions.redis_hints import RedisHints
+from stores.sessions.redis_hints import Call, RedisHints
 from stores.sessions.scripts import translated
 from stores.sessions.shards import Shard, buckets_of, check_shard
 
@@ -70,11 +70,12 @@ class RedisSweeps(RedisHints):
             # An equal share each, so that a group never reads much more than it can move;
             # a tenant that filled its share comes round again.
             wanted = min(BATCH, max(1, (limit - moved) // len(group)))
-            calls = [(keys.tenant_keys(keys.base(t)), [cutoff, wanted]) for t in group]
+            calls: list[Call] = [(t, keys.tenant_keys(keys.base(t)), []) for t in group]
             taken: list[tuple[UUID, list[list[bytes]]]] = []
             exhausted: list[UUID] = []
             budget = limit - moved
-            for tenant, flat in zip(group, self._eval_many("idle", calls), strict=True):
+            found = self._eval_many("idle", [cutoff, wanted], calls)
+            for tenant, flat in zip(group, found, strict=True):
                 if failed(flat):
                     continue  # its node is down: the tenant keeps its hint for later
                 batch = [flat[i : i + 7] for i in range(0, len(flat), 7)][:budget]
@@ -89,6 +90,8 @@ class RedisSweeps(RedisHints):
                 # A tenant cut short by the limit keeps its hint as it is, due at once.
             got, oldest, pruned = self._demote_group(taken)
             moved += got
+            if self.hints_in_scripts:
+                continue  # the scripts set the hints of the tenants they visited
             # A pruned tenant's hints are gone already (its prune looked again, as a refresh
             # would: see _prune).
             left = [t for t in exhausted if t not in pruned]
@@ -107,14 +110,14 @@ class RedisSweeps(RedisHints):
             return 0, {}, set()
         self._step("demote:read")
         if self._rc is not None:
-            calls = []
+            calls: list[Call] = []
             for tenant, batch in taken:
-                args: list[Any] = [self._rc.ttl_ms]
+                args: list[Any] = []
                 for sid, data, version, _, _, n, g in batch:
                     args += [sid, n, version, g, self._rc.compress(data)]
                 ids = [text(row[0]) for row in batch]
-                calls.append((keys.batch_keys(keys.base(tenant), ids), args))
-            replies = self._eval_many("demote", calls)
+                calls.append((tenant, keys.batch_keys(keys.base(tenant), ids), args))
+            replies = self._eval_many("demote", [self._rc.ttl_ms], calls)
             moved = sum(int(r[0]) for r in replies if not failed(r))
             self._refused(sum(len(batch) for _, batch in taken) - moved)
             oldest = {
@@ -135,15 +138,14 @@ class RedisSweeps(RedisHints):
         evict: dict[UUID, list[Any]] = {}
         for tenant, row in rows:
             if (tenant, UUID(text(row[0]))) in written:
-                evict.setdefault(tenant, [token()])
-                evict[tenant] += [row[0], row[5], row[2], row[6]]
-        chosen = sum((len(args) - 1) // 4 for args in evict.values())
+                evict.setdefault(tenant, []).extend([row[0], row[5], row[2], row[6]])
+        chosen = sum(len(args) // 4 for args in evict.values())
         self._refused(len(rows) - len(refused) - chosen)
         calls = [
-            (keys.batch_keys(keys.base(tenant), [text(i) for i in args[1::4]]), args)
+            (tenant, keys.batch_keys(keys.base(tenant), [text(i) for i in args[::4]]), args)
             for tenant, args in evict.items()
         ]
-        replies = self._eval_many("evict", calls)
+        replies = self._eval_many("evict", [token()], calls)
         # A tenant whose node failed keeps its hot copies: the next sweep evicts them.
         evicted = sum(
             1 for reply in replies if not failed(reply) for code in reply[:-2] if code == b"e"
@@ -163,7 +165,8 @@ class RedisSweeps(RedisHints):
             for tenant, reply in zip(evict, replies, strict=True)
             if not failed(reply) and int(reply[-1]) == 0
         ]
-        self._prune(emptied)
+        if not self.hints_in_scripts:  # else the script took them off
+            self._prune(emptied)
         for tenant in emptied:
             oldest.pop(tenant, None)
         return evicted, oldest, set(emptied)
@@ -172,19 +175,18 @@ class RedisSweeps(RedisHints):
         """Set aside hot sessions the cold tier refused: they stay hot and readable, and leave
         the idle set so later passes do not read them again; their next save puts them back
         (a changed session may well be storable)."""
-        now = keys.micros(self._clock())
         by_tenant: dict[UUID, list[Any]] = {}
         for tenant, row in rows:
-            by_tenant.setdefault(tenant, [now])
-            by_tenant[tenant] += [row[0], row[5], row[2], row[6]]
+            by_tenant.setdefault(tenant, []).extend([row[0], row[5], row[2], row[6]])
         calls = [
             (
-                keys.batch_keys(keys.base(tenant), [text(i) for i in args[1::4]], cold_too=False),
+                tenant,
+                keys.batch_keys(keys.base(tenant), [text(i) for i in args[::4]], cold_too=False),
                 args,
             )
             for tenant, args in by_tenant.items()
         ]
-        self._eval_many("quarantine", calls)
+        self._eval_many("quarantine", [keys.micros(self._clock())], calls)
         with self._refusals_lock:
             self._quarantined += len(rows)
         for tenant, row in rows:
@@ -230,9 +232,9 @@ class RedisSweeps(RedisHints):
             # Shares that add up to no more than the budget; a tenant that used all of its
             # share may hold more, and comes round again.
             share = budget // len(group)
-            calls = [(keys.tenant_keys(keys.base(t)), [cutoff_us, share]) for t in group]
+            calls: list[Call] = [(t, keys.tenant_keys(keys.base(t)), []) for t in group]
             emptied, exhausted = [], []
-            replies = self._eval_many("purge", calls)
+            replies = self._eval_many("purge", [cutoff_us, share], calls)
             for tenant, reply in zip(group, replies, strict=True):
                 if failed(reply):
                     continue  # its node is down: the tenant keeps its hint for later
@@ -244,8 +246,9 @@ class RedisSweeps(RedisHints):
                     exhausted.append(tenant)
                 else:
                     queue.append(tenant)
-            self._prune(emptied)
-            self._refresh(exhausted, keys.due_created, keys.created)
+            if not self.hints_in_scripts:  # else the scripts did both
+                self._prune(emptied)
+                self._refresh(exhausted, keys.due_created, keys.created)
         return removed
 
     def count_idle(self) -> int:

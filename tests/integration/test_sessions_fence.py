@@ -43,6 +43,34 @@ def store(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[RedisS
         yield built
 
 
+HINT_WAYS = [
+    pytest.param((tier, way), id=f"{tier}-hints-{way}", marks=marks)
+    for tier, marks in (("redis-redis-cold", ()), ("redis-postgres-cold", pytest.mark.postgres))
+    for way in ("in-scripts", "beside")
+]
+
+
+@pytest.fixture(params=HINT_WAYS)
+def hinted_store(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[RedisSessionStore]:
+    """Both cold tiers, each with the sweeps' hints kept by the scripts (one Redis) and
+    beside them (a cluster's way, taken here on one Redis)."""
+    tier, way = request.param
+    with build_store(tier, request, clock) as built:
+        assert isinstance(built, RedisSessionStore)
+        built.hints_in_scripts = way == "in-scripts"
+        yield built
+
+
+@pytest.fixture(params=BOTH)
+def beside_store(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[RedisSessionStore]:
+    """Hints kept beside the scripts, the way a cluster keeps them, on one Redis: the
+    steps between script and hint write exist only that way."""
+    with build_store(request.param, request, clock) as built:
+        assert isinstance(built, RedisSessionStore)
+        built.hints_in_scripts = False
+        yield built
+
+
 @pytest.fixture
 def pg_store(request: pytest.FixtureRequest, clock: ManualClock) -> Iterator[RedisSessionStore]:
     with build_store("redis-postgres-cold", request, clock) as built:
@@ -362,8 +390,9 @@ def registered(store: RedisSessionStore, tenant: UUID) -> bool:
 
 
 def test_an_empty_tenant_leaves_the_registry_and_a_new_session_brings_it_back(
-    store: RedisSessionStore, clock: ManualClock
+    hinted_store: RedisSessionStore, clock: ManualClock
 ) -> None:
+    store = hinted_store
     tenant, agent = uuid4(), uuid4()
     first = store.save(make(tenant, agent))
     assert registered(store, tenant)
@@ -375,8 +404,18 @@ def test_an_empty_tenant_leaves_the_registry_and_a_new_session_brings_it_back(
     assert store.purge_expired() == 0
     assert not registered(store, tenant)
     assert store.client.keys(f"hearth:s:{{{tenant}}}:*") == []
+    second = store.save(make(tenant, agent))
+    assert registered(store, tenant)
+    idle(clock)
+    assert store.demote_idle() == 1
+    assert store.tier_of(tenant, second.id) is Tier.COLD
 
-    # A session created while the sweep takes the tenant off is not left unregistered.
+
+def test_a_session_created_while_the_purge_takes_its_tenant_off_is_not_left_unregistered(
+    beside_store: RedisSessionStore, clock: ManualClock
+) -> None:
+    store = beside_store
+    tenant, agent = uuid4(), uuid4()
     third = store.save(make(tenant, agent))
     assert store.delete(tenant, third.id)
     clock.advance(days=8)
@@ -391,34 +430,36 @@ def test_an_empty_tenant_leaves_the_registry_and_a_new_session_brings_it_back(
 
 
 def test_sweeps_visit_only_tenants_with_work_due(
-    store: RedisSessionStore, clock: ManualClock
+    hinted_store: RedisSessionStore, clock: ManualClock
 ) -> None:
-    visited: list[str] = []
+    store = hinted_store
+    visited: list[UUID] = []
     busy, quiet = uuid4(), uuid4()
     store.save(make(quiet, uuid4()))
     idle(clock)
     store.save(make(busy, uuid4()))  # not idle yet
     real = store._eval_many
 
-    def counting(name: str, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+    def counting(name: str, common: list[Any], calls: list[Any]) -> list[Any]:
         if name == "idle":
-            visited.extend(script_keys[0] for script_keys, _ in calls)
-        return real(name, calls)
+            visited.extend(tenant for tenant, _, _ in calls)
+        return real(name, common, calls)
 
     store._eval_many = counting  # type: ignore[method-assign]
     assert store.demote_idle() == 1
-    assert visited == [keys.idle(keys.base(quiet))]
+    assert visited == [quiet]
     visited.clear()
     assert store.demote_idle() == 0
     assert visited == []  # nothing due: no tenant visited
     idle(clock)
     assert store.demote_idle() == 1
-    assert visited == [keys.idle(keys.base(busy))]
+    assert visited == [busy]
 
 
 def test_a_lost_registry_is_rebuilt_from_the_keys(
-    store: RedisSessionStore, clock: ManualClock
+    hinted_store: RedisSessionStore, clock: ManualClock
 ) -> None:
+    store = hinted_store
     tenants = [uuid4() for _ in range(3)]
     saved = [store.save(make(t, uuid4())) for t in tenants]
     clock.advance(minutes=1)
@@ -431,6 +472,52 @@ def test_a_lost_registry_is_rebuilt_from_the_keys(
     assert all(registered(store, t) for t in tenants)
     assert all(store.tier_of(s.tenant_id, s.id) is Tier.COLD for s in saved)
     assert all(store.tier_of(s.tenant_id, s.id) is Tier.HOT for s in fresh)
+
+
+def assert_hints_are_the_truth(store: RedisSessionStore) -> None:
+    """Every tenant holding sessions in Redis is registered, with hints exactly its oldest
+    idle and created scores; no other tenant is registered or hinted."""
+    client: Any = store.client
+    held = {
+        key.split(b"{", 1)[1].split(b"}", 1)[0].decode()
+        for key in client.scan_iter(match="hearth:s:{*}:created")
+    }
+    for bucket in range(keys.REGISTRY_BUCKETS):
+        members = {m.decode() for m in client.smembers(keys.registry(bucket))}
+        mine = {t for t in held if keys.bucket_of(UUID(t)) == bucket}
+        assert members == mine
+        for hint, zset in ((keys.due_idle, keys.idle), (keys.due_created, keys.created)):
+            hinted = dict(client.zrange(hint(bucket), 0, -1, withscores=True))
+            truth = {}
+            for tenant in mine:
+                first = client.zrange(zset(keys.base(UUID(tenant))), 0, 0, withscores=True)
+                if first:
+                    truth[tenant.encode()] = first[0][1]
+            assert hinted == truth
+
+
+def test_sweep_scripts_on_one_redis_leave_every_hint_exactly_true(
+    store: RedisSessionStore, clock: ManualClock
+) -> None:
+    """With the hints kept by the scripts, each sweep leaves every tenant's hints at its
+    exact oldest scores, and the registry at the tenants holding sessions: nothing early,
+    nothing late, nothing for a later pass to repair. (Only new sessions come in here: a
+    delete or a touch leaves a hint early, until a sweep visits the tenant.)"""
+    assert store.hints_in_scripts
+    tenants = [uuid4() for _ in range(12)]
+    agent = uuid4()
+    for round_ in range(4):
+        for i, tenant in enumerate(tenants):
+            if (i + round_) % 3:
+                store.save(make(tenant, agent))
+        clock.advance(minutes=20)
+        assert store.demote_idle(limit=5) >= 0
+        assert store.demote_idle() >= 0
+        assert_hints_are_the_truth(store)
+        clock.advance(days=2)
+        assert store.purge_expired(limit=3) >= 0
+        assert store.purge_expired() >= 0
+        assert_hints_are_the_truth(store)
 
 
 def test_the_purge_removes_the_index_entries_of_a_cold_key_that_expired(
@@ -468,8 +555,9 @@ def test_a_delete_says_true_when_the_session_was_demoted_under_it(
 
 
 def test_a_session_created_while_a_sweep_moves_its_tenants_hint_is_still_demoted(
-    store: RedisSessionStore, clock: ManualClock
+    beside_store: RedisSessionStore, clock: ManualClock
 ) -> None:
+    store = beside_store
     tenant, agent = uuid4(), uuid4()
     store.save(make(tenant, agent))
     idle(clock)

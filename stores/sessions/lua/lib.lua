@@ -1,5 +1,6 @@
 -- Helpers prepended to every session script (not a script of its own).
--- Every script's KEYS start with the tenant's own keys, named by keys.py:
+-- Every script's KEYS start with the tenant's own keys, named by keys.py (for the sweep
+-- scripts, those of each segment: see `segments`):
 --   KEYS[1] idle zset, KEYS[2] created zset, KEYS[3] quarantine zset, KEYS[4] fence hash,
 --   KEYS[5] cold index suffixes hash (`cix`)
 -- and go on with the session keys the caller knows (see each script's header). All of
@@ -12,9 +13,89 @@
 -- generation `g` (bumped by each promotion and each save over a cold copy) beside its
 -- version `v`; a conditional step acts only if all three are still what it read.
 
-local IDLE, CREATED, QUARANTINE, FENCE, CIX = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
--- The tenant base ("hearth:s:{<tenant>}:"): KEYS[1] is "<base>idle".
-local BASE = string.sub(KEYS[1], 1, #KEYS[1] - 4)
+local IDLE, CREATED, QUARANTINE, FENCE, CIX, BASE
+
+-- Make the tenant whose five keys start at KEYS[k] the one the helpers below act on. BASE
+-- is the tenant base ("hearth:s:{<tenant>}:"): KEYS[k] is "<base>idle".
+local function tenant_at(k)
+  IDLE, CREATED, QUARANTINE, FENCE, CIX = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+  BASE = string.sub(IDLE, 1, #IDLE - 4)
+end
+tenant_at(1)
+
+-- The sweep scripts (idle, demote, evict, quarantine, purge) act on one or more tenants,
+-- a segment each: ARGV[1..common] apply to all of them, then each segment gives in ARGV
+-- its key count, its argument count, the tenant's member name in the registry ('' for
+-- none) and its arguments; its KEYS are the tenant's five keys, its session keys, and,
+-- when a member name is given, its hint keys last: due-idle, due-created, registry (see
+-- keys.py). On a cluster a call holds one segment (one slot, no hint keys); on one Redis
+-- it holds many, with their hint keys, and the script keeps the hints itself (`settle`).
+-- Yields, for each segment, its KEYS, its arguments and its member, with its tenant made
+-- current (`tenant_at`).
+local function segments(common)
+  local k, a = 1, common + 1
+  return function()
+    if a > #ARGV then return nil end
+    local nk, na, member = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2]
+    local K, A = {}, {}
+    for i = 1, nk do K[i] = KEYS[k + i - 1] end
+    for i = 1, na do A[i] = ARGV[a + 2 + i] end
+    tenant_at(k)
+    k, a = k + nk, a + 3 + na
+    return K, A, member
+  end
+end
+
+-- Set the current tenant's sweep hints to the truth: its oldest idle time (if `idle`) and
+-- oldest creation time (if `created`, where the script may have emptied the tenant: then,
+-- if it holds nothing in Redis any more, it leaves both hints and the registry instead).
+-- A script settles the hints of the sets it changed: a set that only lost members leaves
+-- its hint early, which costs a sweep one visit, never late. Only on one Redis, where hint
+-- keys and tenant keys can meet in one script (segment keys K end with the hint keys; see
+-- `segments`): being atomic with the sweep's own changes, it needs none of the second
+-- looks the cluster's way needs (see redis_hints.py).
+local settled = {}
+
+local function settle(K, member, idle, created)
+  if member == '' then return end
+  local n = #K
+  local due_idle, due_created, registry = K[n - 2], K[n - 1], K[n]
+  local function queue(key, verb, ...)
+    -- Writes to the same hint or registry key go out as one command (see `flush`).
+    settled[key] = settled[key] or {ZADD = {}, ZREM = {}, SREM = {}}
+    local args = settled[key][verb]
+    for _, v in ipairs({...}) do args[#args + 1] = v end
+  end
+  if created and redis.call('ZCARD', CREATED) == 0 then
+    queue(registry, 'SREM', member)
+    queue(due_idle, 'ZREM', member)
+    queue(due_created, 'ZREM', member)
+    return
+  end
+  for _, pair in ipairs({{idle, IDLE, due_idle}, {created, CREATED, due_created}}) do
+    if pair[1] then
+      local first = redis.call('ZRANGE', pair[2], 0, 0, 'WITHSCORES')
+      if first[2] then
+        queue(pair[3], 'ZADD', first[2], member)
+      else
+        queue(pair[3], 'ZREM', member)
+      end
+    end
+  end
+end
+
+-- Write what `settle` queued; every sweep script calls it last.
+local function flush()
+  for key, verbs in pairs(settled) do
+    for _, verb in ipairs({'ZADD', 'ZREM', 'SREM'}) do
+      local args = verbs[verb]
+      for i = 1, #args, 400 do
+        redis.call(verb, key, unpack(args, i, math.min(i + 399, #args)))
+      end
+    end
+  end
+  settled = {}
+end
 
 local function split(joined)
   local out = {}
