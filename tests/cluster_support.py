@@ -1,8 +1,8 @@
 """A throwaway Redis Cluster for the tests: three masters, no replicas, on loopback ports.
 
 Each node runs in its own temporary directory with ``cluster-require-full-coverage no``, so
-a master that is down makes only its own slots fail. Nothing is persisted: a node restarted
-from its ``nodes.conf`` rejoins with its slots and no data.
+a master that is down makes only its own slots fail. Nothing is persisted (unless
+``durable``): a node restarted from its ``nodes.conf`` rejoins with its slots and no data.
 """
 
 from __future__ import annotations
@@ -85,6 +85,9 @@ class ClusterNodes:
     ports: list[int]
     server: str
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
+    durable: bool = False
+    """Whether each node fsyncs every write to its AOF, so that a node killed and started
+    again comes back with every write it acknowledged (the chaos runs)."""
 
     @property
     def url(self) -> str:
@@ -104,7 +107,8 @@ class ClusterNodes:
             self.server, "--port", str(port), "--bind", "127.0.0.1",
             "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
             "--cluster-require-full-coverage", "no", "--cluster-node-timeout", "2000",
-            "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(home),
+            "--save", "", "--daemonize", "no", "--dir", str(home),
+            "--appendonly", "yes" if self.durable else "no", "--appendfsync", "always",
         ]
         # fmt: on
         log = (home / "server.log").open("ab")
@@ -197,11 +201,11 @@ def _create(nodes: ClusterNodes, cli: str | None) -> None:
 
 
 @contextlib.contextmanager
-def redis_cluster(masters: int = 3) -> Iterator[ClusterNodes]:
+def redis_cluster(masters: int = 3, *, durable: bool = False) -> Iterator[ClusterNodes]:
     """A running cluster of ``masters`` nodes; every node is killed on the way out."""
     server, cli = _binaries()
     with tempfile.TemporaryDirectory(prefix="hearth-cluster-") as tmp:
-        nodes = ClusterNodes(Path(tmp), [], server)
+        nodes = ClusterNodes(Path(tmp), [], server, durable=durable)
         try:
             for _ in range(10):
                 # Another process may take a port between the check and the bind: try others.

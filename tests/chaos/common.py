@@ -75,6 +75,10 @@ class ChaosConfig:
     seed: int = 0
     socket_timeout: float = 2.0
     samples: int = 25
+    cluster: bool = False
+    """Whether the hot tier is a three-master Redis Cluster (a master is killed at a time)."""
+    tenants: int = 2
+    """How many tenants the writers share (on a cluster, more slots to spread over)."""
 
 
 @dataclass(frozen=True)

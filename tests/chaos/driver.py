@@ -36,7 +36,7 @@ from tests.chaos.common import (
 )
 from tests.chaos.components import demote_loop, demoter_process, purger_process, writer_process
 from tests.chaos.leftovers import inspect_leftovers
-from tests.chaos.servers import RedisServer, open_store
+from tests.chaos.servers import ClusterServers, RedisServer, open_store
 
 
 class ChaosRun:
@@ -44,7 +44,9 @@ class ChaosRun:
 
     def __init__(self, cfg: ChaosConfig, work_dir: Path, redis_binary: str) -> None:
         self.work_dir = work_dir
-        self.server = RedisServer(redis_binary, work_dir / "redis")
+        self.server: RedisServer | ClusterServers = (
+            ClusterServers() if cfg.cluster else RedisServer(redis_binary, work_dir / "redis")
+        )
         self.cfg = cfg
         self.ctx = multiprocessing.get_context("spawn")
         errors_dir = work_dir / "errors"
@@ -52,7 +54,7 @@ class ChaosRun:
         self.shared = Shared.create(self.ctx, errors_dir)
         self.rng = random.Random(cfg.seed)
         self.next_row = 0
-        self.tenants = (new_uuid(self.rng), new_uuid(self.rng))
+        self.tenants = tuple(new_uuid(self.rng) for _ in range(cfg.tenants))
         self.specs: list[list[WriterSpec]] = []
         self.processes: dict[str, tuple[Any, int]] = {}
         self.demoters: list[tuple[Any, int]] = []
@@ -85,7 +87,7 @@ class ChaosRun:
                     WriterSpec(
                         name=name,
                         row=self.row(),
-                        tenant=self.tenants[(p * cfg.threads_per_process + t) % 2],
+                        tenant=self.tenants[(p * cfg.threads_per_process + t) % cfg.tenants],
                         agents=(new_uuid(self.rng), new_uuid(self.rng)),
                         customers=(new_uuid(self.rng), new_uuid(self.rng), new_uuid(self.rng)),
                         scenario=new_uuid(self.rng),
@@ -275,13 +277,17 @@ class ChaosRun:
 
     def _redis_kill(self, rng: random.Random) -> str:
         self.shared.redis_outage[0] = time.time()
-        self.server.kill()
+        if isinstance(self.server, ClusterServers):
+            what = f" master {self.server.kill_one(rng)}"
+        else:
+            what = ""
+            self.server.kill()
         down = rng.uniform(0.2, 1.0)
         time.sleep(down)
         self.server.start()
         self.shared.redis_outage[1] = time.time()
         self.fault_info["redis_down_ms"] += int(down * 1000)
-        return f" (down {down:.2f} s)"
+        return f"{what} (down {down:.2f} s)"
 
     def _pg_terminate(self, rng: random.Random) -> str:
         assert self.cfg.database_url is not None

@@ -8,11 +8,10 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
-import redis
 import sqlalchemy as sa
 
 from stores.postgres.engine import normalize_url
-from stores.sessions import Session
+from stores.sessions import Session, clients
 from tests.chaos.checker import Writer, inc_of
 from tests.chaos.common import (
     ChaosConfig,
@@ -45,7 +44,7 @@ def inspect_leftovers(
     found: Counter[str] = Counter()
     resurrected_counts: set[str] = set()
     samples: list[str] = []
-    client = redis.Redis.from_url(cfg.redis_url)
+    client: Any = clients.from_url(cfg.redis_url)
     try:
         for tenant in tenants:
             base = f"hearth:s:{{{tenant}}}:"

@@ -1,9 +1,10 @@
-"""The servers of a chaos run: a Redis server of its own (killed and restarted), and the stores
-opened on it."""
+"""The servers of a chaos run: a Redis server or a three-master Redis Cluster of its own
+(killed and restarted), and the stores opened on it."""
 
 from __future__ import annotations
 
 import contextlib
+import random
 import shutil
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from stores.sessions import RedisSessionStore
 from tests.chaos.common import (
     ChaosConfig,
 )
+from tests.cluster_support import ClusterNodes, redis_cluster
 
 
 def find_redis_server() -> str | None:
@@ -108,6 +110,49 @@ class RedisServer:
     def running(self) -> bool:
         """Whether the server process is alive."""
         return self.process is not None and self.process.poll() is None
+
+
+class ClusterServers:
+    """A three-master Redis Cluster of the run's own, each node fsyncing every write to its
+    AOF; the run kills one master at a time and starts it again on the same port and
+    directory, from which it must come back with every write it acknowledged. Meanwhile the
+    tenants whose slots it serves get StoreUnavailableError, and the others must not."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._nodes: ClusterNodes | None = None
+        self.killed: int | None = None
+
+    @property
+    def url(self) -> str:
+        """The ``redis+cluster://`` URL of the cluster."""
+        assert self._nodes is not None
+        return self._nodes.url
+
+    def start(self) -> None:
+        """Form the cluster (the first time), or start the master that was killed."""
+        if self._nodes is None:
+            self._nodes = self._stack.enter_context(redis_cluster(3, durable=True))
+        elif self.killed is not None:
+            self._nodes.start(self.killed)
+            self.killed = None
+
+    def kill_one(self, rng: random.Random) -> int:
+        """SIGKILL one master, picked by ``rng``; its port."""
+        assert self._nodes is not None
+        assert self.killed is None
+        self.killed = rng.choice(sorted(self._nodes.processes))
+        self._nodes.kill(self.killed)
+        return self.killed
+
+    def kill(self) -> None:
+        """Stop every node (the end of the run)."""
+        self._stack.close()
+        self._nodes = None
+
+    def running(self) -> bool:
+        """Whether every master is up."""
+        return self._nodes is not None and self.killed is None
 
 
 def open_store(cfg: ChaosConfig, clock: Callable[[], datetime], pool_size: int = 3) -> Any:
