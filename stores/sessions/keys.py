@@ -90,6 +90,13 @@ def due_created(bucket: int) -> str:
     return f"{PREFIX}{{r{bucket:02d}}}:due-created"
 
 
+@lru_cache(maxsize=REGISTRY_BUCKETS)
+def hint_keys(bucket: int) -> tuple[str, str, str]:
+    """The keys of one bucket that a sweep script keeps on one Redis, in the order
+    ``settle`` of ``lua/lib.lua`` reads them: due-idle, due-created, registry."""
+    return due_idle(bucket), due_created(bucket), registry(bucket)
+
+
 def base(tenant_id: UUID) -> str:
     """The prefix of every key of a tenant, hash tag included."""
     return f"{PREFIX}{{{tenant_id}}}:"

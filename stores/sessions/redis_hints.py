@@ -67,13 +67,8 @@ class RedisHints(RedisTiers):
             for tenant, own_keys, own_args in chunk:
                 member = ""
                 if self.hints_in_scripts:
-                    bucket, member = keys.bucket_of(tenant), str(tenant)
-                    own_keys = [
-                        *own_keys,
-                        keys.due_idle(bucket),
-                        keys.due_created(bucket),
-                        keys.registry(bucket),
-                    ]
+                    member = str(tenant)
+                    own_keys = [*own_keys, *keys.hint_keys(keys.bucket_of(tenant))]
                 script_keys += own_keys
                 args += [len(own_keys), len(own_args), member, *own_args]
             commands.append((script_keys, args))
