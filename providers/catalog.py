@@ -1,4 +1,5 @@
-"""What hearth knows about the vendors' models: input limits and embedding sizes.
+"""What hearth knows about the vendors' models: their names, input limits and embedding
+sizes.
 
 Used only for checks before a call; a model missing here gets a generous default and the
 vendor's own answer decides.
@@ -6,7 +7,24 @@ vendor's own answer decides.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+_CLAUDE_MODEL = re.compile(r"^claude-[a-z0-9][a-z0-9.\-]*$")
+# Chat model families of the OpenAI API (fine-tuned ones are "ft:<base>:..."); an embedding,
+# audio or image model, or another vendor's model, is refused before any call.
+_OPENAI_CHAT_MODEL = re.compile(r"^(ft:)?(gpt-|chatgpt-|o\d)[A-Za-z0-9.:_\-]*$")
+
+
+def is_anthropic_chat_model(model: str) -> bool:
+    """Whether ``model`` names an Anthropic (Claude) model."""
+    return _CLAUDE_MODEL.match(model) is not None
+
+
+def is_openai_chat_model(model: str) -> bool:
+    """Whether ``model`` names a chat model of the OpenAI API (fine-tuned ones included)."""
+    return _OPENAI_CHAT_MODEL.match(model) is not None
+
 
 DEFAULT_ANTHROPIC_MODEL = "claude-sonnet-4-6"
 DEFAULT_OPENAI_MODEL = "gpt-5.4-mini"

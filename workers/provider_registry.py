@@ -15,7 +15,6 @@ every child, so :func:`reset_after_fork` forgets inherited providers and
 from __future__ import annotations
 
 import contextlib
-import re
 import threading
 from dataclasses import dataclass, field
 
@@ -24,6 +23,8 @@ from providers.catalog import (
     DEFAULT_ANTHROPIC_MODEL,
     DEFAULT_OPENAI_MODEL,
     OPENAI_EMBEDDING_MODELS,
+    is_anthropic_chat_model,
+    is_openai_chat_model,
 )
 from providers.errors import InvalidRequestError, ProviderError
 from workers.metrics.instrument import instrument_provider
@@ -31,11 +32,6 @@ from workers.settings import Settings
 
 SDK_MAX_RETRIES = 0
 """The SDKs' own retries inside tasks: none, the task layer retries."""
-
-_CLAUDE_MODEL = re.compile(r"^claude-[a-z0-9][a-z0-9.\-]*$")
-# Chat model families of the OpenAI API (fine-tuned ones are "ft:<base>:..."); an embedding,
-# audio or image model, or another vendor's model, is refused before any call.
-_OPENAI_CHAT_MODEL = re.compile(r"^(ft:)?(gpt-|chatgpt-|o\d)[A-Za-z0-9.:_\-]*$")
 
 
 class ProviderSettingsError(ProviderError):
@@ -79,7 +75,7 @@ def llm_spec(settings: Settings) -> LLMSpec:
         )
     if kind == "anthropic":
         model = (settings.llm_model or DEFAULT_ANTHROPIC_MODEL).strip()
-        if not _CLAUDE_MODEL.match(model):
+        if not is_anthropic_chat_model(model):
             raise ProviderSettingsError(
                 f"HEARTH_LLM_MODEL={model!r} is not an Anthropic model "
                 "(Claude model ids look like 'claude-sonnet-4-6')",
@@ -90,7 +86,7 @@ def llm_spec(settings: Settings) -> LLMSpec:
         base_url = settings.anthropic_base_url
     elif kind == "openai":
         model = (settings.llm_model or DEFAULT_OPENAI_MODEL).strip()
-        if not _OPENAI_CHAT_MODEL.match(model):
+        if not is_openai_chat_model(model):
             raise ProviderSettingsError(
                 f"HEARTH_LLM_MODEL={model!r} is not an OpenAI chat model "
                 "(expected a gpt-*, chatgpt-* or o-series model id)",
