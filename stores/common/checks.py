@@ -8,7 +8,7 @@ from typing import Any
 
 from stores.common.payload import check_unicode
 from stores.common.validation import check_text
-from stores.errors import InvalidInputError
+from stores.errors import InvalidInputError, describe
 
 NAME_MAX_LENGTH = 200
 """The longest name or identifier-like text field, in characters."""
@@ -55,8 +55,13 @@ def check_fraction(value: float, field: str) -> None:
         raise InvalidInputError(f"{field} must be a number from 0 to 1; got {value!r}", field=field)
 
 
-def check_name(value: str, field: str = "name") -> None:
-    """Reject empty, oversized or NUL-containing names."""
+def check_name(value: Any, field: str = "name", max_length: int = NAME_MAX_LENGTH) -> str:
+    """A name, checked: text, not empty, at most ``max_length`` characters, no NUL (the
+    configuration's names take :data:`NAME_MAX_LENGTH`; profiles' channels, field names,
+    external ids and asset types their own, longer limit)."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{field} must be text; got {describe(value)}", field=field)
     if not value:
         raise InvalidInputError(f"{field} must not be empty", field=field)
-    check_text(value, field, NAME_MAX_LENGTH)
+    check_text(value, field, max_length)
+    return value

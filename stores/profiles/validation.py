@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from stores.common import check_text, decode_cursor, encode_cursor, parse_enum
+from stores.common import check_text, checks, decode_cursor, encode_cursor, parse_enum
 from stores.common.payload import check_aware, check_json, revalidate
 from stores.errors import InvalidInputError, describe
 from stores.profiles.models import (
@@ -21,13 +21,9 @@ from stores.profiles.models import (
 
 
 def check_name(value: Any, field: str) -> str:
-    """A short non-empty text (channel, field name, external id, asset type)."""
-    if not isinstance(value, str):
-        raise InvalidInputError(f"{field} must be text; got {describe(value)}", field=field)
-    if not value:
-        raise InvalidInputError(f"{field} must not be empty", field=field)
-    check_text(value, field, MAX_NAME_LENGTH)
-    return value
+    """A short non-empty text (channel, field name, external id, asset type): the common
+    name check with the profiles' limit."""
+    return checks.check_name(value, field, MAX_NAME_LENGTH)
 
 
 def prepare_profile(profile: CustomerProfile, now: datetime) -> CustomerProfile:
