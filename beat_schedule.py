@@ -20,15 +20,16 @@ from typing import Any
 
 import workers
 from workers import jobs
+from workers.routing import MAINTENANCE_QUEUE, PROVIDERS_QUEUE, queue_of
 from workers.settings import Settings, get_settings
 
-MAINTENANCE_QUEUE = "maintenance"
-PROVIDERS_QUEUE = "providers"
-
-
-def queue_of(task_name: str) -> str:
-    """The queue a task is routed to: ``providers`` for provider tasks, else ``maintenance``."""
-    return PROVIDERS_QUEUE if task_name.startswith("hearth.providers.") else MAINTENANCE_QUEUE
+__all__ = [
+    "MAINTENANCE_QUEUE",
+    "PROVIDERS_QUEUE",
+    "build_schedule",
+    "provider_tasks_available",
+    "queue_of",
+]
 
 
 def _entry(job: str, interval_seconds: float) -> dict[str, Any]:

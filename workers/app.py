@@ -34,7 +34,7 @@ import beat_schedule
 from stores.common.clock import utc_now
 from stores.sessions.clients import from_url, is_cluster_url
 from workers import context as worker_context
-from workers import jobs, redaction, schema_guard
+from workers import jobs, redaction, routing, schema_guard
 from workers.metrics import server as metrics_server
 from workers.migrations import SchemaState, SchemaStatus
 from workers.settings import Settings, describe_invalid, get_settings
@@ -46,7 +46,7 @@ logger = logging.getLogger("hearth.worker")
 # module is already imported (Celery looks it up there): hence this import.
 PROVIDER_TASK_ERROR = failures.ProviderTaskError
 
-QUEUES = (beat_schedule.MAINTENANCE_QUEUE, beat_schedule.PROVIDERS_QUEUE)
+QUEUES = routing.QUEUES
 REDIS_DB_SCHEMES = frozenset({"redis", "rediss", "unix"})
 """Redis URL schemes with database numbers (a cluster has only database 0)."""
 DEFAULT_BROKER_URL = "redis://localhost:6379/0"
@@ -146,11 +146,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "timezone": "UTC",
         "enable_utc": True,
         "task_queues": task_queues(),
-        "task_default_queue": beat_schedule.MAINTENANCE_QUEUE,
-        "task_routes": {
-            "hearth.maintenance.*": {"queue": beat_schedule.MAINTENANCE_QUEUE},
-            "hearth.providers.*": {"queue": beat_schedule.PROVIDERS_QUEUE},
-        },
+        "task_default_queue": routing.MAINTENANCE_QUEUE,
+        "task_routes": (routing.route,),
         # A message unacknowledged for this long is redelivered by a Redis broker; every
         # task countdown stays below it, and a Redis result backend must agree. RabbitMQ
         # has no such option: its consumer_timeout (a server setting) plays that part.

@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from workers import jobs, schema_guard
+from workers import jobs, routing, schema_guard
 from workers.cli.display import summary
 from workers.settings import Settings, get_settings
 
@@ -73,7 +73,7 @@ def worker(
         0, "--concurrency", "-c", envvar="HEARTH_WORKER_CONCURRENCY", help="0: one per CPU"
     ),
     queues: str = typer.Option(
-        "maintenance,providers", "--queues", "-Q", envvar="HEARTH_WORKER_QUEUES"
+        ",".join(routing.QUEUES), "--queues", "-Q", envvar="HEARTH_WORKER_QUEUES"
     ),
     pool: str = typer.Option("prefork", "--pool", "-P", envvar="HEARTH_WORKER_POOL"),
     loglevel: str = LOGLEVEL,

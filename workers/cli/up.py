@@ -26,7 +26,7 @@ from rich.table import Table
 
 import beat_schedule
 from stores.sessions.clients import Client, from_url
-from workers import jobs, migrations
+from workers import jobs, migrations, routing
 from workers.app import broker_url, create_app, result_backend
 from workers.cli.display import run_line
 from workers.cli.status import redis_memory
@@ -176,7 +176,7 @@ def _kick(settings: Settings) -> None:
             app.send_task(
                 task,
                 kwargs={"trigger": "startup"},
-                queue=beat_schedule.queue_of(task),
+                queue=routing.queue_of(task),
                 expires=120,
             )
     finally:
@@ -193,7 +193,7 @@ def _save_embedded_redis(found: Servers) -> None:
 
 
 def _worker_args(loglevel: str, concurrency: int) -> list[str]:
-    queues = ",".join((beat_schedule.MAINTENANCE_QUEUE, beat_schedule.PROVIDERS_QUEUE))
+    queues = ",".join(routing.QUEUES)
     return [
         "worker",
         f"--loglevel={loglevel}",
