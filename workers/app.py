@@ -25,7 +25,7 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from celery import Celery, bootsteps, signals
+from celery import Celery, bootsteps
 from celery.app import backends
 from kombu import Exchange, Queue
 from pydantic import ValidationError
@@ -34,7 +34,7 @@ import beat_schedule
 from stores.common.clock import utc_now
 from stores.sessions.clients import from_url, is_cluster_url
 from workers import context as worker_context
-from workers import jobs, redaction, routing, schema_guard
+from workers import jobs, lifecycle, redaction, routing, schema_guard
 from workers.metrics import server as metrics_server
 from workers.migrations import SchemaState, SchemaStatus
 from workers.settings import Settings, describe_invalid, get_settings
@@ -306,21 +306,17 @@ def _record_start_check(
             client.close()
 
 
-@signals.worker_process_init.connect
-def _after_fork(**_: Any) -> None:
-    worker_context.reset_after_fork()
+lifecycle.after_fork(worker_context.reset_after_fork)
 
 
-@signals.worker_process_shutdown.connect
-def _process_shutdown(pid: int | None = None, **_: Any) -> None:
+@lifecycle.at_process_exit
+def _process_exit(pid: int | None) -> None:
     worker_context.close_context()
     if pid is not None:
         metrics_server.process_exited(pid)
 
 
-@signals.worker_shutdown.connect
-def _worker_shutdown(**_: Any) -> None:
-    worker_context.close_context()
+lifecycle.at_worker_exit(worker_context.close_context)
 
 
 def _module_app() -> HearthCelery:

@@ -27,11 +27,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from celery import Task, shared_task, signals
+from celery import Task, shared_task
 
 from providers.base import EmbeddingProvider
 from providers.errors import ContentFilterError, InvalidRequestError, ProviderError
-from workers import jobs, provider_registry
+from workers import jobs, lifecycle, provider_registry
 from workers.backoff import is_retryable
 from workers.context import WorkerContext, get_context
 from workers.locks import JobLock
@@ -309,14 +309,10 @@ def run_backfill(
     return run_job(context, jobs.EMBEDDING_BACKFILL, work, info=info)
 
 
+@lifecycle.after_fork
 def reset_after_fork() -> None:
     """Forget the "not configured" notice, so each worker process says it once."""
     _not_configured_said.clear()
-
-
-@signals.worker_process_init.connect
-def _after_fork(**_: Any) -> None:
-    reset_after_fork()
 
 
 @shared_task(name=jobs.TASK_NAMES[jobs.EMBEDDING_BACKFILL], **IDEMPOTENT)

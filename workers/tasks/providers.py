@@ -81,7 +81,7 @@ from providers.base import DEFAULT_MAX_TOKENS
 from providers.errors import InvalidRequestError, ProviderError, TransientProviderError
 from providers.redaction import redact_exception
 from workers import context as worker_context
-from workers import deliveries, provider_registry, redaction
+from workers import deliveries, lifecycle, provider_registry, redaction
 from workers.backoff import BackoffPolicy, countdown_for, is_retryable
 from workers.metrics import families as metrics
 from workers.provider_registry import ProviderSettingsError
@@ -613,19 +613,9 @@ def _announce(sender: Any = None, **_: Any) -> None:
         logger.log(level, "%s", message)
 
 
-@signals.worker_process_init.connect
-def _after_fork(**_: Any) -> None:
-    provider_registry.reset_after_fork()
-
-
-@signals.worker_process_shutdown.connect
-def _process_shutdown(**_: Any) -> None:
-    provider_registry.close_providers()
-
-
-@signals.worker_shutdown.connect
-def _worker_shutdown(**_: Any) -> None:
-    provider_registry.close_providers()
+lifecycle.after_fork(provider_registry.reset_after_fork)
+lifecycle.at_process_exit(lambda _pid: provider_registry.close_providers())
+lifecycle.at_worker_exit(provider_registry.close_providers)
 
 
 # The embedding backfill is a provider-queue task too; importing it registers it.
