@@ -97,8 +97,10 @@ def hint_keys(bucket: int) -> tuple[str, str, str]:
     return due_idle(bucket), due_created(bucket), registry(bucket)
 
 
+@lru_cache(maxsize=1 << 14)
 def base(tenant_id: UUID) -> str:
     """The prefix of every key of a tenant, hash tag included."""
+    # Cached: a sweep names the keys of thousands of tenants per pass, twice each.
     return f"{PREFIX}{{{tenant_id}}}:"
 
 
@@ -154,15 +156,45 @@ def tenant_keys(tenant_base: str) -> list[str]:
     ]
 
 
+SWEEP_TENANT_KEYS: dict[str, tuple[str, ...]] = {
+    "idle": ("idle",),
+    "demote": ("idle", "cix"),
+    "evict": ("idle", "created", "quarantine", "fence", "cix"),
+    "quarantine": ("idle", "quarantine"),
+    "purge": ("idle", "created", "quarantine", "fence", "cix"),
+}
+"""The tenant keys each sweep script declares per segment, by their suffixes (the script
+names them alike in its ``segments`` call): only those it uses, since a sweep over many
+small tenants sends them for every tenant."""
+
+
+def sweep_tenant_keys(tenant_base: str, script: str) -> list[str]:
+    """The first KEYS of a segment of sweep script ``script`` (:data:`SWEEP_TENANT_KEYS`)."""
+    named = {
+        "idle": idle,
+        "created": created,
+        "quarantine": quarantine,
+        "fence": fence,
+        "cix": cold_indexes,
+    }
+    return [named[suffix](tenant_base) for suffix in SWEEP_TENANT_KEYS[script]]
+
+
 def session_keys(tenant_base: str, session_id: UUID | str) -> list[str]:
     """The KEYS of the per-session scripts: the tenant's keys, then hot and cold."""
     return [*tenant_keys(tenant_base), hot(tenant_base, session_id), cold(tenant_base, session_id)]
 
 
-def batch_keys(tenant_base: str, session_ids: list[str], *, cold_too: bool = True) -> list[str]:
+def batch_keys(tenant_base: str, session_ids: list[str]) -> list[str]:
     """The KEYS of a script over several sessions of a tenant: the tenant's keys, then each
-    session's hot hash (and cold hash, unless ``cold_too`` is false), in order."""
-    out = tenant_keys(tenant_base)
+    session's hot and cold hashes, in order."""
+    return [*tenant_keys(tenant_base), *sessions_keys(tenant_base, session_ids)]
+
+
+def sessions_keys(tenant_base: str, session_ids: list[str], *, cold_too: bool = True) -> list[str]:
+    """Each session's hot hash (and cold hash, unless ``cold_too`` is false), in order: the
+    session keys of a sweep script's segment."""
+    out: list[str] = []
     for sid in session_ids:
         out.append(hot(tenant_base, sid))
         if cold_too:

@@ -34,7 +34,8 @@ from stores.sessions.batch import Batch, failed
 from stores.sessions.redis_base import RedisTiers, text
 
 Call = tuple[UUID, list[str], list[Any]]
-"""One tenant's part of a sweep script call: the tenant, its keys, its own arguments."""
+"""One tenant's part of a sweep script call: the tenant, its session keys, its arguments
+(the script's tenant keys are added: ``keys.SWEEP_TENANT_KEYS``)."""
 
 SCRIPT_KEYS = 1200
 """Keys per sweep script call over several tenants (one Redis): short scripts, few calls."""
@@ -48,7 +49,8 @@ class RedisHints(RedisTiers):
 
     def _eval_many(self, name: str, common: list[Any], calls: list[Call]) -> list[Any]:
         """Run sweep script ``name`` over tenants: ``common`` arguments, then per (tenant,
-        keys, arguments) one segment (see ``segments`` in ``lua/lib.lua``). The replies per
+        session keys, arguments) one segment (see ``segments`` in ``lua/lib.lua``), the
+        tenant's keys the script uses first (``keys.SWEEP_TENANT_KEYS``). The replies per
         tenant, in order, where a tenant whose cluster node failed has the error (see
         ``batch.failed``).
 
@@ -64,13 +66,20 @@ class RedisHints(RedisTiers):
         for chunk in self._chunks(calls):
             script_keys: list[str] = []
             args = list(common)
-            for tenant, own_keys, own_args in chunk:
-                member = ""
+            hints: dict[int, int] = {}  # bucket -> KEYS index (1-based) of its hint keys
+            for tenant, session_keys, own_args in chunk:
+                script_keys += keys.sweep_tenant_keys(keys.base(tenant), name)
+                script_keys += session_keys
+                hint = 0
                 if self.hints_in_scripts:
-                    member = str(tenant)
-                    own_keys = [*own_keys, *keys.hint_keys(keys.bucket_of(tenant))]
-                script_keys += own_keys
-                args += [len(own_keys), len(own_args), member, *own_args]
+                    bucket = keys.bucket_of(tenant)
+                    hint = hints.get(bucket, 0)
+                    if not hint:
+                        # The first tenant of its bucket in this call brings the bucket's
+                        # hint keys; the next ones point at them.
+                        hint = hints[bucket] = len(script_keys) + 1
+                        script_keys += keys.hint_keys(bucket)
+                args += [len(own_args), hint, *own_args]
             commands.append((script_keys, args))
             shapes.append(len(chunk))
         batch = Batch(self.client)
@@ -103,11 +112,13 @@ class RedisHints(RedisTiers):
         chunk: list[Call] = []
         size = 0
         for call in calls:
-            if chunk and size + len(call[1]) > SCRIPT_KEYS:
+            # A tenant's keys, its session keys and (at most) its bucket's hint keys.
+            own = 5 + len(call[1]) + 3
+            if chunk and size + own > SCRIPT_KEYS:
                 yield chunk
                 chunk, size = [], 0
             chunk.append(call)
-            size += len(call[1]) + 3
+            size += own
         if chunk:
             yield chunk
 

@@ -70,7 +70,7 @@ class RedisSweeps(RedisHints):
             # An equal share each, so that a group never reads much more than it can move;
             # a tenant that filled its share comes round again.
             wanted = min(BATCH, max(1, (limit - moved) // len(group)))
-            calls: list[Call] = [(t, keys.tenant_keys(keys.base(t)), []) for t in group]
+            calls: list[Call] = [(t, [], []) for t in group]
             taken: list[tuple[UUID, list[list[bytes]]]] = []
             exhausted: list[UUID] = []
             budget = limit - moved
@@ -116,7 +116,7 @@ class RedisSweeps(RedisHints):
                 for sid, data, version, _, _, n, g in batch:
                     args += [sid, n, version, g, self._rc.compress(data)]
                 ids = [text(row[0]) for row in batch]
-                calls.append((tenant, keys.batch_keys(keys.base(tenant), ids), args))
+                calls.append((tenant, keys.sessions_keys(keys.base(tenant), ids), args))
             replies = self._eval_many("demote", [self._rc.ttl_ms], calls)
             moved = sum(int(r[0]) for r in replies if not failed(r))
             self._refused(sum(len(batch) for _, batch in taken) - moved)
@@ -142,7 +142,7 @@ class RedisSweeps(RedisHints):
         chosen = sum(len(args) // 4 for args in evict.values())
         self._refused(len(rows) - len(refused) - chosen)
         calls = [
-            (tenant, keys.batch_keys(keys.base(tenant), [text(i) for i in args[::4]]), args)
+            (tenant, keys.sessions_keys(keys.base(tenant), [text(i) for i in args[::4]]), args)
             for tenant, args in evict.items()
         ]
         replies = self._eval_many("evict", [token()], calls)
@@ -181,7 +181,7 @@ class RedisSweeps(RedisHints):
         calls = [
             (
                 tenant,
-                keys.batch_keys(keys.base(tenant), [text(i) for i in args[::4]], cold_too=False),
+                keys.sessions_keys(keys.base(tenant), [text(i) for i in args[::4]], cold_too=False),
                 args,
             )
             for tenant, args in by_tenant.items()
@@ -232,7 +232,7 @@ class RedisSweeps(RedisHints):
             # Shares that add up to no more than the budget; a tenant that used all of its
             # share may hold more, and comes round again.
             share = budget // len(group)
-            calls: list[Call] = [(t, keys.tenant_keys(keys.base(t)), []) for t in group]
+            calls: list[Call] = [(t, [], []) for t in group]
             emptied, exhausted = [], []
             replies = self._eval_many("purge", [cutoff_us, share], calls)
             for tenant, reply in zip(group, replies, strict=True):

@@ -1,11 +1,11 @@
 -- Read a batch of hot sessions idle since the cutoff, oldest first (demotion, step 1).
 -- ARGV[1] cutoff_us, ARGV[2] batch size per tenant; then one segment per tenant (see
--- `segments` in lib.lua): KEYS its five keys (the hot hashes are those of the ids found in
--- the idle zset), no arguments of its own
+-- `segments` in lib.lua): KEYS its idle zset (the hot hashes are those of the ids found in
+-- it), no arguments of its own
 -- Returns per segment {id, document, version, created_us, index suffixes, incarnation,
 -- generation, ...}.
 local replies = {}
-for K, _, member in segments(2) do
+for _ in segments(2, {'idle'}, 1, 0) do
   local ids = redis.call('ZRANGEBYSCORE', IDLE, '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
   local out = {}
   for _, id in ipairs(ids) do
@@ -24,7 +24,7 @@ for K, _, member in segments(2) do
     end
   end
   -- A tenant with nothing read needs its hint moved on; the others' moves do that.
-  if #out == 0 then settle(K, member, true, false) end
+  if #out == 0 then settle(true, false) end
   replies[#replies + 1] = out
 end
 flush()

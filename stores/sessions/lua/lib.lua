@@ -1,13 +1,14 @@
 -- Helpers prepended to every session script (not a script of its own).
--- Every script's KEYS start with the tenant's own keys, named by keys.py (for the sweep
--- scripts, those of each segment: see `segments`):
+-- Every script's KEYS start with the tenant's own keys, named by keys.py (the sweep
+-- scripts declare, per segment, only those they use: see `segments`):
 --   KEYS[1] idle zset, KEYS[2] created zset, KEYS[3] quarantine zset, KEYS[4] fence hash,
 --   KEYS[5] cold index suffixes hash (`cix`)
 -- and go on with the session keys the caller knows (see each script's header). All of
 -- them carry the tenant's hash tag, so they share one slot. Two kinds of keys cannot be
 -- named before the call: the index keys listed in a stored copy's `ix`, and the hashes of
 -- sessions a script finds in a sorted set (idle.lua, purge.lua). Their names are built
--- from the prefix of KEYS[1] (never from ARGV), so they are in the same slot.
+-- from the prefix of the tenant's first key (never from ARGV), so they are in the same
+-- slot.
 -- Index suffixes are "\n"-joined lists (see keys.py).
 -- Every copy of a session carries its incarnation `n` (random at creation) and its move
 -- generation `g` (bumped by each promotion and each save over a cold copy) beside its
@@ -24,26 +25,55 @@ end
 tenant_at(1)
 
 -- The sweep scripts (idle, demote, evict, quarantine, purge) act on one or more tenants,
--- a segment each: ARGV[1..common] apply to all of them, then each segment gives in ARGV
--- its key count, its argument count, the tenant's member name in the registry ('' for
--- none) and its arguments; its KEYS are the tenant's five keys, its session keys, and,
--- when a member name is given, its hint keys last: due-idle, due-created, registry (see
--- keys.py). On a cluster a call holds one segment (one slot, no hint keys); on one Redis
--- it holds many, with their hint keys, and the script keeps the hints itself (`settle`).
--- Yields, for each segment, its KEYS, its arguments and its member, with its tenant made
--- current (`tenant_at`).
-local function segments(common)
+-- a segment each, and declare of each tenant only the keys they use (`names`, in the order
+-- keys.py's SWEEP_TENANT_KEYS gives for the script). ARGV[1..common] apply to all segments;
+-- then each segment gives in ARGV its argument count, the KEYS index of its registry
+-- bucket's hint keys (0 for none) and its arguments, `arity` per item; its KEYS are the
+-- tenant's `names` keys, then `keys_each` session keys per item, then, in the first
+-- segment of its bucket in the call, its bucket's hint keys: due-idle, due-created,
+-- registry (see keys.py). On a cluster a call holds one segment (one slot, no hint keys);
+-- on one Redis it holds many, each bucket's hint keys given once, and the script keeps the
+-- hints itself (`settle`).
+-- Yields, for each segment, its session keys and its arguments, with its tenant made
+-- current (IDLE... as named, BASE, and HINT the index of its hint keys).
+local HINT = 0
+
+local function segments(common, names, arity, keys_each)
   local k, a = 1, common + 1
   return function()
     if a > #ARGV then return nil end
-    local nk, na, member = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2]
-    local K, A = {}, {}
-    for i = 1, nk do K[i] = KEYS[k + i - 1] end
-    for i = 1, na do A[i] = ARGV[a + 2 + i] end
-    tenant_at(k)
-    k, a = k + nk, a + 3 + na
-    return K, A, member
+    local na, h = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+    local T = {}
+    for i, name in ipairs(names) do T[name] = KEYS[k + i - 1] end
+    IDLE, CREATED, QUARANTINE, FENCE, CIX = T.idle, T.created, T.quarantine, T.fence, T.cix
+    BASE = string.match(KEYS[k], '^(.-}:)')
+    HINT = h
+    k = k + #names
+    local S, A = {}, {}
+    for i = 1, (na / arity) * keys_each do S[i] = KEYS[k + i - 1] end
+    for i = 1, na do A[i] = ARGV[a + 1 + i] end
+    k = k + #S
+    if h == k then k = k + 3 end
+    a = a + 2 + na
+    return S, A
   end
+end
+
+-- Hint writes queued by `settle`, by key and verb: writes to the same hint or registry key
+-- go out as one command (see `flush`).
+local settled = {}
+
+local function queue(key, verb, member)
+  settled[key] = settled[key] or {ZADD = {}, ZREM = {}, SREM = {}}
+  local args = settled[key][verb]
+  args[#args + 1] = member
+end
+
+local function queue_score(key, score, member)
+  settled[key] = settled[key] or {ZADD = {}, ZREM = {}, SREM = {}}
+  local args = settled[key].ZADD
+  args[#args + 1] = score
+  args[#args + 1] = member
 end
 
 -- Set the current tenant's sweep hints to the truth: its oldest idle time (if `idle`) and
@@ -51,37 +81,32 @@ end
 -- if it holds nothing in Redis any more, it leaves both hints and the registry instead).
 -- A script settles the hints of the sets it changed: a set that only lost members leaves
 -- its hint early, which costs a sweep one visit, never late. Only on one Redis, where hint
--- keys and tenant keys can meet in one script (segment keys K end with the hint keys; see
--- `segments`): being atomic with the sweep's own changes, it needs none of the second
--- looks the cluster's way needs (see redis_hints.py).
-local settled = {}
-
-local function settle(K, member, idle, created)
-  if member == '' then return end
-  local n = #K
-  local due_idle, due_created, registry = K[n - 2], K[n - 1], K[n]
-  local function queue(key, verb, ...)
-    -- Writes to the same hint or registry key go out as one command (see `flush`).
-    settled[key] = settled[key] or {ZADD = {}, ZREM = {}, SREM = {}}
-    local args = settled[key][verb]
-    for _, v in ipairs({...}) do args[#args + 1] = v end
-  end
+-- keys and tenant keys can meet in one script (HINT is not 0; see `segments`): being
+-- atomic with the sweep's own changes, it needs none of the second looks the cluster's way
+-- needs (see redis_hints.py). Returns whether it did (false: the caller reports instead).
+local function settle(idle, created)
+  if HINT == 0 then return false end
+  local member = string.match(BASE, '{(.-)}')
+  local due_idle, due_created, registry = KEYS[HINT], KEYS[HINT + 1], KEYS[HINT + 2]
   if created and redis.call('ZCARD', CREATED) == 0 then
     queue(registry, 'SREM', member)
     queue(due_idle, 'ZREM', member)
     queue(due_created, 'ZREM', member)
-    return
+    return true
   end
-  for _, pair in ipairs({{idle, IDLE, due_idle}, {created, CREATED, due_created}}) do
-    if pair[1] then
-      local first = redis.call('ZRANGE', pair[2], 0, 0, 'WITHSCORES')
-      if first[2] then
-        queue(pair[3], 'ZADD', first[2], member)
-      else
-        queue(pair[3], 'ZREM', member)
-      end
+  if idle then
+    local first = redis.call('ZRANGE', IDLE, 0, 0, 'WITHSCORES')
+    if first[2] then queue_score(due_idle, first[2], member) else queue(due_idle, 'ZREM', member) end
+  end
+  if created then
+    local first = redis.call('ZRANGE', CREATED, 0, 0, 'WITHSCORES')
+    if first[2] then
+      queue_score(due_created, first[2], member)
+    else
+      queue(due_created, 'ZREM', member)
     end
   end
+  return true
 end
 
 -- Write what `settle` queued; every sweep script calls it last.

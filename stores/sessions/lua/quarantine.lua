@@ -1,22 +1,22 @@
 -- Set aside hot sessions the cold tier refused, each only if unchanged since it was read.
--- ARGV[1] now_us; then one segment per tenant (see `segments` in lib.lua): KEYS its five
--- keys, then the hot hash of each session; arguments (id, incarnation, version,
--- generation) quadruples, in the order of the hot hashes
+-- ARGV[1] now_us; then one segment per tenant (see `segments` in lib.lua): KEYS its idle
+-- and quarantine zsets, then the hot hash of each session; arguments (id, incarnation,
+-- version, generation) quadruples, in the order of the hot hashes
 -- A quarantined session stays hot and readable but leaves the idle set, so later sweeps do
 -- not read it again; its next save puts it back (see save.lua).
 -- Returns per segment how many sessions were set aside.
 local replies = {}
-for K, A, member in segments(1) do
+for S, A in segments(1, {'idle', 'quarantine'}, 4, 1) do
   local count = 0
   for i = 1, #A, 4 do
     local id = A[i]
-    if hot_is(K[6 + (i - 1) / 4], A[i + 1], A[i + 2], A[i + 3]) then
+    if hot_is(S[1 + (i - 1) / 4], A[i + 1], A[i + 2], A[i + 3]) then
       redis.call('ZREM', IDLE, id)
       redis.call('ZADD', QUARANTINE, ARGV[1], id)
       count = count + 1
     end
   end
-  settle(K, member, true, false)
+  settle(true, false)
   replies[#replies + 1] = count
 end
 flush()
