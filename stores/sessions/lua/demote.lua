@@ -9,16 +9,16 @@
 -- ''} (the sweep's hint of the tenant moves on to that score: see redis_hints.py; '' too
 -- when the script set the hint itself).
 local replies = {}
-for S, A in segments(1, {'idle', 'cix'}, 5, 2) do
+for s, a, na in segments(1, {'idle', 'cix'}, 5, 2) do
   local moved = 0
-  for i = 1, #A, 5 do
-    local id, n, v, g = A[i], A[i + 1], A[i + 2], A[i + 3]
-    local k = 1 + 2 * ((i - 1) / 5)
-    local hot, cold = S[k], S[k + 1]
+  for i = 0, na / 5 - 1 do
+    local j = a + 5 * i
+    local id, n, v, g = ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]
+    local hot, cold = KEYS[s + 2 * i], KEYS[s + 2 * i + 1]
     -- hot_is, and the fields the move copies, in one call
     local h = redis.call('HMGET', hot, 'v', 'n', 'g', 'c', 'ix')
     if h[1] == v and (h[2] or '') == n and (h[3] or '0') == g then
-      redis.call('HSET', cold, 'z', A[i + 4], 'v', v, 'c', h[4], 'n', n, 'g', g)
+      redis.call('HSET', cold, 'z', ARGV[j + 4], 'v', v, 'c', h[4], 'n', n, 'g', g)
       redis.call('PEXPIRE', cold, ARGV[1])
       redis.call('HSET', CIX, id, h[5] or '')
       redis.call('DEL', hot)

@@ -8,13 +8,13 @@
 -- the tenant moves on to that score: see redis_hints.py), and how many sessions the tenant
 -- still holds in Redis (none: the sweep takes it off the registry).
 local replies = {}
-for S, A in segments(1, {'idle', 'created', 'quarantine', 'fence', 'cix'}, 4, 2) do
+for s, a, na in segments(1, {'idle', 'created', 'quarantine', 'fence', 'cix'}, 4, 2) do
   local out = {}
-  for i = 1, #A, 4 do
-    local id = A[i]
-    local k = 1 + 2 * ((i - 1) / 4)
-    local hot, cold = S[k], S[k + 1]
-    if hot_is(hot, A[i + 1], A[i + 2], A[i + 3]) then
+  for i = 0, na / 4 - 1 do
+    local j = a + 4 * i
+    local id = ARGV[j]
+    local hot, cold = KEYS[s + 2 * i], KEYS[s + 2 * i + 1]
+    if hot_is(hot, ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]) then
       local ix = redis.call('HGET', hot, 'ix')
       erase(id, hot, cold, ix or '')
       bump(id, ARGV[1])

@@ -34,28 +34,38 @@ tenant_at(1)
 -- registry (see keys.py). On a cluster a call holds one segment (one slot, no hint keys);
 -- on one Redis it holds many, each bucket's hint keys given once, and the script keeps the
 -- hints itself (`settle`).
--- Yields, for each segment, its session keys and its arguments, with its tenant made
--- current (IDLE... as named, BASE, and HINT the index of its hint keys).
-local HINT = 0
+-- Yields, for each segment, the KEYS index of its first session key, the ARGV index of its
+-- first argument and its argument count, with its tenant made current (IDLE... as named,
+-- BASE, MEMBER its name in the registry, HINT the index of its hint keys). Nothing is
+-- copied: a sweep over many small tenants pays for every table and string it makes.
+local HINT, MEMBER = 0, ''
 
 local function segments(common, names, arity, keys_each)
   local k, a = 1, common + 1
+  local named = #names
   return function()
     if a > #ARGV then return nil end
     local na, h = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-    local T = {}
-    for i, name in ipairs(names) do T[name] = KEYS[k + i - 1] end
-    IDLE, CREATED, QUARANTINE, FENCE, CIX = T.idle, T.created, T.quarantine, T.fence, T.cix
-    BASE = string.match(KEYS[k], '^(.-}:)')
-    HINT = h
-    k = k + #names
-    local S, A = {}, {}
-    for i = 1, (na / arity) * keys_each do S[i] = KEYS[k + i - 1] end
-    for i = 1, na do A[i] = ARGV[a + 1 + i] end
-    k = k + #S
+    IDLE, CREATED, QUARANTINE, FENCE, CIX = nil, nil, nil, nil, nil
+    for i = 1, named do
+      local name, key = names[i], KEYS[k + i - 1]
+      if name == 'idle' then IDLE = key
+      elseif name == 'cix' then CIX = key
+      elseif name == 'created' then CREATED = key
+      elseif name == 'quarantine' then QUARANTINE = key
+      else FENCE = key end
+    end
+    -- "<prefix>{<tenant>}:<name>": the tenant is the hash tag, the base runs to its end.
+    local first = KEYS[k]
+    local open = string.find(first, '{', 1, true)
+    local close = string.find(first, '}', open, true)
+    BASE, MEMBER, HINT = string.sub(first, 1, close + 1), string.sub(first, open + 1, close - 1), h
+    local s = k + named
+    k = s + (na / arity) * keys_each
     if h == k then k = k + 3 end
-    a = a + 2 + na
-    return S, A
+    local at = a + 2
+    a = at + na
+    return s, at, na
   end
 end
 
@@ -86,7 +96,7 @@ end
 -- needs (see redis_hints.py). Returns whether it did (false: the caller reports instead).
 local function settle(idle, created)
   if HINT == 0 then return false end
-  local member = string.match(BASE, '{(.-)}')
+  local member = MEMBER
   local due_idle, due_created, registry = KEYS[HINT], KEYS[HINT + 1], KEYS[HINT + 2]
   if created and redis.call('ZCARD', CREATED) == 0 then
     queue(registry, 'SREM', member)

@@ -6,11 +6,12 @@
 -- not read it again; its next save puts it back (see save.lua).
 -- Returns per segment how many sessions were set aside.
 local replies = {}
-for S, A in segments(1, {'idle', 'quarantine'}, 4, 1) do
+for s, a, na in segments(1, {'idle', 'quarantine'}, 4, 1) do
   local count = 0
-  for i = 1, #A, 4 do
-    local id = A[i]
-    if hot_is(S[1 + (i - 1) / 4], A[i + 1], A[i + 2], A[i + 3]) then
+  for i = 0, na / 4 - 1 do
+    local j = a + 4 * i
+    local id = ARGV[j]
+    if hot_is(KEYS[s + i], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3]) then
       redis.call('ZREM', IDLE, id)
       redis.call('ZADD', QUARANTINE, ARGV[1], id)
       count = count + 1
