@@ -25,7 +25,7 @@ from stores.sessions.shards import Shard, buckets_of, check_shard
 
 _log = logging.getLogger(__name__)
 
-GROUP = 100
+GROUP = 250
 """Tenants a demotion pass handles at once, each step in one round trip for all of them."""
 
 _STATS_SAMPLE = 8
