@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stores.postgres.schema import MAX_INDEXED_DIMENSIONS
+from stores.postgres.tenant_indexes import check_build_memory
 from stores.sessions.clients import is_cluster_url
 
 AMQP_SCHEMES = frozenset({"amqp", "amqps", "pyamqp"})
@@ -67,6 +68,10 @@ class Settings(BaseSettings):
     )
     tenant_index_keep_share: float = Field(
         default=0.1, gt=0, le=1, description="share below which a tenant's index is dropped"
+    )
+    tenant_index_build_memory: str = Field(
+        default="1GB",
+        description="maintenance_work_mem a tenant index build gets if the server's is smaller",
     )
     sweep_batch_size: int = Field(default=1000, ge=1, le=10_000)
     sweep_time_budget_seconds: float = Field(default=20.0, gt=0)
@@ -147,6 +152,11 @@ class Settings(BaseSettings):
         gt=0,
         description="how often a worker refreshes the tier, idle and backfill gauges",
     )
+
+    @field_validator("tenant_index_build_memory")
+    @classmethod
+    def _build_memory(cls, value: str) -> str:
+        return check_build_memory(value)
 
     @field_validator("log_level")
     @classmethod

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from pgvector.psycopg import register_vector
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from stores.postgres import schema
@@ -24,6 +25,7 @@ from stores.postgres.tenant_indexes import (
     apply_changes,
     existing_indexes,
     plan_changes,
+    raise_build_memory,
     tenant_index_name,
 )
 from stores.postgres.vectors import VectorSearcher, VectorSearchPolicy
@@ -261,7 +263,56 @@ def test_the_periodic_job_applies_the_settings_policy_and_records_its_run(
 
 
 def test_a_keep_share_above_the_make_share_is_refused_by_name() -> None:
-    from pydantic import ValidationError
-
     with pytest.raises(ValidationError, match="HEARTH_TENANT_INDEX_KEEP_SHARE must not exceed"):
         Settings(_env_file=None, tenant_index_min_share=0.2, tenant_index_keep_share=0.3)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("before", "want", "after"), [("64MB", "1GB", "1GB"), ("2GB", "1GB", "2GB")]
+)
+def test_a_build_gets_more_memory_only_where_the_server_gives_less(
+    engine: sa.Engine, before: str, want: str, after: str
+) -> None:
+    with engine.connect() as conn:
+        conn.execute(sa.text(f"SET maintenance_work_mem = '{before}'"))
+        assert raise_build_memory(conn, want) == after
+        assert conn.execute(sa.text("SHOW maintenance_work_mem")).scalar_one() == after
+
+
+def test_a_run_gives_its_connection_back_with_the_servers_build_memory(
+    engine: sa.Engine,
+) -> None:
+    # One connection: the run's and the next user's are the same.
+    one = create_engine(
+        engine.url.render_as_string(hide_password=False), pool_size=1, max_overflow=0
+    )
+    try:
+        with one.connect() as conn:
+            default = conn.execute(sa.text("SHOW maintenance_work_mem")).scalar_one()
+        tenant = uuid4()
+        add_episodes(one, tenant, uuid4(), 30, 7)
+        changes = apply_changes(one, POLICY, build_memory="3GB")
+        assert [(c.action, c.tenant_id) for c in changes or []] == [("create", tenant)]
+        assert existing_indexes_of(one) == {tenant: True}
+        with one.connect() as conn:
+            assert conn.execute(sa.text("SHOW maintenance_work_mem")).scalar_one() == default
+    finally:
+        one.dispose()
+
+
+def existing_indexes_of(engine: sa.Engine) -> dict[UUID, bool]:
+    with engine.connect() as conn:
+        return existing_indexes(conn, "episodes")
+
+
+@pytest.mark.parametrize("bad", ["lots", "1 GB", "0MB", "1.5GB", "512"])
+def test_a_bad_build_memory_is_refused_by_name_before_anything_is_built(
+    engine: sa.Engine, bad: str
+) -> None:
+    add_episodes(engine, uuid4(), uuid4(), 30, 8)
+    with pytest.raises(ValueError, match="build memory") as raised:
+        apply_changes(engine, POLICY, build_memory=bad)
+    assert repr(bad) in str(raised.value)
+    assert existing_indexes_of(engine) == {}
+    with pytest.raises(ValidationError, match="tenant_index_build_memory"):
+        Settings(tenant_index_build_memory=bad)

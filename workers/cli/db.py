@@ -161,7 +161,9 @@ def tenant_indexes(
             engine = create_engine(url)
             try:
                 if apply:
-                    changes = apply_changes(engine, policy)
+                    changes = apply_changes(
+                        engine, policy, build_memory=settings.tenant_index_build_memory
+                    )
                 else:
                     with engine.connect() as conn:
                         changes = plan_changes(conn, policy)

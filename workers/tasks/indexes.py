@@ -39,7 +39,7 @@ def index_large_tenants(context: WorkerContext, *, info: RunInfo | None = None) 
         # take a connection the stores' pools serve searches from.
         engine = create_engine(settings.database_url, pool_size=1, max_overflow=0)
         try:
-            changes = apply_changes(engine, policy)
+            changes = apply_changes(engine, policy, build_memory=settings.tenant_index_build_memory)
         finally:
             engine.dispose()
         if changes is None:
