@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Self
 import sqlalchemy as sa
 
 from stores.common.clock import Clock, utc_now
-from stores.postgres.engine import create_engine, translated
+from stores.postgres.engine import create_engine, translated, tune_sessions
 from stores.postgres.vectors import VectorSearcher, VectorSearchPolicy, embedding_dimensions
 
 
@@ -16,7 +16,7 @@ class PostgresStore:
     """A store on an engine it is given, or on one it creates from a URL and disposes of."""
 
     def __init__(self, engine: sa.Engine, *, clock: Clock = utc_now) -> None:
-        self._engine = engine
+        self._engine = tune_sessions(engine)
         self._clock = clock
         self._owns_engine = False
 

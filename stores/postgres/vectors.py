@@ -241,6 +241,10 @@ class VectorSearcher:
             # The ORDER BY must come from the HNSW scan, not from a B-tree scan of the
             # filter's rows and a sort of their distances.
             "enable_sort": "off",
+            # That setting inflates the plan's estimate past the JIT threshold: compiling
+            # would take many times the search (engines hearth makes have it off already;
+            # an engine it was given may not).
+            "jit": "off",
             "hnsw.ef_search": str(policy.ef_for(limit)),
             # Re-ranking restores the exact order, so the cheaper relaxed order will do.
             "hnsw.iterative_scan": "relaxed_order",
