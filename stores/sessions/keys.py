@@ -170,8 +170,8 @@ small tenants sends them for every tenant."""
 
 def sweep_tenant_keys(tenant_base: str, script: str) -> list[str]:
     """The first KEYS of a segment of sweep script ``script`` (:data:`SWEEP_TENANT_KEYS`)."""
-    # The names are the tenant base and the suffixes, as idle(), created()... build them
-    # (a test holds them to it), joined here directly: this runs for every tenant swept.
+    # Base + suffix is how idle(), created()... name these keys (a test holds the two to
+    # each other); joined here directly, since this runs for every tenant a sweep visits.
     return [tenant_base + suffix for suffix in SWEEP_TENANT_KEYS[script]]
 
 
