@@ -62,6 +62,23 @@ from stores.sessions.query import Query, QueryKind
 
 PREFIX = "hearth:s:"
 
+HOT_PART, COLD_PART, INDEX_PART = "h:", "c:", "i:"
+"""What follows a tenant's base in the name of a hot hash, a cold hash and an index."""
+
+CHANNEL_INDEX = "ch:"
+"""The suffix start of a channel-identity index (scored by creation time, not 0)."""
+
+
+def lua_constants() -> str:
+    """The parts above as Lua locals, put before every script (``scripts.source``): a script
+    naming a key it could not get in KEYS builds the name from these, so this module stays
+    the one place that names keys."""
+    return (
+        f"local HOT_PART, COLD_PART, INDEX_PART = '{HOT_PART}', '{COLD_PART}', '{INDEX_PART}'\n"
+        f"local CHANNEL_INDEX = '{CHANNEL_INDEX}'\n"
+    )
+
+
 REGISTRY_BUCKETS = shards.BUCKETS
 """How many buckets the tenant registry and the sweeps' hints are split into (the buckets
 of ``shards.py``: a sweep of one shard reads only its own)."""
@@ -106,12 +123,12 @@ def base(tenant_id: UUID) -> str:
 
 def hot(tenant_base: str, session_id: UUID | str) -> str:
     """The hash of a hot session."""
-    return f"{tenant_base}h:{session_id}"
+    return f"{tenant_base}{HOT_PART}{session_id}"
 
 
 def cold(tenant_base: str, session_id: UUID | str) -> str:
     """The hash of a cold session (Redis cold tier)."""
-    return f"{tenant_base}c:{session_id}"
+    return f"{tenant_base}{COLD_PART}{session_id}"
 
 
 def idle(tenant_base: str) -> str:
@@ -141,7 +158,7 @@ def cold_indexes(tenant_base: str) -> str:
 
 def index(tenant_base: str, suffix: str) -> str:
     """A secondary index."""
-    return f"{tenant_base}i:{suffix}"
+    return f"{tenant_base}{INDEX_PART}{suffix}"
 
 
 def tenant_keys(tenant_base: str) -> list[str]:
@@ -206,7 +223,7 @@ def _digest(*parts: str) -> str:
 
 def channel_suffix(channel: str, user_channel_id: str) -> str:
     """The index of a channel identity."""
-    return "ch:" + _digest(channel, user_channel_id)
+    return CHANNEL_INDEX + _digest(channel, user_channel_id)
 
 
 def index_suffixes(session: Session) -> str:

@@ -39,6 +39,7 @@ that is down stops only the tenants it serves (``batch.py``).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
@@ -48,7 +49,8 @@ from stores.common.pagination import Page
 from stores.common.validation import parse_id
 from stores.errors import ConflictError, InvalidInputError, NotFoundError, describe
 from stores.sessions import clients, codec, keys, query, scripts
-from stores.sessions.coldtier import ColdRow, PostgresColdTier, RedisColdTier
+from stores.sessions.cold_postgres import PostgresColdTier
+from stores.sessions.coldtier import ColdRow, ColdTier, RedisColdTier
 from stores.sessions.models import Session, Tier
 from stores.sessions.redis_base import MAX_ATTEMPTS, text, token
 from stores.sessions.redis_sweeps import RedisSweeps
@@ -95,7 +97,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
                 "the postgres cold tier needs a database_url", field="database_url"
             )
         client = clients.from_url(url, socket_timeout=socket_timeout)
-        tier: PostgresColdTier | RedisColdTier
+        tier: ColdTier
         if tier_name == "postgres":
             assert database_url is not None
             tier = PostgresColdTier.from_url(database_url, pool_size=pool_size)
@@ -146,29 +148,26 @@ class RedisSessionStore(RedisSweeps, SessionStore):
         self, stored: Session, data: bytes, expected: str, now: datetime, call: str
     ) -> str | None:
         """Run the save script; None if the write landed, else the stored state."""
-        args: list[Any] = [
-            str(stored.id),
-            expected,
-            data,
-            stored.version,
-            keys.micros(stored.created_at),
-            keys.micros(now),
-            keys.micros(now - self.max_age),
-            keys.index_suffixes(stored),
-            "?" if self._pg is not None else "none",
-            "h",
-            call,
-            "",
-            "",
-            token(),
-            "",
-        ]
+        args = scripts.SaveArgs(
+            session_id=str(stored.id),
+            expected=expected,
+            document=data,
+            version=stored.version,
+            created_us=keys.micros(stored.created_at),
+            now_us=keys.micros(now),
+            cutoff_us=keys.micros(now - self.max_age),
+            index_suffixes=keys.index_suffixes(stored),
+            row="none" if self.cold_tier.in_redis else "?",
+            target="h",
+            call=call,
+            new_incarnation=token(),
+        )
         # An update of a hot session skips the registry and the hints: the script says if
         # the session entered the idle set after all (back from the cold tier or the
         # quarantine), and the hints are written then.
         tenant, hint = stored.tenant_id, (keys.micros(now), keys.micros(stored.created_at))
         reply = self._run(
-            "save", tenant, stored.id, args, hint=hint if expected == "none" else None
+            "save", tenant, stored.id, args.argv(), hint=hint if expected == "none" else None
         )
         if expected != "none" and reply[0] == b"ok" and len(reply) > 1 and reply[1] == 1:
             self._hint(tenant, *hint)
@@ -178,23 +177,21 @@ class RedisSessionStore(RedisSweeps, SessionStore):
                 return None
             if reply[1] != b"?":
                 return text(reply[1])
-            assert self._pg is not None
             if reply[2] == b"":
                 # The bucket has no fence token: none was ever needed, or Redis lost it.
                 # One is made only where a session is or is being created, so that saves
                 # of sessions that do not exist write nothing.
-                if expected != "none" and self._pg.get(tenant, stored.id) is None:
+                if expected != "none" and self.cold_tier.locate(tenant, stored.id) is None:
                     return "none"
-                args[8], args[11], args[14] = "?", "", token()
-                reply = self._run("save", tenant, stored.id, args, hint=hint)
+                args = replace(args, row="?", fence_token="", fresh_fence=token())
+                reply = self._run("save", tenant, stored.id, args.argv(), hint=hint)
                 continue
             # In neither Redis tier: take the row (a save over it is a promotion), then
             # write the hot copy unless the fence token changed since Redis was asked.
-            with self._pg.claim(stored.tenant_id, stored.id, now - self.max_age) as cold:
+            with self.cold_tier.claim(stored.tenant_id, stored.id, now - self.max_age) as cold:
                 self._step("save:claimed")
-                args[8] = _state(cold.row)
-                args[11] = reply[2]
-                reply = self._run("save", tenant, stored.id, args, hint=hint)
+                args = replace(args, row=_state(cold.row), fence_token=reply[2])
+                reply = self._run("save", tenant, stored.id, args.argv(), hint=hint)
                 if reply[0] == b"ok":
                     cold.keep()
                 elif reply[1] == b"?":
@@ -224,8 +221,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
             if reply[0] == b"h":
                 return self._live(codec.decode(reply[1]), now)
             if reply[0] == b"c":
-                assert self._rc is not None
-                data = self._rc.decompress(reply[1])
+                data = self.cold_tier.unpack(reply[1])
                 session = self._live(codec.decode(data), now)
                 if session is None:
                     return None
@@ -237,17 +233,17 @@ class RedisSessionStore(RedisSweeps, SessionStore):
                     self._refused()
                     continue  # changed or deleted since it was read
                 return self._promoted(session, promoted, now)
-            if self._pg is None:
+            if self.cold_tier.in_redis:
                 return None
             if reply[1] == b"":
                 # The bucket has no fence token (none was needed yet, or Redis lost it): make
                 # one, and read again, only if there is a row to promote.
-                row = self._pg.get(tenant, sid)
+                row = self.cold_tier.locate(tenant, sid)
                 if row is None or codec.is_expired(row.created_at, now, self.max_age):
                     return None
                 fresh = token()
                 continue
-            with self._pg.claim(tenant, sid, now - self.max_age) as cold:
+            with self.cold_tier.claim(tenant, sid, now - self.max_age) as cold:
                 if cold.row is None:
                     return None  # no row, deleted, or expired
                 self._step("promote:claimed")
@@ -284,10 +280,10 @@ class RedisSessionStore(RedisSweeps, SessionStore):
             keys.micros(now),
             keys.index_suffixes(session),
             incarnation,
-            "redis" if self._rc is not None else "postgres",
+            self.cold_tier.name,
             generation,
         ]
-        if self._rc is not None:
+        if self.cold_tier.in_redis:
             # The cold hash's version is compared as stored: it is the document's own.
             args[2] = check
         else:
@@ -310,7 +306,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
         base = keys.base(tenant)
         args: list[Any] = [str(sid), keys.micros(now - self.max_age), "", "*", ""]
         existed = False
-        if self._pg is not None:
+        if not self.cold_tier.in_redis:
             # The row says "deleted" before Redis is touched: a demotion that read the hot
             # copy can no longer land, and a promotion that read the row is fenced off by
             # the token the script replaces.
@@ -318,7 +314,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
                 n, document = self.client.hmget(keys.hot(base, sid), ["n", "d"])
             hot = None if document is None else (text(n or b""), text(document).encode())
             self._step("delete:read")
-            before = self._pg.mark_deleted(tenant, sid, hot)
+            before = self.cold_tier.mark_deleted(tenant, sid, hot)
             self._step("delete:marked")
             if hot is None and before is None:
                 # Nothing to delete, and no row whose readers need fencing off: a session
@@ -348,11 +344,9 @@ class RedisSessionStore(RedisSweeps, SessionStore):
             return Tier.HOT if int(hot_created) > cutoff else None
         if cold_created is not None:
             return Tier.COLD if int(cold_created) > cutoff else None
-        if self._pg is None:
-            return None
         # Not in Redis: the row, read after Redis answered, is the session's copy (a row
         # marked hot backs up a hot copy Redis no longer has, or one promoted since).
-        row = self._pg.get(tenant, sid)
+        row = self.cold_tier.locate(tenant, sid)
         if row is not None and keys.micros(row.created_at) > cutoff:
             return Tier.COLD
         return None
@@ -374,11 +368,9 @@ class RedisSessionStore(RedisSweeps, SessionStore):
                     index, "+inf", f"({keys.micros(cutoff)}", start=0, num=depth
                 )
             ids = [UUID(text(i)) for i in hot_ids]
-            cold_ids: list[UUID] = []
-            if self._pg is not None:
-                cold_ids = self._pg.newest_ids_by_channel(
-                    tenant, channel, user_channel_id, cutoff, depth
-                )
+            cold_ids = self.cold_tier.newest_ids_by_channel(
+                tenant, channel, user_channel_id, cutoff, depth
+            )
             found = [
                 f.session
                 for f in self._resolve(tenant, ids + cold_ids, now)
@@ -401,8 +393,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
     def close(self) -> None:
         """Close the Redis connections and dispose of the PostgreSQL engine."""
         self.client.close()
-        if self._pg is not None:
-            self._pg.close()
+        self.cold_tier.close()
 
 
 def _state(row: ColdRow | None) -> str:

@@ -22,7 +22,7 @@ from redis.exceptions import NoScriptError
 from stores.common.clock import Clock, utc_now
 from stores.errors import StoreUnavailableError
 from stores.sessions import clients, codec, keys, query, scripts
-from stores.sessions.coldtier import PostgresColdTier, RedisColdTier
+from stores.sessions.coldtier import ColdTier, RedisColdTier
 from stores.sessions.models import Session
 from stores.sessions.scripts import register, translated
 
@@ -63,7 +63,7 @@ class RedisTiers:
         self,
         client: clients.Client,
         *,
-        cold_tier: PostgresColdTier | RedisColdTier | None = None,
+        cold_tier: ColdTier | None = None,
         hot_ttl: timedelta = timedelta(minutes=30),
         max_age: timedelta = timedelta(days=7),
         clock: Clock = utc_now,
@@ -87,9 +87,8 @@ class RedisTiers:
         self._clock = clock
         if cold_tier is None:
             cold_tier = RedisColdTier(ttl=max_age + timedelta(days=1))
-        self.cold_tier = cold_tier
-        self._pg = cold_tier if isinstance(cold_tier, PostgresColdTier) else None
-        self._rc = cold_tier if isinstance(cold_tier, RedisColdTier) else None
+        self.cold_tier: ColdTier = cold_tier
+        """Where idle sessions go: rows in PostgreSQL, or compressed copies in Redis."""
         self._scripts = register(client)
         self.step_hook: Callable[[str], None] | None = None
         """Called with a step's name between the steps of tier moves (tests pause there)."""
@@ -136,8 +135,7 @@ class RedisTiers:
         while True:
             sources = [self._index_ids(index, after, batch)]
             self._step("list:index")
-            if self._pg is not None:
-                sources.append(self._pg.find_ids(q, after, batch, cutoff))
+            sources.append(self.cold_tier.find_ids(q, after, batch, cutoff))
             bounds = [ids[-1] for ids in sources if len(ids) == batch]
             bound = min(bounds) if bounds else None
             candidates = sorted({i for ids in sources for i in ids if bound is None or i <= bound})
@@ -175,14 +173,13 @@ class RedisTiers:
                 if tier == b"h":
                     data = payload
                 elif tier == b"c":
-                    assert self._rc is not None
-                    data = self._rc.decompress(payload)
+                    data = self.cold_tier.unpack(payload)
                 else:
                     missing.append(sid)
                     continue
                 self._found(out, data, text(incarnation), now)
-        if missing and self._pg is not None:
-            for row in self._pg.get_many(tenant, missing).values():
+        if missing:
+            for row in self.cold_tier.locate_many(tenant, missing).values():
                 self._found(out, row.data, row.incarnation, now)
         return out
 

@@ -109,15 +109,16 @@ class RedisSweeps(RedisHints):
         if not taken:
             return 0, {}, set()
         self._step("demote:read")
-        if self._rc is not None:
+        cold = self.cold_tier
+        if cold.in_redis:
             calls: list[Call] = []
             for tenant, batch in taken:
                 args: list[Any] = []
                 for sid, data, version, _, _, n, g in batch:
-                    args += [sid, n, version, g, self._rc.compress(data)]
+                    args += [sid, n, version, g, cold.pack(data)]
                 ids = [text(row[0]) for row in batch]
                 calls.append((tenant, keys.sessions_keys(keys.base(tenant), ids), args))
-            replies = self._eval_many("demote", [self._rc.ttl_ms], calls)
+            replies = self._eval_many("demote", [cold.ttl_ms], calls)
             moved = sum(int(r[0]) for r in replies if not failed(r))
             self._refused(sum(len(batch) for _, batch in taken) - moved)
             oldest = {
@@ -126,10 +127,9 @@ class RedisSweeps(RedisHints):
                 if not failed(r)
             }
             return moved, oldest, set()
-        assert self._pg is not None
         rows = [(tenant, row) for tenant, batch in taken for row in batch]
         entries = [(text(row[5]), int(row[6]), row[1]) for _, row in rows]
-        written, refused = self._pg.put(entries, self._clock() - self.max_age)
+        written, refused = cold.put(entries, self._clock() - self.max_age)
         if refused:
             self._quarantine([rows[i] for i in refused])
         self._step("demote:copied")
@@ -148,7 +148,7 @@ class RedisSweeps(RedisHints):
         replies = self._eval_many("evict", [token()], calls)
         # A tenant whose node failed keeps its hot copies: the next sweep evicts them.
         evicted = sum(
-            1 for reply in replies if not failed(reply) for code in reply[:-2] if code == b"e"
+            1 for reply in replies if not failed(reply) for code in reply[:-2] if code == b"evicted"
         )
         # A copy whose hot session changed meanwhile stays in the table: the hot copy is the
         # truth, and the next demotion writes over it.
@@ -219,8 +219,8 @@ class RedisSweeps(RedisHints):
             removed += got
             if not more or got == 0:
                 break
-        if self._pg is not None and removed < limit:
-            removed += self._pg.purge(cutoff, limit - removed, shard=shard)
+        if removed < limit:
+            removed += self.cold_tier.purge(cutoff, limit - removed, shard=shard)
         return removed
 
     def _purge_tenants(self, queue: deque[UUID], cutoff_us: int, limit: int) -> int:
@@ -273,8 +273,7 @@ class RedisSweeps(RedisHints):
         reads."""
         cutoff = self._clock() - self.max_age
         total = self._count(keys.created, keys.micros(cutoff))
-        if self._pg is not None:
-            total += self._pg.count_expired(cutoff)
+        total += self.cold_tier.count_expired(cutoff)
         return total
 
     def _count(self, zset: Callable[[str], str], max_score: int | str) -> int:
@@ -318,7 +317,7 @@ class RedisSweeps(RedisHints):
         expected = f"{session.version}:{keys.micros(session.created_at)}"
         with translated():
             in_hot = self.client.exists(keys.hot(base, stored.id)) == 1
-        if not in_hot and self._pg is not None:
+        if not in_hot and not self.cold_tier.in_redis:
 
             def fence() -> bool:
                 self._step("rewrite:locked")
@@ -333,7 +332,7 @@ class RedisSweeps(RedisHints):
                     )
 
             return int(
-                self._pg.rewrite(
+                self.cold_tier.rewrite(
                     stored,
                     data,
                     incarnation=found.incarnation,
@@ -343,26 +342,23 @@ class RedisSweeps(RedisHints):
             )
         target = "H" if in_hot else "C"
         if target == "C":
-            assert self._rc is not None
-            data = self._rc.compress(data)
-        args = [
-            str(stored.id),
-            expected,
-            data,
-            stored.version,
-            keys.micros(stored.created_at),
-            "",
-            keys.micros(self._clock() - self.max_age),
-            keys.index_suffixes(stored),
-            "none",
-            target,
-            token(),
-            "",
-            found.incarnation,
-            "",
-            "",
-        ]
-        return int(self._run("save", stored.tenant_id, stored.id, args)[0] == b"ok")
+            data = self.cold_tier.pack(data)
+        args = scripts.SaveArgs(
+            session_id=str(stored.id),
+            expected=expected,
+            document=data,
+            version=stored.version,
+            created_us=keys.micros(stored.created_at),
+            # An in-place rewrite leaves the idle time as it is.
+            now_us="",
+            cutoff_us=keys.micros(self._clock() - self.max_age),
+            index_suffixes=keys.index_suffixes(stored),
+            row="none",
+            target=target,
+            call=token(),
+            incarnation=found.incarnation,
+        )
+        return int(self._run("save", stored.tenant_id, stored.id, args.argv())[0] == b"ok")
 
     def stats(self) -> TierStats:
         """See :meth:`SessionStore.stats`: Redis bytes are sampled with ``MEMORY USAGE``."""
@@ -379,13 +375,14 @@ class RedisSweeps(RedisHints):
                 hot_bytes = self._sample(base, keys.hot, hot_sample or [])
                 stats.hot_sessions += hot_count
                 stats.hot_bytes += int(hot_bytes * hot_count)
-                if self._rc is not None:
+                if self.cold_tier.in_redis:
                     cold_count = max(held - hot_count, 0)
                     cold_bytes = self._sample(base, keys.cold, held_sample or [])
                     stats.cold_sessions += cold_count
                     stats.cold_bytes += int(cold_bytes * cold_count)
-        if self._pg is not None:
-            stats.cold_sessions, stats.cold_bytes = self._pg.stats()
+        rows = self.cold_tier.stats()
+        if rows is not None:
+            stats.cold_sessions, stats.cold_bytes = rows
         return stats
 
     def _sample(self, base: str, key: Callable[[str, str], str], ids: list[bytes]) -> float:

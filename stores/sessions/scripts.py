@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass, fields
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -21,6 +22,7 @@ from redis.commands.core import Script
 from redis.exceptions import NoScriptError, RedisClusterException
 
 from stores.errors import StoreError, StoreUnavailableError
+from stores.sessions import keys
 
 NAMES = (
     "get",
@@ -52,11 +54,38 @@ _CLUSTER_UNAVAILABLE = (
 )
 
 
+@dataclass(frozen=True)
+class SaveArgs:
+    """The ARGV of ``save.lua``, by name and in its order (its header says what each
+    means): built in one place, changed with ``dataclasses.replace``."""
+
+    session_id: str
+    expected: str
+    document: bytes
+    version: int
+    created_us: int
+    now_us: int | str
+    cutoff_us: int
+    index_suffixes: str
+    row: str
+    target: str
+    call: str
+    fence_token: bytes | str = ""
+    incarnation: str = ""
+    new_incarnation: str = ""
+    fresh_fence: str = ""
+
+    def argv(self) -> list[Any]:
+        """The arguments as the script takes them."""
+        return [getattr(self, f.name) for f in fields(self)]
+
+
 @cache
 def source(name: str) -> str:
     """The full text of script ``name``, helpers included."""
     folder = resources.files("stores.sessions") / "lua"
-    return (folder / "lib.lua").read_text() + "\n" + (folder / f"{name}.lua").read_text()
+    lib, own = (folder / "lib.lua").read_text(), (folder / f"{name}.lua").read_text()
+    return "\n".join((keys.lua_constants(), lib, own))
 
 
 def register(client: Any) -> dict[str, Script]:

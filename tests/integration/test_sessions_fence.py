@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from stores.common.clock import ManualClock
 from stores.errors import NotFoundError, StoreUnavailableError
 from stores.sessions import PendingMigration, Session, Tier, keys
-from stores.sessions.coldtier import PostgresColdTier
+from stores.sessions.cold_postgres import PostgresColdTier
 from stores.sessions.redis import RedisSessionStore
 from tests.integration.test_sessions_tiers import wait_for_a_lock_wait
 from tests.sessions_support import HOT_TTL, build_store, module_database

@@ -16,7 +16,8 @@ from redis.cluster import key_slot
 from stores.common.clock import ManualClock
 from stores.errors import StoreUnavailableError
 from stores.sessions import Session, SessionStore, Tier
-from stores.sessions.coldtier import Claim, PostgresColdTier
+from stores.sessions.cold_postgres import PostgresColdTier
+from stores.sessions.coldtier import Claim
 from stores.sessions.redis import RedisSessionStore
 from tests.cluster_support import redis_cluster_nodes, redis_cluster_url  # noqa: F401
 from tests.sessions_support import HOT_TTL, MAX_AGE, build_store, module_database

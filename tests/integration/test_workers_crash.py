@@ -28,7 +28,7 @@ SESSIONS = 600
 BATCH = 5
 SWEEP = """
 import time
-from stores.sessions.coldtier import PostgresColdTier
+from stores.sessions.cold_postgres import PostgresColdTier
 from workers.context import WorkerContext
 from workers.settings import Settings
 from workers.tasks import maintenance

@@ -29,7 +29,7 @@ def test_a_tenant_belongs_to_the_shard_that_owns_its_bucket() -> None:
 
 
 def test_the_bucket_is_the_low_six_bits_of_the_id() -> None:
-    # The PostgreSQL cold tier computes it from the id's last byte (coldtier._owned_by).
+    # The PostgreSQL cold tier computes it from the id's last byte (cold_sql.owned_by).
     assert bucket_of(UUID(int=(5 << 64) | 0xFF)) == 63
     assert bucket_of(UUID(int=0x140)) == 0
     assert buckets_of(None) == range(BUCKETS)

@@ -3,8 +3,8 @@
 -- ARGV[1] a fresh fence token; then one segment per tenant (see `segments` in lib.lua):
 -- KEYS its five keys (see lib.lua), then (hot hash, cold hash) of each session; arguments
 -- (id, incarnation, version, generation) quadruples, in the order of the KEYS pairs
--- Returns per segment one code per quadruple: 'e' evicted, 'c' changed meanwhile (kept
--- hot), 'g' gone; then the oldest score left in the idle zset, or '' (the sweep's hint of
+-- Returns per segment one code per quadruple: 'evicted', 'changed' (meanwhile: kept hot)
+-- or 'gone'; then the oldest score left in the idle zset, or '' (the sweep's hint of
 -- the tenant moves on to that score: see redis_hints.py), and how many sessions the tenant
 -- still holds in Redis (none: the sweep takes it off the registry).
 local replies = {}
@@ -18,11 +18,11 @@ for s, a, na in segments(1, {'idle', 'created', 'quarantine', 'fence', 'cix'}, 4
       local ix = redis.call('HGET', hot, 'ix')
       erase(id, hot, cold, ix or '')
       bump(id, ARGV[1])
-      out[#out + 1] = 'e'
+      out[#out + 1] = 'evicted'
     elseif redis.call('EXISTS', hot) == 1 then
-      out[#out + 1] = 'c'
+      out[#out + 1] = 'changed'
     else
-      out[#out + 1] = 'g'
+      out[#out + 1] = 'gone'
     end
   end
   local first = redis.call('ZRANGE', IDLE, 0, 0, 'WITHSCORES')

@@ -1,4 +1,5 @@
--- Helpers prepended to every session script (not a script of its own).
+-- Helpers prepended to every session script (not a script of its own), after the key name
+-- parts of keys.py (HOT_PART, COLD_PART, INDEX_PART, CHANNEL_INDEX: see keys.lua_constants).
 -- Every script's KEYS start with the tenant's own keys, named by keys.py (the sweep
 -- scripts declare, per segment, only those they use: see `segments`):
 --   KEYS[1] idle zset, KEYS[2] created zset, KEYS[3] quarantine zset, KEYS[4] fence hash,
@@ -149,13 +150,13 @@ local function reindex(id, old_ix, new_ix, created)
   for _, s in ipairs(new) do in_new[s] = true end
   for _, s in ipairs(old) do
     in_old[s] = true
-    if not in_new[s] then redis.call('ZREM', BASE .. 'i:' .. s, id) end
+    if not in_new[s] then redis.call('ZREM', BASE .. INDEX_PART .. s, id) end
   end
   for _, s in ipairs(new) do
     if not in_old[s] then
       local score = 0
-      if string.sub(s, 1, 3) == 'ch:' then score = created end
-      redis.call('ZADD', BASE .. 'i:' .. s, score, id)
+      if string.sub(s, 1, #CHANNEL_INDEX) == CHANNEL_INDEX then score = created end
+      redis.call('ZADD', BASE .. INDEX_PART .. s, score, id)
     end
   end
 end
@@ -183,7 +184,7 @@ end
 -- The hot and cold hashes of a session a script found in a sorted set (callers that know
 -- the id beforehand pass these in KEYS).
 local function found_keys(id)
-  return BASE .. 'h:' .. id, BASE .. 'c:' .. id
+  return BASE .. HOT_PART .. id, BASE .. COLD_PART .. id
 end
 
 -- Remove session `id` (hashes `hot`, `cold`) from every Redis tier, sorted set and index
