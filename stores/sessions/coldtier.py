@@ -1,8 +1,8 @@
 """The cold tiers a RedisSessionStore demotes idle sessions to.
 
-* :class:`PostgresColdTier` (``cold_postgres.py``) — the ``sessions`` table: JSONB document plus the indexed
-  columns every lookup needs. Demoted sessions leave Redis memory entirely, so a Redis
-  restart loses only the sessions that were hot.
+* :class:`PostgresColdTier` (``cold_postgres.py``) — the ``sessions`` table: JSONB
+  document plus the indexed columns every lookup needs. Demoted sessions leave Redis
+  memory entirely, so a Redis restart loses only the sessions that were hot.
 * :class:`RedisColdTier` — compressed documents in Redis itself with a long TTL, for
   deployments with no database. Its keys sit beside the hot ones (see ``keys.py``) and the
   store's scripts move sessions between the two atomically.

@@ -148,15 +148,12 @@ class RedisSessionStore(RedisSweeps, SessionStore):
         self, stored: Session, data: bytes, expected: str, now: datetime, call: str
     ) -> str | None:
         """Run the save script; None if the write landed, else the stored state."""
-        args = scripts.SaveArgs(
-            session_id=str(stored.id),
-            expected=expected,
-            document=data,
-            version=stored.version,
-            created_us=keys.micros(stored.created_at),
+        args = self._save_args(
+            stored,
+            data,
+            expected,
+            now,
             now_us=keys.micros(now),
-            cutoff_us=keys.micros(now - self.max_age),
-            index_suffixes=keys.index_suffixes(stored),
             row="none" if self.cold_tier.in_redis else "?",
             target="h",
             call=call,

@@ -188,6 +188,22 @@ class RedisTiers:
         if session is not None:
             out.append(Found(session, incarnation))
 
+    def _save_args(
+        self, stored: Session, data: bytes, expected: str, now: datetime, **rest: Any
+    ) -> scripts.SaveArgs:
+        """save.lua's arguments for writing ``stored`` (encoded as ``data``) over the state
+        ``expected``; ``rest`` names the call's own (see :class:`scripts.SaveArgs`)."""
+        return scripts.SaveArgs(
+            session_id=str(stored.id),
+            expected=expected,
+            document=data,
+            version=stored.version,
+            created_us=keys.micros(stored.created_at),
+            cutoff_us=keys.micros(now - self.max_age),
+            index_suffixes=keys.index_suffixes(stored),
+            **rest,
+        )
+
     def _run(
         self,
         name: str,

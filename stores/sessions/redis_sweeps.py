@@ -343,16 +343,13 @@ class RedisSweeps(RedisHints):
         target = "H" if in_hot else "C"
         if target == "C":
             data = self.cold_tier.pack(data)
-        args = scripts.SaveArgs(
-            session_id=str(stored.id),
-            expected=expected,
-            document=data,
-            version=stored.version,
-            created_us=keys.micros(stored.created_at),
-            # An in-place rewrite leaves the idle time as it is.
+        # An in-place rewrite leaves the idle time as it is (no now_us).
+        args = self._save_args(
+            stored,
+            data,
+            expected,
+            self._clock(),
             now_us="",
-            cutoff_us=keys.micros(self._clock() - self.max_age),
-            index_suffixes=keys.index_suffixes(stored),
             row="none",
             target=target,
             call=token(),
