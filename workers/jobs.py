@@ -5,12 +5,10 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-import redis
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from redis.cluster import RedisCluster
-from redis.exceptions import RedisClusterException
 
-from stores.errors import StoreUnavailableError
+from stores.driver_errors import redis_translated
 from stores.sessions.clients import Client
 from workers.keys import JOB_STREAM, JOB_STREAM_MAXLEN, job_key
 
@@ -109,13 +107,11 @@ def record(client: Client, run: JobRun) -> str:
     than one transaction: a reader never needs them to agree (the stream is a log, the key
     its latest entry)."""
     data = run.model_dump_json()
-    try:
+    with redis_translated(f"cannot record the {run.job} run"):
         pipe = client.pipeline(transaction=not isinstance(client, RedisCluster))
         pipe.set(job_key(run.name), data)
         pipe.xadd(JOB_STREAM, {"run": data}, maxlen=JOB_STREAM_MAXLEN, approximate=True)
         results = pipe.execute()
-    except (redis.RedisError, RedisClusterException) as exc:
-        raise StoreUnavailableError(f"cannot record the {run.job} run: {exc}") from exc
     stream_id = results[1]
     return stream_id.decode() if isinstance(stream_id, bytes) else str(stream_id)
 
@@ -124,7 +120,7 @@ def last_runs(client: Client, jobs: tuple[str, ...] = JOBS) -> dict[str, JobRun 
     """The last run of each job, or of each run name (:func:`run_name`), None for one that
     never ran."""
     names = [job_key(job) for job in jobs]
-    try:
+    with redis_translated("cannot read job runs"):
         if isinstance(client, RedisCluster):
             # One GET per key, not MGET: on a cluster the keys are in many slots.
             pipe = client.pipeline(transaction=False)  # type: ignore[no-untyped-call]
@@ -133,8 +129,6 @@ def last_runs(client: Client, jobs: tuple[str, ...] = JOBS) -> dict[str, JobRun 
             values = pipe.execute()
         else:
             values = client.mget(names)
-    except (redis.RedisError, RedisClusterException) as exc:
-        raise StoreUnavailableError(f"cannot read job runs: {exc}") from exc
     return {
         job: JobRun.model_validate_json(value) if value else None
         for job, value in zip(jobs, values, strict=True)
@@ -143,10 +137,8 @@ def last_runs(client: Client, jobs: tuple[str, ...] = JOBS) -> dict[str, JobRun 
 
 def latest_stream_id(client: Client) -> str:
     """The id of the newest run in the stream ("0-0" when empty), to tail from."""
-    try:
+    with redis_translated("cannot read job runs"):
         entries = client.xrevrange(JOB_STREAM, count=1)
-    except (redis.RedisError, RedisClusterException) as exc:
-        raise StoreUnavailableError(f"cannot read job runs: {exc}") from exc
     if not entries:
         return "0-0"
     entry_id = entries[0][0]
@@ -157,10 +149,8 @@ def read_new(
     client: Client, after: str, *, block_ms: int = 1000, count: int = 100
 ) -> list[tuple[str, JobRun]]:
     """Runs recorded after stream id ``after``, waiting up to ``block_ms`` for the first."""
-    try:
+    with redis_translated("cannot read job runs"):
         answer = client.xread({JOB_STREAM: after}, count=count, block=block_ms)
-    except (redis.RedisError, RedisClusterException) as exc:
-        raise StoreUnavailableError(f"cannot read job runs: {exc}") from exc
     runs: list[tuple[str, JobRun]] = []
     streams: list[Any] = list(answer or [])
     for _stream, entries in streams:

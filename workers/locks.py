@@ -24,10 +24,10 @@ import time
 from collections.abc import Callable
 from types import TracebackType
 
-import redis
-from redis.exceptions import LockError, RedisClusterException
+from redis.exceptions import LockError
 
-from stores.errors import StoreUnavailableError
+from stores.driver_errors import redis_translated
+from stores.errors import StoreError
 from stores.sessions.clients import Client
 from workers.keys import lock_key
 
@@ -75,10 +75,8 @@ class JobLock:
         """Take the lock if nobody holds it; True if this instance now holds it."""
         # Read before the request: the key's expiry starts later, so this errs on the safe side.
         sent_at = self._monotonic()
-        try:
+        with redis_translated(f"cannot take the {self.job} lock"):
             taken = bool(self._lock.acquire(blocking=False))
-        except (redis.RedisError, RedisClusterException) as exc:
-            raise StoreUnavailableError(f"cannot take the {self.job} lock: {exc}") from exc
         with self._state:
             self._held = taken
             self._lost = False
@@ -97,16 +95,15 @@ class JobLock:
             return False
         ttl = self.ttl_seconds if ttl_seconds is None else ttl_seconds
         sent_at = self._monotonic()
-        try:
-            self._lock.extend(ttl, replace_ttl=True)
-        except LockError:
-            # Expired, or another run's token is on the key now: never touch it again.
-            with self._state:
-                self._held = False
-                self._lost = True
-            return False
-        except (redis.RedisError, RedisClusterException) as exc:
-            raise StoreUnavailableError(f"cannot extend the {self.job} lock: {exc}") from exc
+        with redis_translated(f"cannot extend the {self.job} lock"):
+            try:
+                self._lock.extend(ttl, replace_ttl=True)
+            except LockError:
+                # Expired, or another run's token is on the key now: never touch it again.
+                with self._state:
+                    self._held = False
+                    self._lost = True
+                return False
         with self._state:
             if self._lost:
                 return False
@@ -121,7 +118,7 @@ class JobLock:
         """
         try:
             return self.extend()
-        except StoreUnavailableError as exc:
+        except StoreError as exc:
             logger.warning(
                 "could not renew the %s lock (retrying at the next beat): %s", self.job, exc
             )
@@ -133,13 +130,12 @@ class JobLock:
             if not self._held:
                 return False
             self._held = False
-        try:
-            self._lock.release()
-        except LockError:
-            # Expired, and perhaps taken by another run since: leave that run's lock alone.
-            return False
-        except (redis.RedisError, RedisClusterException) as exc:
-            raise StoreUnavailableError(f"cannot release the {self.job} lock: {exc}") from exc
+        with redis_translated(f"cannot release the {self.job} lock"):
+            try:
+                self._lock.release()
+            except LockError:
+                # Expired, and perhaps taken by another run since: leave that run's lock alone.
+                return False
         return True
 
     @property
@@ -270,10 +266,8 @@ class Heartbeat:
 
 def remaining_seconds(client: Client, job: str) -> float | None:
     """How long the job's lock still lives, or None when nobody holds it."""
-    try:
+    with redis_translated(f"cannot read the {job} lock"):
         pttl = int(client.pttl(lock_key(job)))
-    except (redis.RedisError, RedisClusterException) as exc:
-        raise StoreUnavailableError(f"cannot read the {job} lock: {exc}") from exc
     if pttl < 0:
         return None if pttl == -2 else math.inf
     return pttl / 1000.0

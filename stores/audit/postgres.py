@@ -21,8 +21,8 @@ from stores.audit.validation import (
     time_range,
 )
 from stores.common import Page, check_limit, encode_cursor, parse_id
+from stores.driver_errors import translated
 from stores.postgres import schema
-from stores.postgres.engine import translated
 from stores.postgres.store import PostgresStore
 
 T = schema.turn_records

@@ -43,9 +43,9 @@ from stores.config.models import (
     Variable,
 )
 from stores.config.store import DEFAULT_PAGE_SIZE, ConfigStore
+from stores.driver_errors import translated
 from stores.errors import ConflictError, InvalidInputError, NotFoundError
 from stores.postgres import schema
-from stores.postgres.engine import translated
 from stores.postgres.rows import after, plain_row, row_values, selectable, to_model
 from stores.postgres.store import PostgresVectorStore
 

@@ -25,6 +25,7 @@ from stores.common.validation import (
     validate_embedding,
 )
 from stores.common.vectors import check_min_score, checked_query
+from stores.driver_errors import translated
 from stores.errors import InvalidInputError, NotFoundError
 from stores.memory import checks
 from stores.memory.graph import check_depth, next_hop, traversal_types
@@ -38,7 +39,6 @@ from stores.memory.models import (
 )
 from stores.memory.store import DEFAULT_PAGE_SIZE, MemoryStore
 from stores.postgres import schema
-from stores.postgres.engine import translated
 from stores.postgres.rows import after, plain_row, row_values, selectable, to_model
 from stores.postgres.store import PostgresVectorStore
 

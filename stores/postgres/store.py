@@ -8,12 +8,17 @@ from typing import Any, ClassVar, Self
 import sqlalchemy as sa
 
 from stores.common.clock import Clock, utc_now
-from stores.postgres.engine import create_engine, translated, tune_sessions
+from stores.driver_errors import TranslatedEdge, translated
+from stores.postgres.engine import create_engine, tune_sessions
 from stores.postgres.vectors import VectorSearcher, VectorSearchPolicy, embedding_dimensions
 
 
-class PostgresStore:
-    """A store on an engine it is given, or on one it creates from a URL and disposes of."""
+class PostgresStore(TranslatedEdge):
+    """A store on an engine it is given, or on one it creates from a URL and disposes of.
+
+    Every public method runs inside the PostgreSQL error policy (``stores.driver_errors``)."""
+
+    _driver_errors = translated
 
     def __init__(self, engine: sa.Engine, *, clock: Clock = utc_now) -> None:
         self._engine = tune_sessions(engine)

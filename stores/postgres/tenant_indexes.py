@@ -29,7 +29,7 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from stores.postgres.engine import translated
+from stores.driver_errors import translated
 from stores.postgres.schema import VECTOR_INDEX_BUILD, vector_index_where
 from stores.postgres.vectors import QUANTIZER, embedding_dimensions
 

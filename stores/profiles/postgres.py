@@ -17,9 +17,9 @@ from uuid import UUID
 import sqlalchemy as sa
 
 from stores.common import Page, check_limit, parse_id
+from stores.driver_errors import translated
 from stores.errors import ConflictError, DuplicateError, InvalidInputError, NotFoundError
 from stores.postgres import schema
-from stores.postgres.engine import translated
 from stores.postgres.store import PostgresStore
 from stores.profiles import sql
 from stores.profiles.models import (

@@ -17,9 +17,9 @@ import redis
 from redis.cluster import RedisCluster
 from redis.exceptions import AskError, RedisClusterException, TryAgainError
 
+from stores.driver_errors import translate_redis
 from stores.errors import StoreError, StoreUnavailableError
 from stores.sessions.clients import Client
-from stores.sessions.scripts import translate
 
 
 class Batch:
@@ -50,7 +50,7 @@ class Batch:
         for reply in replies:
             if isinstance(reply, Exception) and not isinstance(reply, (StoreError, *keep)):
                 if isinstance(reply, redis.RedisError):
-                    raise translate(reply) from reply
+                    raise translate_redis(reply) from reply
                 raise reply
         return replies
 
@@ -64,7 +64,7 @@ class Batch:
                     getattr(pipe, command)(*args, **options)
                 return list(pipe.execute(raise_on_error=False))
             except redis.RedisError as exc:
-                raise translate(exc) from exc
+                raise translate_redis(exc) from exc
         by_node: dict[str, list[int]] = {}
         for i, (key, *_) in enumerate(self._calls):
             by_node.setdefault(self._node(key), []).append(i)

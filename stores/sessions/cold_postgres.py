@@ -12,8 +12,9 @@ from uuid import UUID
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
+from stores.driver_errors import TranslatedEdge, translated
 from stores.errors import StoreError, StoreUnavailableError
-from stores.postgres.engine import create_engine, translated
+from stores.postgres.engine import create_engine
 from stores.sessions.cold_sql import (
     COLUMNS,
     EMPTY,
@@ -32,8 +33,11 @@ from stores.sessions.query import Query
 from stores.sessions.shards import Shard
 
 
-class PostgresColdTier(ColdTier):
-    """Idle sessions in the ``sessions`` table of PostgreSQL."""
+class PostgresColdTier(ColdTier, TranslatedEdge):
+    """Idle sessions in the ``sessions`` table of PostgreSQL (every public method inside the
+    PostgreSQL error policy of ``stores.driver_errors``)."""
+
+    _driver_errors = translated
 
     name = "postgres"
     in_redis = False

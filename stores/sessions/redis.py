@@ -47,6 +47,7 @@ from uuid import UUID
 from stores.common.clock import Clock, utc_now
 from stores.common.pagination import Page
 from stores.common.validation import parse_id
+from stores.driver_errors import redis_translated
 from stores.errors import ConflictError, InvalidInputError, NotFoundError, describe
 from stores.sessions import clients, codec, keys, query, scripts
 from stores.sessions.cold_postgres import PostgresColdTier
@@ -54,7 +55,6 @@ from stores.sessions.coldtier import ColdRow, ColdTier, RedisColdTier
 from stores.sessions.models import Session, Tier
 from stores.sessions.redis_base import MAX_ATTEMPTS, text, token
 from stores.sessions.redis_sweeps import RedisSweeps
-from stores.sessions.scripts import translated
 from stores.sessions.store import SessionStore
 
 _NONE = "-"
@@ -200,14 +200,14 @@ class RedisSessionStore(RedisSweeps, SessionStore):
         tenant, sid = codec.parse_ids(tenant_id, session_id)
         base = keys.base(tenant)
         hot = keys.hot(base, sid)
-        with translated():
+        with redis_translated():
             # The hot path is a plain HGET: cheaper than a script, and just as atomic.
             document = self.client.hget(hot, "d")
         if document is not None:
             return self._live(codec.decode(document), self._clock())
         fresh = ""  # no fence token is made for a session that does not exist
         for _ in range(MAX_ATTEMPTS):
-            with translated():
+            with redis_translated():
                 reply = scripts.run(
                     self.client,
                     self._scripts["get"],
@@ -307,7 +307,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
             # The row says "deleted" before Redis is touched: a demotion that read the hot
             # copy can no longer land, and a promotion that read the row is fenced off by
             # the token the script replaces.
-            with translated():
+            with redis_translated():
                 n, document = self.client.hmget(keys.hot(base, sid), ["n", "d"])
             hot = None if document is None else (text(n or b""), text(document).encode())
             self._step("delete:read")
@@ -332,7 +332,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
         tenant, sid = codec.parse_ids(tenant_id, session_id)
         base = keys.base(tenant)
         cutoff = keys.micros(self._clock() - self.max_age)
-        with translated():
+        with redis_translated():
             pipe = self.client.pipeline(transaction=False)
             pipe.hget(keys.hot(base, sid), "c")
             pipe.hget(keys.cold(base, sid), "c")
@@ -360,7 +360,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
         cutoff = now - self.max_age
         depth = 4
         while True:
-            with translated():
+            with redis_translated():
                 hot_ids: list[bytes] = self.client.zrevrangebyscore(  # type: ignore[assignment]
                     index, "+inf", f"({keys.micros(cutoff)}", start=0, num=depth
                 )

@@ -20,11 +20,12 @@ from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from stores.common.clock import Clock, utc_now
+from stores.driver_errors import TranslatedEdge, redis_translated
 from stores.errors import StoreUnavailableError
 from stores.sessions import clients, codec, keys, query, scripts
 from stores.sessions.coldtier import ColdTier, RedisColdTier
 from stores.sessions.models import Session
-from stores.sessions.scripts import register, translated
+from stores.sessions.scripts import register
 
 _log = logging.getLogger(__name__)
 
@@ -56,8 +57,13 @@ class Found:
     incarnation: str
 
 
-class RedisTiers:
-    """The Redis client, the cold tier and the scripts, with the reads every part needs."""
+class RedisTiers(TranslatedEdge):
+    """The Redis client, the cold tier and the scripts, with the reads every part needs.
+
+    Every public method of the store runs inside the Redis error policy
+    (``stores.driver_errors``)."""
+
+    _driver_errors = redis_translated
 
     def __init__(
         self,
@@ -147,7 +153,7 @@ class RedisTiers:
             after = bound
 
     def _index_ids(self, index: str, after: str | None, batch: int) -> list[str]:
-        with translated():
+        with redis_translated():
             found = self.client.zrangebylex(
                 index, f"({after}" if after else "-", "+", start=0, num=batch
             )
@@ -162,7 +168,7 @@ class RedisTiers:
         wanted = list(dict.fromkeys(ids))
         for start in range(0, len(wanted), BATCH):
             chunk = wanted[start : start + BATCH]
-            with translated():
+            with redis_translated():
                 names = [str(sid) for sid in chunk]
                 reply = scripts.run(
                     self.client, self._scripts["fetch"], keys.batch_keys(base, names), names
@@ -218,7 +224,7 @@ class RedisTiers:
         lowered to those times (see :meth:`_register`)."""
         script_keys = keys.session_keys(keys.base(tenant), sid)
         script = self._scripts[name]
-        with translated():
+        with redis_translated():
             if hint is None:
                 return scripts.run(self.client, script, script_keys, args)
             # The registry and the hints have their own slots, so they cannot be in the
@@ -267,14 +273,14 @@ class RedisTiers:
         if self._cluster:
             self._hint_quietly(tenant, idle_us, created_us)
             return
-        with translated():
+        with redis_translated():
             self._hint_now(tenant, idle_us, created_us)
 
     def _hint_quietly(self, tenant: UUID, idle_us: int, created_us: int) -> None:
         """:meth:`_hint_now`, but a registry bucket that cannot be reached is only logged
         (on a cluster; see :meth:`RedisHints._reconcile_if_due` for the repair)."""
         try:
-            with translated():
+            with redis_translated():
                 self._hint_now(tenant, idle_us, created_us)
         except StoreUnavailableError as exc:
             _log.warning("tenant %s not registered for the sweeps yet: %s", tenant, exc)
@@ -294,12 +300,12 @@ class RedisTiers:
         wanted = range(keys.REGISTRY_BUCKETS) if buckets is None else sorted(set(buckets))
         for bucket in wanted:
             try:
-                with translated():
+                with redis_translated():
                     members += self.client.sscan_iter(keys.registry(bucket), count=1000)
             except StoreUnavailableError:
                 if not (partial and self._cluster):
                     raise
-        with translated():
+        with redis_translated():
             if not members and self._rebuild_due():
                 members = self._rebuild_registry()
         owned = set(wanted)
@@ -340,7 +346,7 @@ class RedisTiers:
             ]
         for scan in scans:
             try:
-                with translated():
+                with redis_translated():
                     found.update(key.split(b"{", 1)[1].split(b"}", 1)[0] for key in scan)
             except StoreUnavailableError:
                 if not partial:

@@ -15,12 +15,12 @@ from typing import Any
 from uuid import UUID
 
 from stores.common.validation import check_limit
+from stores.driver_errors import redis_translated
 from stores.sessions import codec, keys, query, scripts
 from stores.sessions.batch import failed
 from stores.sessions.models import PendingMigration, TierStats
 from stores.sessions.redis_base import BATCH, Found, text, token
 from stores.sessions.redis_hints import Call, RedisHints
-from stores.sessions.scripts import translated
 from stores.sessions.shards import Shard, buckets_of, check_shard
 
 _log = logging.getLogger(__name__)
@@ -261,7 +261,7 @@ class RedisSweeps(RedisHints):
         tenants = list(self._tenants())
         if not tenants:
             return None
-        with translated():
+        with redis_translated():
             pipe = self.client.pipeline(transaction=False)
             for tenant in tenants:
                 pipe.zrange(keys.idle(keys.base(tenant)), 0, 0, withscores=True)
@@ -281,7 +281,7 @@ class RedisSweeps(RedisHints):
         tenants = list(self._tenants())
         if not tenants:
             return 0
-        with translated():
+        with redis_translated():
             pipe = self.client.pipeline(transaction=False)
             for tenant in tenants:
                 pipe.zcount(zset(keys.base(tenant)), "-inf", max_score)
@@ -315,13 +315,13 @@ class RedisSweeps(RedisHints):
         stored, data = codec.encode(session.model_copy(update=update), self.max_bytes)
         base = keys.base(stored.tenant_id)
         expected = f"{session.version}:{keys.micros(session.created_at)}"
-        with translated():
+        with redis_translated():
             in_hot = self.client.exists(keys.hot(base, stored.id)) == 1
         if not in_hot and not self.cold_tier.in_redis:
 
             def fence() -> bool:
                 self._step("rewrite:locked")
-                with translated():
+                with redis_translated():
                     return bool(
                         scripts.run(
                             self.client,
@@ -362,7 +362,7 @@ class RedisSweeps(RedisHints):
         stats = TierStats()
         for tenant in self._tenants():
             base = keys.base(tenant)
-            with translated():
+            with redis_translated():
                 pipe = self.client.pipeline(transaction=False)
                 pipe.zcard(keys.idle(base))
                 pipe.zcard(keys.created(base))

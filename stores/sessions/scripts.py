@@ -9,19 +9,14 @@ once: on a cluster, a master that is down would fail that for the tenants of the
 
 from __future__ import annotations
 
-import contextlib
-import re
-from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from functools import cache
 from importlib import resources
 from typing import Any
 
-import redis
 from redis.commands.core import Script
-from redis.exceptions import NoScriptError, RedisClusterException
+from redis.exceptions import NoScriptError
 
-from stores.errors import StoreError, StoreUnavailableError
 from stores.sessions import keys
 
 NAMES = (
@@ -36,21 +31,6 @@ NAMES = (
     "fetch",
     "quarantine",
     "fence",
-)
-
-# Server replies meaning "not now" rather than "wrong request". The last one is a script
-# that reached a key a slot migration has already moved to another node.
-_BUSY_REPLY = re.compile(
-    r"\b(OOM|READONLY|MASTERDOWN|LOADING|CLUSTERDOWN|TRYAGAIN|BUSY)\b|non local key"
-)
-
-_CLUSTER_UNAVAILABLE = (
-    redis.exceptions.ClusterError,
-    redis.exceptions.ClusterDownError,
-    redis.exceptions.TryAgainError,
-    redis.exceptions.AskError,
-    redis.exceptions.SlotNotCoveredError,
-    redis.exceptions.MaxConnectionsError,
 )
 
 
@@ -110,25 +90,3 @@ def evalsha_command(script: Script, keys: list[str], args: list[Any]) -> tuple[A
 def eval_command(script: Script, keys: list[str], args: list[Any]) -> tuple[Any, ...]:
     """The EVAL command of ``script``, for a server that answered NOSCRIPT."""
     return ("EVAL", script.script, len(keys), *keys, *args)
-
-
-def translate(exc: redis.RedisError | RedisClusterException) -> StoreError:
-    """The store error for a redis-py error (the caller raises it from ``exc``)."""
-    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-        return StoreUnavailableError(f"Redis unavailable: {exc}")
-    if isinstance(exc, _CLUSTER_UNAVAILABLE) or "cannot be connected" in str(exc):
-        # A slot without a reachable master, a cluster that is re-forming, or a slot
-        # migration the client gave up following: the request may succeed later.
-        return StoreUnavailableError(f"Redis Cluster cannot serve the request now: {exc}")
-    if isinstance(exc, redis.ResponseError) and _BUSY_REPLY.search(str(exc)):
-        return StoreUnavailableError(f"Redis cannot serve the request now: {exc}")
-    return StoreError(f"Redis error: {exc}")
-
-
-@contextlib.contextmanager
-def translated() -> Iterator[None]:
-    """Turn redis-py errors raised inside the block into store errors, cause kept."""
-    try:
-        yield
-    except (redis.RedisError, RedisClusterException) as exc:
-        raise translate(exc) from exc

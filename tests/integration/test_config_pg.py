@@ -256,16 +256,16 @@ def test_an_exhausted_connection_pool_is_store_unavailable(database_url: str) ->
 
 
 def test_text_the_driver_cannot_encode_is_invalid_input(engine: sa.Engine) -> None:
+    from stores.driver_errors import translated
     from stores.errors import InvalidInputError
-    from stores.postgres.engine import translated
 
     with pytest.raises(InvalidInputError), translated(), engine.connect() as conn:
         conn.execute(sa.text("SELECT CAST(:x AS text)"), {"x": "lone \ud800"})
 
 
 def test_data_the_driver_refuses_is_invalid_input(engine: sa.Engine) -> None:
+    from stores.driver_errors import translated
     from stores.errors import InvalidInputError
-    from stores.postgres.engine import translated
 
     with pytest.raises(InvalidInputError), translated(), engine.connect() as conn:
         conn.execute(sa.text("SELECT CAST(:x AS text)"), {"x": "nul \x00 inside"})
