@@ -42,7 +42,7 @@ script from the prefix of its first key (see ``lua/lib.lua``), which carries the
                           the purge visits only tenants due by it
                           (writers register and lower hints beside their scripts; the sweep
                           scripts set them inside on one Redis, and beside on a cluster: see
-                          ``RedisTiers._run`` and ``redis_hints.py``)
+                          ``RedisCore.run`` and ``redis_hints.py``)
 
 Score-0 indexes are read in id order with ZRANGEBYLEX, which gives keyset pagination. With
 the PostgreSQL cold tier, indexes hold hot sessions only (the ``sessions`` table indexes the

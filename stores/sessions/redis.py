@@ -39,7 +39,7 @@ that is down stops only the tenants it serves (``batch.py``).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
@@ -47,27 +47,155 @@ from uuid import UUID
 from stores.common.clock import Clock, utc_now
 from stores.common.pagination import Page
 from stores.common.validation import parse_id
-from stores.driver_errors import redis_translated
+from stores.driver_errors import TranslatedEdge, redis_translated
 from stores.errors import ConflictError, InvalidInputError, NotFoundError, describe
-from stores.sessions import clients, codec, keys, query, scripts
+from stores.sessions import clients, codec, keys, query
 from stores.sessions.cold_postgres import PostgresColdTier
-from stores.sessions.coldtier import ColdRow, ColdTier, RedisColdTier
-from stores.sessions.models import Session, Tier
-from stores.sessions.redis_base import MAX_ATTEMPTS, text, token
-from stores.sessions.redis_sweeps import RedisSweeps
+from stores.sessions.coldtier import ColdTier, RedisColdTier
+from stores.sessions.models import PendingMigration, Session, Tier, TierStats
+from stores.sessions.redis_base import MAX_ATTEMPTS, RedisCore, text, token
+from stores.sessions.redis_hints import TenantHints
+from stores.sessions.redis_moves import Moves
+from stores.sessions.redis_sweeps import Sweeps
+from stores.sessions.shards import Shard
 from stores.sessions.store import SessionStore
 
 _NONE = "-"
 """An incarnation no copy has (incarnations are hex, or '' for copies older than them)."""
 
 
-class RedisSessionStore(RedisSweeps, SessionStore):
+class RedisSessionStore(SessionStore, TranslatedEdge):
     """A two-tier SessionStore on Redis (see the module docstring for the orderings).
 
     ``RedisSessionStore(client, cold_tier=PostgresColdTier(engine) | RedisColdTier(ttl=...),
     hot_ttl=, max_age=, clock=, max_bytes=)`` on a redis-py ``Redis`` or ``RedisCluster``,
-    or :meth:`from_url`.
+    or :meth:`from_url`. Single sessions and listings are here; the sweeps are
+    :class:`Sweeps`' (``redis_sweeps.py``), their registry and hints :class:`TenantHints`'
+    (``redis_hints.py``), and what all of them share :class:`RedisCore`'s (``redis_base.py``).
+    Every public method runs inside the Redis error policy of ``stores.driver_errors``.
     """
+
+    _driver_errors = redis_translated
+
+    def __init__(
+        self,
+        client: clients.Client,
+        *,
+        cold_tier: ColdTier | None = None,
+        hot_ttl: timedelta = timedelta(minutes=30),
+        max_age: timedelta = timedelta(days=7),
+        clock: Clock = utc_now,
+        max_bytes: int = codec.DEFAULT_MAX_BYTES,
+        tombstone_ttl: timedelta | None = None,
+    ) -> None:
+        self._core = RedisCore(
+            client,
+            cold_tier=cold_tier,
+            hot_ttl=hot_ttl,
+            max_age=max_age,
+            clock=clock,
+            max_bytes=max_bytes,
+            tombstone_ttl=tombstone_ttl,
+        )
+        self._hints = TenantHints(self._core)
+        self._sweeps = Sweeps(self._core, self._hints)
+        self._moves = Moves(self._core)
+
+    @property
+    def client(self) -> clients.Client:
+        """The redis-py client (``Redis`` or ``RedisCluster``)."""
+        return self._core.client
+
+    @property
+    def cold_tier(self) -> ColdTier:
+        """Where idle sessions go: rows in PostgreSQL, or compressed copies in Redis."""
+        return self._core.cold_tier
+
+    @property
+    def hot_ttl(self) -> timedelta:
+        """How long a session stays hot without activity before the sweep demotes it."""
+        return self._core.hot_ttl
+
+    @property
+    def max_age(self) -> timedelta:
+        """How long after its creation a session is purged from every tier."""
+        return self._core.max_age
+
+    @property
+    def max_bytes(self) -> int:
+        """The largest encoded session a save accepts."""
+        return self._core.max_bytes
+
+    @property
+    def step_hook(self) -> Callable[[str], None] | None:
+        """Called with a step's name between the steps of tier moves (tests pause there)."""
+        return self._core.step_hook
+
+    @step_hook.setter
+    def step_hook(self, hook: Callable[[str], None] | None) -> None:
+        self._core.step_hook = hook
+
+    @property
+    def hints_in_scripts(self) -> bool:
+        """Whether the sweep scripts keep the sweeps' hints themselves (one Redis; set it
+        false to take the cluster's way there: see ``redis_hints.py``)."""
+        return self._core.hints_in_scripts
+
+    @hints_in_scripts.setter
+    def hints_in_scripts(self, value: bool) -> None:
+        self._core.hints_in_scripts = value
+
+    @property
+    def fence_refusals(self) -> int:
+        """How often a fenced step refused to act on a copy that had changed since it was
+        read (a demotion, eviction or promotion that lost a race), since the store opened."""
+        return self._core.fence_refusals
+
+    def unmovable_counts(self) -> dict[str, int]:
+        """See :meth:`SessionStore.unmovable_counts`."""
+        return self._core.unmovable_counts()
+
+    def demote_idle(self, *, limit: int = 1000, shard: Shard | None = None) -> int:
+        """See :meth:`Sweeps.demote_idle`."""
+        return self._sweeps.demote_idle(limit=limit, shard=shard)
+
+    def purge_expired(self, *, limit: int = 1000, shard: Shard | None = None) -> int:
+        """See :meth:`Sweeps.purge_expired`."""
+        return self._sweeps.purge_expired(limit=limit, shard=shard)
+
+    def count_idle(self) -> int:
+        """See :meth:`SessionStore.count_idle`."""
+        return self._sweeps.count_idle()
+
+    def oldest_idle_since(self) -> datetime | None:
+        """See :meth:`SessionStore.oldest_idle_since`."""
+        return self._sweeps.oldest_idle_since()
+
+    def count_expired(self) -> int:
+        """See :meth:`SessionStore.count_expired`."""
+        return self._sweeps.count_expired()
+
+    def count_quarantined(self) -> int:
+        """See :meth:`SessionStore.count_quarantined`."""
+        return self._sweeps.count_quarantined()
+
+    def mark_pending_migration(
+        self,
+        tenant_id: UUID | str,
+        scenario_id: UUID | str,
+        from_version: int,
+        migration: PendingMigration,
+        *,
+        limit: int = 1000,
+    ) -> int:
+        """See :meth:`SessionStore.mark_pending_migration`."""
+        return self._sweeps.mark_pending_migration(
+            tenant_id, scenario_id, from_version, migration, limit=limit
+        )
+
+    def stats(self) -> TierStats:
+        """See :meth:`Sweeps.stats`."""
+        return self._sweeps.stats()
 
     @classmethod
     def from_url(
@@ -115,7 +243,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
     def save(self, session: Session, *, overwrite: bool = False) -> Session:
         """See :meth:`SessionStore.save`."""
         version, created = codec.store_fields(session)
-        now = self._clock()
+        now = self._core.clock()
         expected = f"{version}:{keys.micros(created)}" if version else "none"
         call = token()
         for _ in range(MAX_ATTEMPTS):
@@ -127,7 +255,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
                     session, version=int(v) + 1, created_at=keys.from_micros(int(c)), now=now
                 )
             stored, data = codec.encode(stamped, self.max_bytes)
-            actual = self._write(stored, data, expected, now, call)
+            actual = self._moves.write(stored, data, expected, now, call)
             if actual is None:
                 return stored
             same_version = "none" not in (actual, expected) and _version(actual) == version
@@ -144,57 +272,6 @@ class RedisSessionStore(RedisSweeps, SessionStore):
             )
         raise ConflictError(f"session {session.id} kept changing; try again")
 
-    def _write(
-        self, stored: Session, data: bytes, expected: str, now: datetime, call: str
-    ) -> str | None:
-        """Run the save script; None if the write landed, else the stored state."""
-        args = self._save_args(
-            stored,
-            data,
-            expected,
-            now,
-            now_us=keys.micros(now),
-            row="none" if self.cold_tier.in_redis else "?",
-            target="h",
-            call=call,
-            new_incarnation=token(),
-        )
-        # An update of a hot session skips the registry and the hints: the script says if
-        # the session entered the idle set after all (back from the cold tier or the
-        # quarantine), and the hints are written then.
-        tenant, hint = stored.tenant_id, (keys.micros(now), keys.micros(stored.created_at))
-        reply = self._run(
-            "save", tenant, stored.id, args.argv(), hint=hint if expected == "none" else None
-        )
-        if expected != "none" and reply[0] == b"ok" and len(reply) > 1 and reply[1] == 1:
-            self._hint(tenant, *hint)
-            return None
-        for _ in range(MAX_ATTEMPTS):
-            if reply[0] == b"ok":
-                return None
-            if reply[1] != b"?":
-                return text(reply[1])
-            if reply[2] == b"":
-                # The bucket has no fence token: none was ever needed, or Redis lost it.
-                # One is made only where a session is or is being created, so that saves
-                # of sessions that do not exist write nothing.
-                if expected != "none" and self.cold_tier.locate(tenant, stored.id) is None:
-                    return "none"
-                args = replace(args, row="?", fence_token="", fresh_fence=token())
-                reply = self._run("save", tenant, stored.id, args.argv(), hint=hint)
-                continue
-            # In neither Redis tier: take the row (a save over it is a promotion), then
-            # write the hot copy unless the fence token changed since Redis was asked.
-            with self.cold_tier.claim(stored.tenant_id, stored.id, now - self.max_age) as cold:
-                self._step("save:claimed")
-                args = replace(args, row=_state(cold.row), fence_token=reply[2])
-                reply = self._run("save", tenant, stored.id, args.argv(), hint=hint)
-                if reply[0] == b"ok":
-                    cold.keep()
-                elif reply[1] == b"?":
-                    self._refused()
-        raise ConflictError(f"session {stored.id} kept moving between tiers; try again")
-
     def get(self, tenant_id: UUID | str, session_id: UUID | str) -> Session | None:
         """See :meth:`SessionStore.get`."""
         tenant, sid = codec.parse_ids(tenant_id, session_id)
@@ -204,102 +281,13 @@ class RedisSessionStore(RedisSweeps, SessionStore):
             # The hot path is a plain HGET: cheaper than a script, and just as atomic.
             document = self.client.hget(hot, "d")
         if document is not None:
-            return self._live(codec.decode(document), self._clock())
-        fresh = ""  # no fence token is made for a session that does not exist
-        for _ in range(MAX_ATTEMPTS):
-            with redis_translated():
-                reply = scripts.run(
-                    self.client,
-                    self._scripts["get"],
-                    keys.session_keys(base, sid),
-                    [str(sid), fresh],
-                )
-            now = self._clock()
-            if reply[0] == b"h":
-                return self._live(codec.decode(reply[1]), now)
-            if reply[0] == b"c":
-                data = self.cold_tier.unpack(reply[1])
-                session = self._live(codec.decode(data), now)
-                if session is None:
-                    return None
-                self._step("promote:read")
-                promoted = self._promote(
-                    session, data, text(reply[3]), int(reply[4]), now, text(reply[2])
-                )
-                if promoted[0] == b"moved":
-                    self._refused()
-                    continue  # changed or deleted since it was read
-                return self._promoted(session, promoted, now)
-            if self.cold_tier.in_redis:
-                return None
-            if reply[1] == b"":
-                # The bucket has no fence token (none was needed yet, or Redis lost it): make
-                # one, and read again, only if there is a row to promote.
-                row = self.cold_tier.locate(tenant, sid)
-                if row is None or codec.is_expired(row.created_at, now, self.max_age):
-                    return None
-                fresh = token()
-                continue
-            with self.cold_tier.claim(tenant, sid, now - self.max_age) as cold:
-                if cold.row is None:
-                    return None  # no row, deleted, or expired
-                self._step("promote:claimed")
-                data = cold.row.data.encode()
-                session = codec.decode(data)
-                promoted = self._promote(
-                    session, data, cold.row.incarnation, cold.row.generation, now, reply[1]
-                )
-                if promoted[0] == b"ok":
-                    cold.keep()
-                    self._step("promote:written")
-                elif promoted[0] == b"moved":
-                    self._refused()
-                    continue
-                return self._promoted(session, promoted, now)
-        raise ConflictError(f"session {sid} kept moving between tiers; try again")
-
-    def _promote(
-        self,
-        session: Session,
-        data: bytes,
-        incarnation: str,
-        generation: int,
-        now: datetime,
-        check: bytes | str,
-    ) -> Any:
-        """Run the promote script for a cold session that was just read; ``check`` is the
-        version read from the Redis cold hash, or the fence token get.lua gave."""
-        args: list[Any] = [
-            str(session.id),
-            data,
-            session.version,
-            keys.micros(session.created_at),
-            keys.micros(now),
-            keys.index_suffixes(session),
-            incarnation,
-            self.cold_tier.name,
-            generation,
-        ]
-        if self.cold_tier.in_redis:
-            # The cold hash's version is compared as stored: it is the document's own.
-            args[2] = check
-        else:
-            args.append(check)
-        # The session enters the idle set: the demotion sweep's hint must know (and one from
-        # PostgreSQL may come back to a Redis that lost its registry in a restart).
-        hint = (keys.micros(now), keys.micros(session.created_at))
-        return self._run("promote", session.tenant_id, session.id, args, hint=hint)
-
-    def _promoted(self, session: Session, reply: Any, now: datetime) -> Session | None:
-        """The result of a promotion: the session, or the hot copy that won a race."""
-        if reply[0] == b"ok":
-            return self._live(session, now)
-        return self._live(codec.decode(reply[1]), now)
+            return self._core.live(codec.decode(document), self._core.clock())
+        return self._moves.read(tenant, sid)
 
     def delete(self, tenant_id: UUID | str, session_id: UUID | str) -> bool:
         """See :meth:`SessionStore.delete`."""
         tenant, sid = codec.parse_ids(tenant_id, session_id)
-        now = self._clock()
+        now = self._core.clock()
         base = keys.base(tenant)
         args: list[Any] = [str(sid), keys.micros(now - self.max_age), "", "*", ""]
         existed = False
@@ -310,9 +298,9 @@ class RedisSessionStore(RedisSweeps, SessionStore):
             with redis_translated():
                 n, document = self.client.hmget(keys.hot(base, sid), ["n", "d"])
             hot = None if document is None else (text(n or b""), text(document).encode())
-            self._step("delete:read")
+            self._core.step("delete:read")
             before = self.cold_tier.mark_deleted(tenant, sid, hot)
-            self._step("delete:marked")
+            self._core.step("delete:marked")
             if hot is None and before is None:
                 # Nothing to delete, and no row whose readers need fencing off: a session
                 # created since is a later one, and stays.
@@ -325,13 +313,13 @@ class RedisSessionStore(RedisSweeps, SessionStore):
                 and before.state != "deleted"
                 and not codec.is_expired(before.created_at, now, self.max_age)
             )
-        return self._run("delete", tenant, sid, args) == 1 or existed
+        return self._core.run("delete", tenant, sid, args) == 1 or existed
 
     def tier_of(self, tenant_id: UUID | str, session_id: UUID | str) -> Tier | None:
         """See :meth:`SessionStore.tier_of`."""
         tenant, sid = codec.parse_ids(tenant_id, session_id)
         base = keys.base(tenant)
-        cutoff = keys.micros(self._clock() - self.max_age)
+        cutoff = keys.micros(self._core.clock() - self.max_age)
         with redis_translated():
             pipe = self.client.pipeline(transaction=False)
             pipe.hget(keys.hot(base, sid), "c")
@@ -356,7 +344,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
         query.check_channel(channel, user_channel_id)
         base = keys.base(tenant)
         index = keys.index(base, keys.channel_suffix(channel, user_channel_id))
-        now = self._clock()
+        now = self._core.clock()
         cutoff = now - self.max_age
         depth = 4
         while True:
@@ -370,7 +358,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
             )
             found = [
                 f.session
-                for f in self._resolve(tenant, ids + cold_ids, now)
+                for f in self._core.resolve(tenant, ids + cold_ids, now)
                 if f.session.channel == channel and f.session.user_channel_id == user_channel_id
             ]
             if found:
@@ -381,7 +369,7 @@ class RedisSessionStore(RedisSweeps, SessionStore):
 
     def _list(self, q: query.Query) -> Page[Session]:
         items: list[Session] = []
-        for found in self._scan(q, self._clock()):
+        for found in self._core.scan(q, self._core.clock()):
             items.append(found.session)
             if len(items) > q.limit:
                 break
@@ -391,13 +379,6 @@ class RedisSessionStore(RedisSweeps, SessionStore):
         """Close the Redis connections and dispose of the PostgreSQL engine."""
         self.client.close()
         self.cold_tier.close()
-
-
-def _state(row: ColdRow | None) -> str:
-    """A claimed row as the save script takes it."""
-    if row is None:
-        return "none"
-    return f"{row.version}:{keys.micros(row.created_at)}:{row.incarnation}:{row.generation}"
 
 
 def _version(state: str) -> int:

@@ -1,8 +1,8 @@
 """Shared state and helpers of the Redis session store: scripts, tenants, reads of both tiers.
 
-:class:`RedisTiers` holds what the store's halves share; ``redis.py`` builds the store on
-it (single sessions, listings) with the sweeps of ``redis_sweeps.py`` and their bookkeeping
-in ``redis_hints.py``.
+:class:`RedisCore` holds what the parts of the store share; ``redis.py`` builds the store
+on it (single sessions, listings) with the sweeps of ``redis_sweeps.py`` and their
+bookkeeping in ``redis_hints.py``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,7 +20,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from stores.common.clock import Clock, utc_now
-from stores.driver_errors import TranslatedEdge, redis_translated
+from stores.driver_errors import redis_translated
 from stores.errors import StoreUnavailableError
 from stores.sessions import clients, codec, keys, query, scripts
 from stores.sessions.coldtier import ColdTier, RedisColdTier
@@ -34,9 +34,6 @@ BATCH = 250
 
 MAX_ATTEMPTS = 20
 """How often an operation starts again when a session moved or changed under it."""
-
-REBUILD_EVERY = timedelta(minutes=10)
-"""How often, at most, a sweep finding the tenant registry empty rebuilds it from a SCAN."""
 
 
 def text(value: bytes | str) -> str:
@@ -57,13 +54,10 @@ class Found:
     incarnation: str
 
 
-class RedisTiers(TranslatedEdge):
-    """The Redis client, the cold tier and the scripts, with the reads every part needs.
-
-    Every public method of the store runs inside the Redis error policy
-    (``stores.driver_errors``)."""
-
-    _driver_errors = redis_translated
+class RedisCore:
+    """What the parts of a RedisSessionStore share: the Redis client, the cold tier, the
+    scripts and the settings, with the per-session script runs and the reads of both tiers
+    that the store and its sweeps both need."""
 
     def __init__(
         self,
@@ -84,26 +78,23 @@ class RedisTiers(TranslatedEdge):
         self.max_age = max_age
         self.max_bytes = codec.check_max_bytes(max_bytes)
         self.client = client
-        self._cluster = isinstance(client, RedisCluster)
-        self.hints_in_scripts = not self._cluster
+        self.cluster = isinstance(client, RedisCluster)
+        self.hints_in_scripts = not self.cluster
         """Whether the sweep scripts keep the sweeps' hints and registry themselves, many
         tenants per call: on one Redis, where they can (see ``redis_hints.py``). On a
         cluster the hints live in other slots and are kept beside the scripts instead;
         setting this false on one Redis takes that way too (tests do, to exercise it)."""
-        self._clock = clock
+        self.clock = clock
         if cold_tier is None:
             cold_tier = RedisColdTier(ttl=max_age + timedelta(days=1))
         self.cold_tier: ColdTier = cold_tier
         """Where idle sessions go: rows in PostgreSQL, or compressed copies in Redis."""
-        self._scripts = register(client)
+        self.scripts = register(client)
         self.step_hook: Callable[[str], None] | None = None
         """Called with a step's name between the steps of tier moves (tests pause there)."""
         self._refusals = 0
         self._quarantined = 0
         self._refusals_lock = threading.Lock()
-        self._rebuilt_at: datetime | None = None
-        self._reconciled_at: dict[int, datetime] = {}
-        """When each registry bucket's hints were last reconciled (see ``redis_hints.py``)."""
 
     @property
     def fence_refusals(self) -> int:
@@ -116,16 +107,23 @@ class RedisTiers(TranslatedEdge):
         with self._refusals_lock:
             return {"quarantined": self._quarantined, "changed": self._refusals}
 
-    def _refused(self, count: int = 1) -> None:
+    def refused(self, count: int = 1) -> None:
+        """Count fenced steps that refused to act on a copy that changed under them."""
         if count:
             with self._refusals_lock:
                 self._refusals += count
 
-    def _step(self, name: str) -> None:
+    def quarantined(self, count: int) -> None:
+        """Count sessions set aside because the cold tier refused them."""
+        with self._refusals_lock:
+            self._quarantined += count
+
+    def step(self, name: str) -> None:
+        """Call the step hook, if any, with the name of the step just done."""
         if self.step_hook is not None:
             self.step_hook(name)
 
-    def _scan(self, q: query.Query, now: datetime) -> Iterator[Found]:
+    def scan(self, q: query.Query, now: datetime) -> Iterator[Found]:
         """Sessions matching ``q`` in id order, merging the Redis index with the cold table.
 
         Each round reads a batch of ids from each source; only ids up to the smallest last
@@ -140,12 +138,12 @@ class RedisTiers(TranslatedEdge):
         batch = min(q.limit + 1, BATCH)
         while True:
             sources = [self._index_ids(index, after, batch)]
-            self._step("list:index")
+            self.step("list:index")
             sources.append(self.cold_tier.find_ids(q, after, batch, cutoff))
             bounds = [ids[-1] for ids in sources if len(ids) == batch]
             bound = min(bounds) if bounds else None
             candidates = sorted({i for ids in sources for i in ids if bound is None or i <= bound})
-            resolved = self._resolve(q.tenant_id, [UUID(i) for i in candidates], now)
+            resolved = self.resolve(q.tenant_id, [UUID(i) for i in candidates], now)
             matching = (f for f in resolved if q.matches(f.session))
             yield from sorted(matching, key=lambda f: str(f.session.id))
             if bound is None:
@@ -159,7 +157,7 @@ class RedisTiers(TranslatedEdge):
             )
         return [text(i) for i in found]
 
-    def _resolve(self, tenant: UUID, ids: list[UUID], now: datetime) -> list[Found]:
+    def resolve(self, tenant: UUID, ids: list[UUID], now: datetime) -> list[Found]:
         """The current, unexpired version of each session: the Redis copy if there is one,
         else the row, read only after Redis answered (a row read earlier may be stale)."""
         base = keys.base(tenant)
@@ -171,7 +169,7 @@ class RedisTiers(TranslatedEdge):
             with redis_translated():
                 names = [str(sid) for sid in chunk]
                 reply = scripts.run(
-                    self.client, self._scripts["fetch"], keys.batch_keys(base, names), names
+                    self.client, self.scripts["fetch"], keys.batch_keys(base, names), names
                 )
             for i, sid in enumerate(chunk):
                 tier, payload, incarnation = reply[3 * i : 3 * i + 3]
@@ -190,11 +188,11 @@ class RedisTiers(TranslatedEdge):
         return out
 
     def _found(self, out: list[Found], data: bytes | str, incarnation: str, now: datetime) -> None:
-        session = self._live(codec.decode(data), now)
+        session = self.live(codec.decode(data), now)
         if session is not None:
             out.append(Found(session, incarnation))
 
-    def _save_args(
+    def save_args(
         self, stored: Session, data: bytes, expected: str, now: datetime, **rest: Any
     ) -> scripts.SaveArgs:
         """save.lua's arguments for writing ``stored`` (encoded as ``data``) over the state
@@ -210,7 +208,7 @@ class RedisTiers(TranslatedEdge):
             **rest,
         )
 
-    def _run(
+    def run(
         self,
         name: str,
         tenant: UUID,
@@ -221,9 +219,9 @@ class RedisTiers(TranslatedEdge):
     ) -> Any:
         """Run a per-session script. ``hint`` = (idle_us, created_us) of a session that may
         enter the tenant's sorted sets: the tenant is also registered, and the sweeps' hints
-        lowered to those times (see :meth:`_register`)."""
+        lowered to those times (see :meth:`register`)."""
         script_keys = keys.session_keys(keys.base(tenant), sid)
-        script = self._scripts[name]
+        script = self.scripts[name]
         with redis_translated():
             if hint is None:
                 return scripts.run(self.client, script, script_keys, args)
@@ -231,27 +229,27 @@ class RedisTiers(TranslatedEdge):
             # script. They are written before the script, so no session exists unregistered
             # even if the client dies in between, and again after it, so that a sweep that
             # found the tenant empty just before and is taking it off cannot leave it off
-            # (see RedisHints._prune and _refresh).
-            if self._cluster:
+            # (see TenantHints.prune and refresh).
+            if self.cluster:
                 # A cluster pipeline sends each node its share at once, in no set order
                 # between nodes: the three steps go one after the other. The registry
                 # bucket may be on a master that is down while the tenant's is not: the
                 # write goes ahead, and the reconcile finds the tenant by its keys.
-                self._hint_quietly(tenant, *hint)
+                self.hint_quietly(tenant, *hint)
                 reply = scripts.run(self.client, script, script_keys, args)
-                self._hint_quietly(tenant, *hint)
+                self.hint_quietly(tenant, *hint)
                 return reply
             # On one Redis the pipeline keeps the order, and the three are one round trip.
             pipe = self.client.pipeline(transaction=False)
-            self._register(pipe, tenant, *hint)
+            self.register(pipe, tenant, *hint)
             pipe.execute_command(*scripts.evalsha_command(script, script_keys, args))
-            self._register(pipe, tenant, *hint)
+            self.register(pipe, tenant, *hint)
             replies = pipe.execute(raise_on_error=False)
             reply = replies[3]
             if isinstance(reply, NoScriptError):
                 reply = scripts.run(self.client, script, script_keys, args)
                 after = self.client.pipeline(transaction=False)
-                self._register(after, tenant, *hint)
+                self.register(after, tenant, *hint)
                 replies = [*after.execute(raise_on_error=False), reply]
             for result in replies:
                 if isinstance(result, Exception):
@@ -259,7 +257,7 @@ class RedisTiers(TranslatedEdge):
             return reply
 
     @staticmethod
-    def _register(pipe: Any, tenant: UUID, idle_us: int, created_us: int) -> None:
+    def register(pipe: Any, tenant: UUID, idle_us: int, created_us: int) -> None:
         """Queue the registration of ``tenant`` and lower its hints to the given times
         (``LT``: a hint only ever moves earlier here; a sweep moves it later)."""
         bucket, member = keys.bucket_of(tenant), str(tenant)
@@ -267,18 +265,18 @@ class RedisTiers(TranslatedEdge):
         pipe.zadd(keys.due_idle(bucket), {member: idle_us}, lt=True)
         pipe.zadd(keys.due_created(bucket), {member: created_us}, lt=True)
 
-    def _hint(self, tenant: UUID, idle_us: int, created_us: int) -> None:
+    def hint(self, tenant: UUID, idle_us: int, created_us: int) -> None:
         """Register ``tenant`` and lower its hints after a script reported that a session
         entered its sorted sets."""
-        if self._cluster:
-            self._hint_quietly(tenant, idle_us, created_us)
+        if self.cluster:
+            self.hint_quietly(tenant, idle_us, created_us)
             return
         with redis_translated():
             self._hint_now(tenant, idle_us, created_us)
 
-    def _hint_quietly(self, tenant: UUID, idle_us: int, created_us: int) -> None:
+    def hint_quietly(self, tenant: UUID, idle_us: int, created_us: int) -> None:
         """:meth:`_hint_now`, but a registry bucket that cannot be reached is only logged
-        (on a cluster; see :meth:`RedisHints._reconcile_if_due` for the repair)."""
+        (on a cluster; see :meth:`TenantHints.reconcile_if_due` for the repair)."""
         try:
             with redis_translated():
                 self._hint_now(tenant, idle_us, created_us)
@@ -287,71 +285,8 @@ class RedisTiers(TranslatedEdge):
 
     def _hint_now(self, tenant: UUID, idle_us: int, created_us: int) -> None:
         pipe = self.client.pipeline(transaction=False)
-        self._register(pipe, tenant, idle_us, created_us)
+        self.register(pipe, tenant, idle_us, created_us)
         pipe.execute()
 
-    def _tenants(
-        self, *, partial: bool = False, buckets: Collection[int] | None = None
-    ) -> Iterator[UUID]:
-        """Every registered tenant, bucket by bucket (sweeps that must see them all), or
-        those of ``buckets`` only. With ``partial``, buckets on cluster nodes that are down
-        are skipped."""
-        members: list[bytes] = []
-        wanted = range(keys.REGISTRY_BUCKETS) if buckets is None else sorted(set(buckets))
-        for bucket in wanted:
-            try:
-                with redis_translated():
-                    members += self.client.sscan_iter(keys.registry(bucket), count=1000)
-            except StoreUnavailableError:
-                if not (partial and self._cluster):
-                    raise
-        with redis_translated():
-            if not members and self._rebuild_due():
-                members = self._rebuild_registry()
-        owned = set(wanted)
-        for member in members:
-            tenant = UUID(text(member))
-            if keys.bucket_of(tenant) in owned:  # a rebuild registers every bucket's
-                yield tenant
-
-    def _rebuild_due(self) -> bool:
-        now = self._clock()
-        if self._rebuilt_at is not None and now - self._rebuilt_at < REBUILD_EVERY:
-            return False
-        self._rebuilt_at = now
-        return True
-
-    def _rebuild_registry(self) -> list[bytes]:
-        """Register again every tenant that holds sessions in Redis, found by a SCAN: the
-        registry is empty, which it also is when it was lost. Their hints are set to the
-        earliest possible times, so the next sweeps visit each once and correct them."""
-        found = self._scan_tenants(partial=False)
-        pipe = self.client.pipeline(transaction=False)
-        for member in found:
-            self._register(pipe, UUID(text(member)), 0, 0)
-        pipe.execute()
-        return found
-
-    def _scan_tenants(self, *, partial: bool) -> list[bytes]:
-        """Every tenant holding sessions in Redis, from a SCAN of every master (on a cluster,
-        with ``partial``, the masters that are down are skipped)."""
-        pattern = keys.PREFIX + "{*}:created"
-        found: set[bytes] = set()
-        if not isinstance(self.client, RedisCluster):
-            scans = [self.client.scan_iter(match=pattern, count=1000)]
-        else:
-            scans = [
-                self.client.scan_iter(match=pattern, count=1000, target_nodes=node)
-                for node in self.client.get_primaries()  # type: ignore[no-untyped-call]
-            ]
-        for scan in scans:
-            try:
-                with redis_translated():
-                    found.update(key.split(b"{", 1)[1].split(b"}", 1)[0] for key in scan)
-            except StoreUnavailableError:
-                if not partial:
-                    raise
-        return sorted(found)
-
-    def _live(self, session: Session, now: datetime) -> Session | None:
+    def live(self, session: Session, now: datetime) -> Session | None:
         return None if codec.is_expired(session.created_at, now, self.max_age) else session

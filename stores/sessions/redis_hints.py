@@ -10,7 +10,7 @@ inside the script (``settle`` in ``lua/lib.lua``): a pass costs a few round trip
 of tenants, and nothing can come between a move and its hint.
 
 On a Redis Cluster the hints live in other slots than the tenants' keys, so scripts cannot
-update them (set :attr:`RedisTiers.hints_in_scripts` false to take this way on one Redis):
+update them (set :attr:`RedisCore.hints_in_scripts` false to take this way on one Redis):
 writers lower them (``ZADD LT``) before and after a script that adds a session to a
 tenant's sets, and a sweep that visited a tenant sets its hint to what is left, then looks
 again. A hint may be early (a wasted visit) but is never late, except after a client died
@@ -21,17 +21,19 @@ looked at again later.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from datetime import timedelta
+from collections.abc import Callable, Collection, Iterator
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
+from stores.driver_errors import redis_translated
 from stores.errors import StoreUnavailableError
 from stores.sessions import keys, scripts
 from stores.sessions.batch import Batch, failed
-from stores.sessions.redis_base import RedisTiers, text
+from stores.sessions.redis_base import RedisCore, text
 
 Call = tuple[UUID, list[str], list[Any]]
 """One tenant's part of a sweep script call: the tenant, its session keys, its arguments
@@ -40,14 +42,86 @@ Call = tuple[UUID, list[str], list[Any]]
 SCRIPT_KEYS = 1200
 """Keys per sweep script call over several tenants (one Redis): short scripts, few calls."""
 
+REBUILD_EVERY = timedelta(minutes=10)
+"""How often, at most, a sweep finding the tenant registry empty rebuilds it from a SCAN."""
+
 RECONCILE_EVERY = timedelta(minutes=10)
 """How often, at most, a store's demotion sweep walks every tenant to repair late hints."""
 
 
-class RedisHints(RedisTiers):
+class TenantHints:
     """The registry and hints that the sweeps of ``redis_sweeps.py`` read and keep."""
 
-    def _eval_many(self, name: str, common: list[Any], calls: list[Call]) -> list[Any]:
+    def __init__(self, core: RedisCore) -> None:
+        self._core = core
+        self._rebuilt_at: datetime | None = None
+        self._reconciled_at: dict[int, datetime] = {}
+        """When each registry bucket's hints were last reconciled."""
+
+    def tenants(
+        self, *, partial: bool = False, buckets: Collection[int] | None = None
+    ) -> Iterator[UUID]:
+        """Every registered tenant, bucket by bucket (sweeps that must see them all), or
+        those of ``buckets`` only. With ``partial``, buckets on cluster nodes that are down
+        are skipped."""
+        members: list[bytes] = []
+        wanted = range(keys.REGISTRY_BUCKETS) if buckets is None else sorted(set(buckets))
+        for bucket in wanted:
+            try:
+                with redis_translated():
+                    members += self._core.client.sscan_iter(keys.registry(bucket), count=1000)
+            except StoreUnavailableError:
+                if not (partial and self._core.cluster):
+                    raise
+        with redis_translated():
+            if not members and self._rebuild_due():
+                members = self._rebuild_registry()
+        owned = set(wanted)
+        for member in members:
+            tenant = UUID(text(member))
+            if keys.bucket_of(tenant) in owned:  # a rebuild registers every bucket's
+                yield tenant
+
+    def _rebuild_due(self) -> bool:
+        now = self._core.clock()
+        if self._rebuilt_at is not None and now - self._rebuilt_at < REBUILD_EVERY:
+            return False
+        self._rebuilt_at = now
+        return True
+
+    def _rebuild_registry(self) -> list[bytes]:
+        """Register again every tenant that holds sessions in Redis, found by a SCAN: the
+        registry is empty, which it also is when it was lost. Their hints are set to the
+        earliest possible times, so the next sweeps visit each once and correct them."""
+        found = self.scan_tenants(partial=False)
+        pipe = self._core.client.pipeline(transaction=False)
+        for member in found:
+            self._core.register(pipe, UUID(text(member)), 0, 0)
+        pipe.execute()
+        return found
+
+    def scan_tenants(self, *, partial: bool) -> list[bytes]:
+        """Every tenant holding sessions in Redis, from a SCAN of every master (on a cluster,
+        with ``partial``, the masters that are down are skipped)."""
+        pattern = keys.PREFIX + "{*}:created"
+        found: set[bytes] = set()
+        if not isinstance(self._core.client, RedisCluster):
+            scans = [self._core.client.scan_iter(match=pattern, count=1000)]
+        else:
+            scans = [
+                self._core.client.scan_iter(match=pattern, count=1000, target_nodes=node)
+                for node in self._core.client.get_primaries()  # type: ignore[no-untyped-call]
+            ]
+        for scan in scans:
+            try:
+                with redis_translated():
+                    found.update(key.split(b"{", 1)[1].split(b"}", 1)[0] for key in scan)
+            except StoreUnavailableError:
+                if not partial:
+                    raise
+        return sorted(found)
+
+    def eval_many(self, name: str, common: list[Any], calls: list[Call]) -> list[Any]:
         """Run sweep script ``name`` over tenants: ``common`` arguments, then per (tenant,
         session keys, arguments) one segment (see ``segments`` in ``lua/lib.lua``), the
         tenant's keys the script uses first (``keys.SWEEP_TENANT_KEYS``). The replies per
@@ -60,7 +134,7 @@ class RedisHints(RedisTiers):
         costs a few round trips per group of tenants, not several per tenant."""
         if not calls:
             return []
-        script = self._scripts[name]
+        script = self._core.scripts[name]
         commands: list[tuple[list[str], list[Any]]] = []
         shapes: list[int] = []
         for chunk in self._chunks(calls):
@@ -71,7 +145,7 @@ class RedisHints(RedisTiers):
                 script_keys += keys.sweep_tenant_keys(keys.base(tenant), name)
                 script_keys += session_keys
                 hint = 0
-                if self.hints_in_scripts:
+                if self._core.hints_in_scripts:
                     bucket = keys.bucket_of(tenant)
                     hint = hints.get(bucket, 0)
                     if not hint:
@@ -82,21 +156,21 @@ class RedisHints(RedisTiers):
                 args += [len(own_args), hint, *own_args]
             commands.append((script_keys, args))
             shapes.append(len(chunk))
-        batch = Batch(self.client)
+        batch = Batch(self._core.client)
         for script_keys, args in commands:
             command = scripts.evalsha_command(script, script_keys, args)
             batch.add(script_keys[0], "execute_command", *command)
-        replies = self._execute_partly(batch, keep=(NoScriptError,))
+        replies = self.execute_partly(batch, keep=(NoScriptError,))
         if any(isinstance(r, NoScriptError) for r in replies):
             # A server lost its scripts (a restart): the failed calls ran nothing. They go
             # again with the source, which that server then keeps (loading it on every node
             # instead would fail for all while one node is down).
-            again = Batch(self.client)
+            again = Batch(self._core.client)
             for (script_keys, args), reply in zip(commands, replies, strict=True):
                 if isinstance(reply, NoScriptError):
                     command = scripts.eval_command(script, script_keys, args)
                     again.add(script_keys[0], "execute_command", *command)
-            redone = iter(self._execute_partly(again))
+            redone = iter(self.execute_partly(again))
             replies = [next(redone) if isinstance(r, NoScriptError) else r for r in replies]
         out: list[Any] = []
         for reply, count in zip(replies, shapes, strict=True):
@@ -106,7 +180,7 @@ class RedisHints(RedisTiers):
     def _chunks(self, calls: list[Call]) -> Iterator[list[Call]]:
         """The tenants of each script call: one each on a cluster (a call holds one slot),
         else as many as fit in :data:`SCRIPT_KEYS` keys (at least one)."""
-        if self._cluster:
+        if self._core.cluster:
             yield from ([call] for call in calls)
             return
         chunk: list[Call] = []
@@ -122,14 +196,14 @@ class RedisHints(RedisTiers):
         if chunk:
             yield chunk
 
-    def _due(
+    def due(
         self, hint: Callable[[int], str], cutoff: int, limit: int, buckets: range
     ) -> tuple[list[UUID], bool]:
         """Tenants of ``buckets`` whose hint is at or before ``cutoff``, a page per bucket in
         one round trip whatever the number of tenants; and whether some bucket had more than
         a page."""
         page = max(8, 2 * -(-limit // len(buckets)))
-        batch = Batch(self.client)
+        batch = Batch(self._core.client)
         for bucket in buckets:
             batch.add(
                 hint(bucket), "zrangebyscore", hint(bucket), "-inf", cutoff, start=0, num=page
@@ -139,7 +213,7 @@ class RedisHints(RedisTiers):
         due = [UUID(text(m)) for members in pages for m in members]
         return due, any(len(members) == page for members in pages)
 
-    def _refresh(
+    def refresh(
         self,
         tenants: list[UUID],
         hint: Callable[[int], str],
@@ -160,9 +234,9 @@ class RedisHints(RedisTiers):
         sets = [zset(keys.base(t)) for t in tenants]
         places = [(hint(keys.bucket_of(t)), str(t)) for t in tenants]
         unknown = [i for i, t in enumerate(tenants) if t not in known]
-        read = iter(self._oldest_many([sets[i] for i in unknown]))
+        read = iter(self.oldest_many([sets[i] for i in unknown]))
         first = [known[t] if t in known else next(read) for t in tenants]
-        self._step("refresh:read")
+        self._core.step("refresh:read")
         gone: dict[str, list[str]] = {}
         later: dict[str, dict[str, int]] = {}
         for (key, member), score in zip(places, first, strict=True):
@@ -173,13 +247,13 @@ class RedisHints(RedisTiers):
             else:
                 later.setdefault(key, {})[member] = score
         # One command per bucket, not per tenant: a sweep's cost is its commands.
-        batch = Batch(self.client)
+        batch = Batch(self._core.client)
         for key, members in gone.items():
             batch.add(key, "zrem", key, *members)
         for key, mapping in later.items():
             batch.add(key, "zadd", key, mapping)
-        self._execute_partly(batch)
-        again = self._oldest_many(sets)
+        self.execute_partly(batch)
+        again = self.oldest_many(sets)
         lower: dict[str, dict[str, int]] = {}
         for (key, member), before, now in zip(places, first, again, strict=True):
             if failed(before):
@@ -187,34 +261,30 @@ class RedisHints(RedisTiers):
             if failed(now) or (now is not None and (before is None or now < before)):
                 # Unknown now, or a session came in: due again, at once if unknown.
                 lower.setdefault(key, {})[member] = 0 if failed(now) else now
-        batch = Batch(self.client)
+        batch = Batch(self._core.client)
         for key, mapping in lower.items():
             batch.add(key, "zadd", key, mapping, lt=True)
-        self._execute_partly(batch)
+        self.execute_partly(batch)
 
-    def _oldest_many(self, zsets: list[str]) -> list[Any]:
+    def oldest_many(self, zsets: list[str]) -> list[Any]:
         """The lowest score of each sorted set (None if empty; a node's error if it failed)."""
-        batch = Batch(self.client)
+        batch = Batch(self._core.client)
         for zset in zsets:
             batch.add(zset, "zrange", zset, 0, 0, withscores=True)
-        return [
-            r if failed(r) else int(r[0][1]) if r else None for r in self._execute_partly(batch)
-        ]
+        return [r if failed(r) else int(r[0][1]) if r else None for r in self.execute_partly(batch)]
 
-    def _execute_partly(
-        self, batch: Batch, keep: tuple[type[BaseException], ...] = ()
-    ) -> list[Any]:
+    def execute_partly(self, batch: Batch, keep: tuple[type[BaseException], ...] = ()) -> list[Any]:
         """Run ``batch``; on a cluster, when every node it needed failed, the replies are
         all errors instead of an exception (the caller skips what it could not do; a sweep
         stops only when no registry bucket can be read)."""
         try:
             return batch.execute(keep)
         except StoreUnavailableError as exc:
-            if not self._cluster:
+            if not self._core.cluster:
                 raise
             return [exc] * len(batch)
 
-    def _reconcile_if_due(self, buckets: range) -> None:
+    def reconcile_if_due(self, buckets: range) -> None:
         """Now and then, lower the hints of every registered tenant of ``buckets`` to its
         oldest scores: hints are written beside the scripts, so a client dying between the
         two can leave one late; this repairs it (a late hint delays work by at most
@@ -225,7 +295,7 @@ class RedisHints(RedisTiers):
         lost its buckets, and a creation goes ahead while its bucket's master is down. So
         the tenants holding keys are found by a SCAN of the masters and registered too.
         Masters that are down are skipped, and the next reconcile looks again."""
-        now = self._clock()
+        now = self._core.clock()
         due = [
             b
             for b in buckets
@@ -236,20 +306,20 @@ class RedisHints(RedisTiers):
         for bucket in due:
             self._reconciled_at[bucket] = now
         wanted = set(due)
-        tenants = list(self._tenants(partial=True, buckets=wanted))
-        if self._cluster:
+        tenants = list(self.tenants(partial=True, buckets=wanted))
+        if self._core.cluster:
             known = set(tenants)
-            found = [UUID(text(m)) for m in self._scan_tenants(partial=True)]
+            found = [UUID(text(m)) for m in self.scan_tenants(partial=True)]
             unknown = [t for t in found if t not in known and keys.bucket_of(t) in wanted]
-            batch = Batch(self.client)
+            batch = Batch(self._core.client)
             for tenant in unknown:
                 registry = keys.registry(keys.bucket_of(tenant))
                 batch.add(registry, "sadd", registry, str(tenant))
-            self._execute_partly(batch)
+            self.execute_partly(batch)
             tenants += unknown
         for start in range(0, len(tenants), 500):
             chunk = tenants[start : start + 500]
-            firsts = self._oldest_many(
+            firsts = self.oldest_many(
                 [zset(keys.base(t)) for t in chunk for zset in (keys.idle, keys.created)]
             )
             lower: dict[str, dict[str, int]] = {}
@@ -261,45 +331,45 @@ class RedisHints(RedisTiers):
                 ):
                     if first is not None and not failed(first):
                         lower.setdefault(hint(bucket), {})[member] = first
-            batch = Batch(self.client)
+            batch = Batch(self._core.client)
             for key, mapping in lower.items():
                 batch.add(key, "zadd", key, mapping, lt=True)
-            self._execute_partly(batch)
+            self.execute_partly(batch)
 
-    def _prune(self, tenants: list[UUID]) -> None:
+    def prune(self, tenants: list[UUID]) -> None:
         """Take tenants that hold nothing in Redis off the registry and the hints, without
         racing a session created meanwhile: a creation registers its tenant again after its
-        script ran (see :meth:`RedisTiers._run`), and a tenant is put back here, due at
+        script ran (see :meth:`RedisCore.run`), and a tenant is put back here, due at
         once, if a session appeared before that."""
         if not tenants:
             return
         by_bucket: dict[int, list[str]] = {}
         for tenant in tenants:
             by_bucket.setdefault(keys.bucket_of(tenant), []).append(str(tenant))
-        batch = Batch(self.client)
+        batch = Batch(self._core.client)
         for bucket, members in by_bucket.items():
             batch.add(keys.registry(bucket), "srem", keys.registry(bucket), *members)
             for key in (keys.due_idle(bucket), keys.due_created(bucket)):
                 batch.add(key, "zrem", key, *members)
-        self._execute_partly(batch)
-        self._step("prune:removed")
-        batch = Batch(self.client)
+        self.execute_partly(batch)
+        self._core.step("prune:removed")
+        batch = Batch(self._core.client)
         for tenant in tenants:
             batch.add(keys.created(keys.base(tenant)), "exists", keys.created(keys.base(tenant)))
         # A tenant whose node did not answer may hold sessions: it goes back, to be sure.
         back = [
             t
-            for t, found in zip(tenants, self._execute_partly(batch), strict=True)
+            for t, found in zip(tenants, self.execute_partly(batch), strict=True)
             if failed(found) or found
         ]
-        batch = Batch(self.client)
+        batch = Batch(self._core.client)
         for tenant in back:
-            self._register(_Queue(batch), tenant, 0, 0)
-        self._execute_partly(batch)
+            self._core.register(_Queue(batch), tenant, 0, 0)
+        self.execute_partly(batch)
 
 
 class _Queue:
-    """:meth:`RedisTiers._register`'s view of a :class:`Batch`: pipeline calls, each routed
+    """:meth:`RedisCore.register`'s view of a :class:`Batch`: pipeline calls, each routed
     by its first argument (the key)."""
 
     def __init__(self, batch: Batch) -> None:

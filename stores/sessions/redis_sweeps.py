@@ -19,8 +19,8 @@ from stores.driver_errors import redis_translated
 from stores.sessions import codec, keys, query, scripts
 from stores.sessions.batch import failed
 from stores.sessions.models import PendingMigration, TierStats
-from stores.sessions.redis_base import BATCH, Found, text, token
-from stores.sessions.redis_hints import Call, RedisHints
+from stores.sessions.redis_base import BATCH, Found, RedisCore, text, token
+from stores.sessions.redis_hints import Call, TenantHints
 from stores.sessions.shards import Shard, buckets_of, check_shard
 
 _log = logging.getLogger(__name__)
@@ -38,8 +38,12 @@ def _score(reply: bytes | str) -> int | None:
     return int(float(value)) if value else None
 
 
-class RedisSweeps(RedisHints):
+class Sweeps:
     """The periodic work of a RedisSessionStore (see :class:`SessionStore` for semantics)."""
+
+    def __init__(self, core: RedisCore, hints: TenantHints) -> None:
+        self._core = core
+        self._hints = hints
 
     def demote_idle(self, *, limit: int = 1000, shard: Shard | None = None) -> int:
         """See :meth:`SessionStore.demote_idle`: visits only the tenants the hints say may
@@ -47,11 +51,11 @@ class RedisSweeps(RedisHints):
         round trip (see the module docstring); with ``shard``, only its buckets' hints."""
         check_limit(limit)
         buckets = buckets_of(check_shard(shard))
-        self._reconcile_if_due(buckets)
-        cutoff = keys.micros(self._clock() - self.hot_ttl)
+        self._hints.reconcile_if_due(buckets)
+        cutoff = keys.micros(self._core.clock() - self._core.hot_ttl)
         moved = 0
         while moved < limit:
-            due, more = self._due(keys.due_idle, cutoff, limit, buckets)
+            due, more = self._hints.due(keys.due_idle, cutoff, limit, buckets)
             got = self._demote_tenants(deque(due), cutoff, limit - moved)
             moved += got
             # A pass that moved nothing stops even if more tenants look due: their hints
@@ -74,7 +78,7 @@ class RedisSweeps(RedisHints):
             taken: list[tuple[UUID, list[list[bytes]]]] = []
             exhausted: list[UUID] = []
             budget = limit - moved
-            found = self._eval_many("idle", [cutoff, wanted], calls)
+            found = self._hints.eval_many("idle", [cutoff, wanted], calls)
             for tenant, flat in zip(group, found, strict=True):
                 if failed(flat):
                     continue  # its node is down: the tenant keeps its hint for later
@@ -90,12 +94,12 @@ class RedisSweeps(RedisHints):
                 # A tenant cut short by the limit keeps its hint as it is, due at once.
             got, oldest, pruned = self._demote_group(taken)
             moved += got
-            if self.hints_in_scripts:
+            if self._core.hints_in_scripts:
                 continue  # the scripts set the hints of the tenants they visited
             # A pruned tenant's hints are gone already (its prune looked again, as a refresh
-            # would: see _prune).
+            # would: see TenantHints.prune).
             left = [t for t in exhausted if t not in pruned]
-            self._refresh(left, keys.due_idle, keys.idle, known=oldest)
+            self._hints.refresh(left, keys.due_idle, keys.idle, known=oldest)
         return moved
 
     def _demote_group(
@@ -108,8 +112,8 @@ class RedisSweeps(RedisHints):
         the registry because they hold nothing in Redis any more (PostgreSQL cold tier)."""
         if not taken:
             return 0, {}, set()
-        self._step("demote:read")
-        cold = self.cold_tier
+        self._core.step("demote:read")
+        cold = self._core.cold_tier
         if cold.in_redis:
             calls: list[Call] = []
             for tenant, batch in taken:
@@ -118,9 +122,9 @@ class RedisSweeps(RedisHints):
                     args += [sid, n, version, g, cold.pack(data)]
                 ids = [text(row[0]) for row in batch]
                 calls.append((tenant, keys.sessions_keys(keys.base(tenant), ids), args))
-            replies = self._eval_many("demote", [cold.ttl_ms], calls)
+            replies = self._hints.eval_many("demote", [cold.ttl_ms], calls)
             moved = sum(int(r[0]) for r in replies if not failed(r))
-            self._refused(sum(len(batch) for _, batch in taken) - moved)
+            self._core.refused(sum(len(batch) for _, batch in taken) - moved)
             oldest = {
                 tenant: _score(r[1])
                 for (tenant, _), r in zip(taken, replies, strict=True)
@@ -129,10 +133,10 @@ class RedisSweeps(RedisHints):
             return moved, oldest, set()
         rows = [(tenant, row) for tenant, batch in taken for row in batch]
         entries = [(text(row[5]), int(row[6]), row[1]) for _, row in rows]
-        written, refused = cold.put(entries, self._clock() - self.max_age)
+        written, refused = cold.put(entries, self._core.clock() - self._core.max_age)
         if refused:
             self._quarantine([rows[i] for i in refused])
-        self._step("demote:copied")
+        self._core.step("demote:copied")
         # Only the copies the fence let through may be evicted; the others lost a race
         # (the session was promoted, changed or deleted since it was read) and stay hot.
         evict: dict[UUID, list[Any]] = {}
@@ -140,19 +144,19 @@ class RedisSweeps(RedisHints):
             if (tenant, UUID(text(row[0]))) in written:
                 evict.setdefault(tenant, []).extend([row[0], row[5], row[2], row[6]])
         chosen = sum(len(args) // 4 for args in evict.values())
-        self._refused(len(rows) - len(refused) - chosen)
+        self._core.refused(len(rows) - len(refused) - chosen)
         calls = [
             (tenant, keys.sessions_keys(keys.base(tenant), [text(i) for i in args[::4]]), args)
             for tenant, args in evict.items()
         ]
-        replies = self._eval_many("evict", [token()], calls)
+        replies = self._hints.eval_many("evict", [token()], calls)
         # A tenant whose node failed keeps its hot copies: the next sweep evicts them.
         evicted = sum(
             1 for reply in replies if not failed(reply) for code in reply[:-2] if code == b"evicted"
         )
         # A copy whose hot session changed meanwhile stays in the table: the hot copy is the
         # truth, and the next demotion writes over it.
-        self._refused(chosen - evicted)
+        self._core.refused(chosen - evicted)
         oldest = {
             tenant: _score(reply[-2])
             for tenant, reply in zip(evict, replies, strict=True)
@@ -165,8 +169,8 @@ class RedisSweeps(RedisHints):
             for tenant, reply in zip(evict, replies, strict=True)
             if not failed(reply) and int(reply[-1]) == 0
         ]
-        if not self.hints_in_scripts:  # else the script took them off
-            self._prune(emptied)
+        if not self._core.hints_in_scripts:  # else the script took them off
+            self._hints.prune(emptied)
         for tenant in emptied:
             oldest.pop(tenant, None)
         return evicted, oldest, set(emptied)
@@ -186,9 +190,8 @@ class RedisSweeps(RedisHints):
             )
             for tenant, args in by_tenant.items()
         ]
-        self._eval_many("quarantine", [keys.micros(self._clock())], calls)
-        with self._refusals_lock:
-            self._quarantined += len(rows)
+        self._hints.eval_many("quarantine", [keys.micros(self._core.clock())], calls)
+        self._core.quarantined(len(rows))
         for tenant, row in rows:
             _log.warning(
                 "session %s of tenant %s (version %s) cannot be stored in the cold tier; "
@@ -205,22 +208,22 @@ class RedisSweeps(RedisHints):
     def purge_expired(self, *, limit: int = 1000, shard: Shard | None = None) -> int:
         """See :meth:`SessionStore.purge_expired`: visits only the tenants the hints say may
         have an expired session, :data:`GROUP` at a time, each step one round trip. A tenant
-        left with nothing in Redis is taken off the registry (see :meth:`_prune`). With
+        left with nothing in Redis is taken off the registry (see :meth:`TenantHints.prune`). With
         ``shard``, only its buckets' hints, and only its tenants' rows of the cold table."""
         check_limit(limit)
         shard = check_shard(shard)
         buckets = buckets_of(shard)
-        cutoff = self._clock() - self.max_age
+        cutoff = self._core.clock() - self._core.max_age
         cutoff_us = keys.micros(cutoff)
         removed = 0
         while removed < limit:
-            due, more = self._due(keys.due_created, cutoff_us, limit, buckets)
+            due, more = self._hints.due(keys.due_created, cutoff_us, limit, buckets)
             got = self._purge_tenants(deque(due), cutoff_us, limit - removed)
             removed += got
             if not more or got == 0:
                 break
         if removed < limit:
-            removed += self.cold_tier.purge(cutoff, limit - removed, shard=shard)
+            removed += self._core.cold_tier.purge(cutoff, limit - removed, shard=shard)
         return removed
 
     def _purge_tenants(self, queue: deque[UUID], cutoff_us: int, limit: int) -> int:
@@ -234,7 +237,7 @@ class RedisSweeps(RedisHints):
             share = budget // len(group)
             calls: list[Call] = [(t, [], []) for t in group]
             emptied, exhausted = [], []
-            replies = self._eval_many("purge", [cutoff_us, share], calls)
+            replies = self._hints.eval_many("purge", [cutoff_us, share], calls)
             for tenant, reply in zip(group, replies, strict=True):
                 if failed(reply):
                     continue  # its node is down: the tenant keeps its hint for later
@@ -246,23 +249,23 @@ class RedisSweeps(RedisHints):
                     exhausted.append(tenant)
                 else:
                     queue.append(tenant)
-            if not self.hints_in_scripts:  # else the scripts did both
-                self._prune(emptied)
-                self._refresh(exhausted, keys.due_created, keys.created)
+            if not self._core.hints_in_scripts:  # else the scripts did both
+                self._hints.prune(emptied)
+                self._hints.refresh(exhausted, keys.due_created, keys.created)
         return removed
 
     def count_idle(self) -> int:
         """See :meth:`SessionStore.count_idle`: the same sorted sets the sweep reads."""
-        cutoff = keys.micros(self._clock() - self.hot_ttl)
+        cutoff = keys.micros(self._core.clock() - self._core.hot_ttl)
         return self._count(keys.idle, cutoff)
 
     def oldest_idle_since(self) -> datetime | None:
         """See :meth:`SessionStore.oldest_idle_since`: the lowest score of every idle set."""
-        tenants = list(self._tenants())
+        tenants = list(self._hints.tenants())
         if not tenants:
             return None
         with redis_translated():
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self._core.client.pipeline(transaction=False)
             for tenant in tenants:
                 pipe.zrange(keys.idle(keys.base(tenant)), 0, 0, withscores=True)
             firsts = [int(row[0][1]) for row in pipe.execute() if row]
@@ -271,18 +274,18 @@ class RedisSweeps(RedisHints):
     def count_expired(self) -> int:
         """See :meth:`SessionStore.count_expired`: the same sorted set and table the purge
         reads."""
-        cutoff = self._clock() - self.max_age
+        cutoff = self._core.clock() - self._core.max_age
         total = self._count(keys.created, keys.micros(cutoff))
-        total += self.cold_tier.count_expired(cutoff)
+        total += self._core.cold_tier.count_expired(cutoff)
         return total
 
     def _count(self, zset: Callable[[str], str], max_score: int | str) -> int:
         """The members scored at most ``max_score`` of one sorted set of every tenant."""
-        tenants = list(self._tenants())
+        tenants = list(self._hints.tenants())
         if not tenants:
             return 0
         with redis_translated():
-            pipe = self.client.pipeline(transaction=False)
+            pipe = self._core.client.pipeline(transaction=False)
             for tenant in tenants:
                 pipe.zcount(zset(keys.base(tenant)), "-inf", max_score)
             return sum(int(n) for n in pipe.execute())
@@ -298,10 +301,10 @@ class RedisSweeps(RedisHints):
     ) -> int:
         """See :meth:`SessionStore.mark_pending_migration`."""
         q = query.unmarked(tenant_id, scenario_id, from_version, limit)
-        now = self._clock()
+        now = self._core.clock()
         mark = query.checked_migration(migration, q, now)
         marked = 0
-        for found in self._scan(q, now):
+        for found in self._core.scan(q, now):
             if marked >= q.limit:
                 break
             marked += self._mark(found, mark)
@@ -312,27 +315,27 @@ class RedisSweeps(RedisHints):
         version that was read; 1 if it landed."""
         session = found.session
         update = {"pending_migration": mark, "version": session.version + 1}
-        stored, data = codec.encode(session.model_copy(update=update), self.max_bytes)
+        stored, data = codec.encode(session.model_copy(update=update), self._core.max_bytes)
         base = keys.base(stored.tenant_id)
         expected = f"{session.version}:{keys.micros(session.created_at)}"
         with redis_translated():
-            in_hot = self.client.exists(keys.hot(base, stored.id)) == 1
-        if not in_hot and not self.cold_tier.in_redis:
+            in_hot = self._core.client.exists(keys.hot(base, stored.id)) == 1
+        if not in_hot and not self._core.cold_tier.in_redis:
 
             def fence() -> bool:
-                self._step("rewrite:locked")
+                self._core.step("rewrite:locked")
                 with redis_translated():
                     return bool(
                         scripts.run(
-                            self.client,
-                            self._scripts["fence"],
+                            self._core.client,
+                            self._core.scripts["fence"],
                             keys.session_keys(base, stored.id),
                             [str(stored.id), token()],
                         )
                     )
 
             return int(
-                self.cold_tier.rewrite(
+                self._core.cold_tier.rewrite(
                     stored,
                     data,
                     incarnation=found.incarnation,
@@ -342,28 +345,28 @@ class RedisSweeps(RedisHints):
             )
         target = "H" if in_hot else "C"
         if target == "C":
-            data = self.cold_tier.pack(data)
+            data = self._core.cold_tier.pack(data)
         # An in-place rewrite leaves the idle time as it is (no now_us).
-        args = self._save_args(
+        args = self._core.save_args(
             stored,
             data,
             expected,
-            self._clock(),
+            self._core.clock(),
             now_us="",
             row="none",
             target=target,
             call=token(),
             incarnation=found.incarnation,
         )
-        return int(self._run("save", stored.tenant_id, stored.id, args.argv())[0] == b"ok")
+        return int(self._core.run("save", stored.tenant_id, stored.id, args.argv())[0] == b"ok")
 
     def stats(self) -> TierStats:
         """See :meth:`SessionStore.stats`: Redis bytes are sampled with ``MEMORY USAGE``."""
         stats = TierStats()
-        for tenant in self._tenants():
+        for tenant in self._hints.tenants():
             base = keys.base(tenant)
             with redis_translated():
-                pipe = self.client.pipeline(transaction=False)
+                pipe = self._core.client.pipeline(transaction=False)
                 pipe.zcard(keys.idle(base))
                 pipe.zcard(keys.created(base))
                 pipe.zrandmember(keys.idle(base), _STATS_SAMPLE)
@@ -372,19 +375,19 @@ class RedisSweeps(RedisHints):
                 hot_bytes = self._sample(base, keys.hot, hot_sample or [])
                 stats.hot_sessions += hot_count
                 stats.hot_bytes += int(hot_bytes * hot_count)
-                if self.cold_tier.in_redis:
+                if self._core.cold_tier.in_redis:
                     cold_count = max(held - hot_count, 0)
                     cold_bytes = self._sample(base, keys.cold, held_sample or [])
                     stats.cold_sessions += cold_count
                     stats.cold_bytes += int(cold_bytes * cold_count)
-        rows = self.cold_tier.stats()
+        rows = self._core.cold_tier.stats()
         if rows is not None:
             stats.cold_sessions, stats.cold_bytes = rows
         return stats
 
     def _sample(self, base: str, key: Callable[[str, str], str], ids: list[bytes]) -> float:
         """The mean ``MEMORY USAGE`` of the sampled sessions present in that tier."""
-        pipe = self.client.pipeline(transaction=False)
+        pipe = self._core.client.pipeline(transaction=False)
         for sid in ids:
             # SAMPLES 0 counts every field: the default 5 may leave out the document.
             pipe.memory_usage(key(base, text(sid)), samples=0)

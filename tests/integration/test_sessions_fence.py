@@ -438,14 +438,14 @@ def test_sweeps_visit_only_tenants_with_work_due(
     store.save(make(quiet, uuid4()))
     idle(clock)
     store.save(make(busy, uuid4()))  # not idle yet
-    real = store._eval_many
+    real = store._hints.eval_many
 
     def counting(name: str, common: list[Any], calls: list[Any]) -> list[Any]:
         if name == "idle":
             visited.extend(tenant for tenant, _, _ in calls)
         return real(name, common, calls)
 
-    store._eval_many = counting  # type: ignore[method-assign]
+    store._hints.eval_many = counting  # type: ignore[method-assign]
     assert store.demote_idle() == 1
     assert visited == [quiet]
     visited.clear()
