@@ -186,17 +186,7 @@ class InMemorySessionStore(SessionStore):
             now = self._clock()
             return sum(1 for e in self._entries.values() if self._expired(e, now))
 
-    def mark_pending_migration(
-        self,
-        tenant_id: UUID | str,
-        scenario_id: UUID | str,
-        from_version: int,
-        migration: PendingMigration,
-        *,
-        limit: int = 1000,
-    ) -> int:
-        """See :meth:`SessionStore.mark_pending_migration`."""
-        q = query.unmarked(tenant_id, scenario_id, from_version, limit)
+    def _mark_pending(self, q: query.Query, migration: PendingMigration) -> int:
         with self._lock:
             now = self._clock()
             mark = query.checked_migration(migration, q, now)

@@ -88,15 +88,10 @@ class RedisSessionStore(SessionStore, TranslatedEdge):
         max_bytes: int = codec.DEFAULT_MAX_BYTES,
         tombstone_ttl: timedelta | None = None,
     ) -> None:
-        self._core = RedisCore(
-            client,
-            cold_tier=cold_tier,
-            hot_ttl=hot_ttl,
-            max_age=max_age,
-            clock=clock,
-            max_bytes=max_bytes,
-            tombstone_ttl=tombstone_ttl,
-        )
+        # ``tombstone_ttl`` is accepted for compatibility: deletes are fenced by the
+        # PostgreSQL row and the fence token now, and leave no timed tombstone behind.
+        del tombstone_ttl
+        self._core = RedisCore(client, cold_tier, (hot_ttl, max_age, clock, max_bytes))
         self._hints = TenantHints(self._core)
         self._sweeps = Sweeps(self._core, self._hints)
         self._moves = Moves(self._core)
@@ -179,19 +174,8 @@ class RedisSessionStore(SessionStore, TranslatedEdge):
         """See :meth:`SessionStore.count_quarantined`."""
         return self._sweeps.count_quarantined()
 
-    def mark_pending_migration(
-        self,
-        tenant_id: UUID | str,
-        scenario_id: UUID | str,
-        from_version: int,
-        migration: PendingMigration,
-        *,
-        limit: int = 1000,
-    ) -> int:
-        """See :meth:`SessionStore.mark_pending_migration`."""
-        return self._sweeps.mark_pending_migration(
-            tenant_id, scenario_id, from_version, migration, limit=limit
-        )
+    def _mark_pending(self, q: query.Query, migration: PendingMigration) -> int:
+        return self._sweeps.mark_pending_migration(q, migration)
 
     def stats(self) -> TierStats:
         """See :meth:`Sweeps.stats`."""

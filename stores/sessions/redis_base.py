@@ -19,7 +19,7 @@ from uuid import UUID
 from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
-from stores.common.clock import Clock, utc_now
+from stores.common.clock import Clock
 from stores.driver_errors import redis_translated
 from stores.errors import StoreUnavailableError
 from stores.sessions import clients, codec, keys, query, scripts
@@ -62,17 +62,11 @@ class RedisCore:
     def __init__(
         self,
         client: clients.Client,
-        *,
-        cold_tier: ColdTier | None = None,
-        hot_ttl: timedelta = timedelta(minutes=30),
-        max_age: timedelta = timedelta(days=7),
-        clock: Clock = utc_now,
-        max_bytes: int = codec.DEFAULT_MAX_BYTES,
-        tombstone_ttl: timedelta | None = None,
+        cold_tier: ColdTier | None,
+        settings: tuple[timedelta, timedelta, Clock, int],
     ) -> None:
-        # ``tombstone_ttl`` is accepted for compatibility: deletes are fenced by the
-        # PostgreSQL row and the fence token now, and leave no timed tombstone behind.
-        del tombstone_ttl
+        # The store's arguments, checked here: (hot_ttl, max_age, clock, max_bytes).
+        hot_ttl, max_age, clock, max_bytes = settings
         codec.check_durations(hot_ttl, max_age)
         self.hot_ttl = hot_ttl
         self.max_age = max_age

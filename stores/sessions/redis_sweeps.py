@@ -290,17 +290,9 @@ class Sweeps:
                 pipe.zcount(zset(keys.base(tenant)), "-inf", max_score)
             return sum(int(n) for n in pipe.execute())
 
-    def mark_pending_migration(
-        self,
-        tenant_id: UUID | str,
-        scenario_id: UUID | str,
-        from_version: int,
-        migration: PendingMigration,
-        *,
-        limit: int = 1000,
-    ) -> int:
-        """See :meth:`SessionStore.mark_pending_migration`."""
-        q = query.unmarked(tenant_id, scenario_id, from_version, limit)
+    def mark_pending_migration(self, q: query.Query, migration: PendingMigration) -> int:
+        """See :meth:`SessionStore.mark_pending_migration`; ``q`` finds the sessions of the
+        scenario version without a mark."""
         now = self._core.clock()
         mark = query.checked_migration(migration, q, now)
         marked = 0

@@ -185,7 +185,6 @@ class SessionStore(ParsesArguments, ABC):
         """
         return 0
 
-    @abstractmethod
     def mark_pending_migration(
         self,
         tenant_id: UUID | str,
@@ -203,6 +202,12 @@ class SessionStore(ParsesArguments, ABC):
         are skipped, so repeated calls are idempotent; ``marked_at`` is set to now when the
         given migration has none. Returns how many sessions were marked.
         """
+        q = query.unmarked(tenant_id, scenario_id, from_version, limit)
+        return self._mark_pending(q, migration)
+
+    @abstractmethod
+    def _mark_pending(self, q: query.Query, migration: PendingMigration) -> int:
+        """Mark the sessions the query ``q`` finds (already parsed and checked)."""
 
     @abstractmethod
     def stats(self) -> TierStats:
