@@ -81,12 +81,16 @@ class InMemoryConfigStore(ConfigStore):
     def _one(self, kind: Kind[M], where: Where) -> M | None:
         return next(self._live(kind, where), None)
 
-    def _admit(self, kind: Kind[M], item: M) -> None:
+    def _parent_of(self, kind: Kind[M], item: M) -> Any | None:
         assert kind.parent is not None
-        parent_id = getattr(item, kind.parent_field)
-        parent = self._one(kind.parent, {"tenant_id": item.tenant_id, "id": parent_id})
+        key = {"tenant_id": item.tenant_id, "id": getattr(item, kind.parent_field)}
+        return self._one(kind.parent, key)
+
+    def _admit(self, kind: Kind[M], item: M) -> None:
+        parent = self._parent_of(kind, item)
         if parent is None:
-            raise kind.parent.not_found(parent_id)
+            assert kind.parent is not None
+            raise kind.parent.not_found(getattr(item, kind.parent_field))
         if kind.admit is not None:
             kind.admit(item, parent)
 
@@ -104,6 +108,7 @@ class InMemoryConfigStore(ConfigStore):
                 self._admit(kind, item)
             self._check_unique(kind, item)
             table = self._table(kind)
+            # Ids are unique per kind, deleted items' included, as each table's primary key.
             if item.id in table:
                 raise DuplicateError(f"an item with id {item.id} already exists")
             table[item.id] = stored = _rounded(item)
@@ -119,14 +124,9 @@ class InMemoryConfigStore(ConfigStore):
             rows = [
                 item
                 for item in self._live(kind, q.where)
-                if not q.live_parent or self._parent_live(kind, item)
+                if not q.live_parent or self._parent_of(kind, item) is not None
             ]
             return _window(rows, q)
-
-    def _parent_live(self, kind: Kind[M], item: M) -> bool:
-        assert kind.parent is not None
-        key = {"tenant_id": item.tenant_id, "id": getattr(item, kind.parent_field)}
-        return self._one(kind.parent, key) is not None
 
     def _rewrite(self, kind: Kind[M], new: M, revise: Revise) -> M:
         with self._lock:

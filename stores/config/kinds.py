@@ -4,9 +4,10 @@ Agents, rules, scenarios, templates, variables, tool activations and migration p
 created, read, listed, updated, deleted (and, for rules and scenarios, embedded and searched)
 alike. A :class:`Kind` says what differs between them; the generic operations of
 :class:`~stores.config.operations.ConfigOperations` and of each backend read it, so that an
-operation is written once per backend rather than once per kind. What is truly special stays
-bespoke: scenario versions (:func:`next_version` here, the archive in each backend) and the
-status transitions of migration plans.
+operation is written once per backend rather than once per kind. The rules special to one
+kind are functions the declaration names (a scenario's next version and its archive, a plan's
+DRAFT-only updates and its check against its scenario); the status transitions of migration
+plans stay bespoke in each backend.
 """
 
 from __future__ import annotations

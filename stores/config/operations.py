@@ -103,11 +103,13 @@ class ConfigOperations(ABC):
         otherwise."""
 
     def _create(self, kind: Kind[M], item: M, **fixed: Any) -> M:
+        """Check and stamp a new item (``fixed`` overrides some of its values), then insert it."""
         now = self._clock()
         stamped = {**fixed, "created_at": now, "updated_at": now}
         return self._insert(kind, kind.check(item, self.dimensions).model_copy(update=stamped))
 
     def _update(self, kind: Kind[M], item: M) -> M:
+        """Check an item and rewrite the stored one with it, by the rules of its kind."""
         new = kind.check(item, self.dimensions).model_copy(update={"updated_at": self._clock()})
 
         def revise(old: Any) -> dict[str, Any]:
@@ -124,6 +126,7 @@ class ConfigOperations(ABC):
         return self._rewrite(kind, new, revise)
 
     def _list(self, kind: Kind[M], limit: int, cursor: str | None, **where: Any) -> Page[M]:
+        """One page of the live items whose fields equal ``where`` (None filters left out)."""
         return self._page(kind, listing(kind.order, limit, cursor, **where))
 
     def _search(
@@ -135,6 +138,7 @@ class ConfigOperations(ABC):
         include_embeddings: bool,
         **where: Any,
     ) -> list[tuple[M, float]]:
+        """Check a vector search's arguments and run it among the items matching ``where``."""
         query = checked_query(embedding, self.dimensions)
         score = check_min_score(min_score)
         check_limit(limit)
@@ -142,6 +146,7 @@ class ConfigOperations(ABC):
         return self._nearest(kind, Search(filters, query, limit, score, include_embeddings))
 
     def _needing(self, kind: Kind[M], model: str, limit: int, cursor: str | None) -> Page[M]:
+        """One page of the items the embedding backfill must (re)compute with ``model``."""
         checks.check_name(model, "model")
         return self._unembedded(kind, model, listing(("id",), limit, cursor))
 
@@ -153,6 +158,7 @@ class ConfigOperations(ABC):
         model: str,
         source_text: str | None,
     ) -> bool:
+        """Check an embedding and store it on the item ``where`` names."""
         vector = checked_query(embedding, self.dimensions)
         checks.check_name(model, "model")
         check_text(source_text, "source_text")

@@ -17,6 +17,11 @@ Shared rules for every method:
 - Listings are keyset-paginated, oldest first by ``(created_at, id)`` unless documented
   otherwise; an empty listing is an empty page.
 - ``created_at`` and ``updated_at`` are set from the store's clock.
+
+Each method parses and checks its arguments here, once, and hands them to the operations of
+:class:`~stores.config.operations.ConfigOperations`, which backends implement once for every
+kind of item (:mod:`stores.config.kinds`). The scenario and migration plan methods are
+declared in :mod:`stores.config.scenarios`.
 """
 
 from __future__ import annotations
