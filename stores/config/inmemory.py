@@ -18,24 +18,9 @@ from stores.common.keyset import page_of
 from stores.common.pagination import Page
 from stores.common.validation import DEFAULT_EMBEDDING_DIMENSIONS
 from stores.common.vectors import cosine_similarity, float32_list, found
-from stores.config.kinds import (
-    KINDS,
-    PLANS,
-    SCENARIOS,
-    Kind,
-    Listing,
-    M,
-    Search,
-    Where,
-    cannot_go,
-    sources,
-)
-from stores.config.models import (
-    MigrationPlan,
-    MigrationPlanStatus,
-    Scenario,
-    ScenarioArchive,
-)
+from stores.config import kinds
+from stores.config.kinds import KINDS, Kind, Listing, M, Search, Where
+from stores.config.models import MigrationPlan, MigrationPlanStatus, Scenario, ScenarioArchive
 from stores.config.operations import Revise
 from stores.config.store import ConfigStore
 from stores.errors import DuplicateError
@@ -203,7 +188,7 @@ class InMemoryConfigStore(ConfigStore):
 
     def _scenario_at(self, where: Where, version: int) -> Scenario | None:
         with self._lock:
-            current = self._one(SCENARIOS, where)
+            current = self._one(kinds.SCENARIOS, where)
             if current is None:
                 return None
             if current.version == version:
@@ -214,7 +199,7 @@ class InMemoryConfigStore(ConfigStore):
     def _archived(self, q: Listing) -> Page[ScenarioArchive]:
         key = {"tenant_id": q.where["tenant_id"], "id": q.where["scenario_id"]}
         with self._lock:
-            scenario = self._one(SCENARIOS, key)
+            scenario = self._one(kinds.SCENARIOS, key)
             archives = [] if scenario is None else self._archives.values()
             return _window([a for a in archives if a.scenario_id == key["id"]], q)
 
@@ -222,12 +207,12 @@ class InMemoryConfigStore(ConfigStore):
         self, where: Where, target: MigrationPlanStatus, stamps: dict[str, Any]
     ) -> MigrationPlan:
         with self._lock:
-            old = self._one(PLANS, where)
+            old = self._one(kinds.PLANS, where)
             if old is None:
-                raise PLANS.not_found(where["id"])
-            if old.status not in sources(target):
-                raise cannot_go(old.id, old.status, target)
-            self._table(PLANS)[old.id] = stored = old.model_copy(update=stamps)
+                raise kinds.PLANS.not_found(where["id"])
+            if old.status not in kinds.sources(target):
+                raise kinds.cannot_go(old.id, old.status, target)
+            self._table(kinds.PLANS)[old.id] = stored = old.model_copy(update=stamps)
             return stored.model_copy(deep=True)
 
 

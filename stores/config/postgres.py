@@ -18,23 +18,9 @@ import sqlalchemy as sa
 
 from stores.common.keyset import page_of
 from stores.common.pagination import Page
-from stores.config.kinds import (
-    PLANS,
-    SCENARIOS,
-    Kind,
-    Listing,
-    M,
-    Search,
-    Where,
-    cannot_go,
-    sources,
-)
-from stores.config.models import (
-    MigrationPlan,
-    MigrationPlanStatus,
-    Scenario,
-    ScenarioArchive,
-)
+from stores.config import kinds
+from stores.config.kinds import Kind, Listing, M, Search, Where
+from stores.config.models import MigrationPlan, MigrationPlanStatus, Scenario, ScenarioArchive
 from stores.config.operations import Revise
 from stores.config.store import ConfigStore
 from stores.postgres import schema
@@ -169,7 +155,7 @@ class PostgresConfigStore(PostgresVectorStore, ConfigStore):
 
     def _scenario_at(self, where: Where, version: int) -> Scenario | None:
         with translated(), self._engine.connect() as conn:
-            stmt = sa.select(*selectable(SC)).where(*_matching(SCENARIOS, SC, where))
+            stmt = sa.select(*selectable(SC)).where(*_matching(kinds.SCENARIOS, SC, where))
             current = conn.execute(stmt).mappings().first()
             if current is None:
                 return None
@@ -186,7 +172,7 @@ class PostgresConfigStore(PostgresVectorStore, ConfigStore):
 
     def _archived(self, q: Listing) -> Page[ScenarioArchive]:
         tid, sid = q.where["tenant_id"], q.where["scenario_id"]
-        live = sa.exists().where(*_matching(SCENARIOS, SC, {"tenant_id": tid, "id": sid}))
+        live = sa.exists().where(*_matching(kinds.SCENARIOS, SC, {"tenant_id": tid, "id": sid}))
         stmt = (
             sa.select(AR)
             .where(AR.c.tenant_id == tid, AR.c.scenario_id == sid, live)
@@ -209,8 +195,8 @@ class PostgresConfigStore(PostgresVectorStore, ConfigStore):
     def _transition(
         self, where: Where, target: MigrationPlanStatus, stamps: dict[str, Any]
     ) -> MigrationPlan:
-        key = _matching(PLANS, MP, where)
-        allowed = [status.value for status in sources(target)]
+        key = _matching(kinds.PLANS, MP, where)
+        allowed = [status.value for status in kinds.sources(target)]
         values = {name: _sql(value) for name, value in stamps.items()}
         with translated(), self._engine.begin() as conn:
             stmt = MP.update().where(*key, MP.c.status.in_(allowed)).values(**values)
@@ -218,8 +204,8 @@ class PostgresConfigStore(PostgresVectorStore, ConfigStore):
             if row is None:
                 current = conn.execute(sa.select(MP.c.status).where(*key)).scalar()
                 if current is None:
-                    raise PLANS.not_found(where["id"])
-                raise cannot_go(where["id"], current, target)
+                    raise kinds.PLANS.not_found(where["id"])
+                raise kinds.cannot_go(where["id"], current, target)
         return to_model(MigrationPlan, row)
 
 
