@@ -253,7 +253,8 @@ def _wrap(
 
 class ParsesArguments:
     """Base of a store interface whose backends receive parsed arguments (see the module
-    docstring). The interface is the class that names this one as a direct base."""
+    docstring). The interface is the class that names this one as a direct base; the public
+    methods it declares or inherits are parsed."""
 
     revalidate_models = True
     """Whether model arguments are validated again (else only checked to be instances)."""
@@ -265,7 +266,12 @@ class ParsesArguments:
         interface: type[ParsesArguments] = next(
             k for k in cls.__mro__ if ParsesArguments in k.__bases__
         )
-        for name, declared in vars(interface).items():
+        # The interface's own methods and those of its bases (an interface may be assembled
+        # from parts), the interface's own declaration winning.
+        declarations: dict[str, Any] = {}
+        for klass in reversed(interface.__mro__):
+            declarations.update(vars(klass))
+        for name, declared in declarations.items():
             if name.startswith("_") or not inspect.isfunction(declared):
                 continue
             impl = getattr(cls, name)

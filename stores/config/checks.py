@@ -11,7 +11,6 @@ from array import array
 from stores.common.checks import NAME_MAX_LENGTH, check_int32, check_name, plain_json
 
 __all__ = [
-    "check_enabled",
     "check_int32",
     "check_name",
     "check_scope_id",
@@ -45,12 +44,6 @@ def checked_agent(agent: Agent) -> Agent:
     check_text(agent.system_prompt, "system_prompt")
     check_text(agent.default_model, "default_model", NAME_MAX_LENGTH)
     return agent.model_copy(deep=True)
-
-
-def check_enabled(enabled: bool | None) -> None:
-    """Check an ``enabled`` filter: True, False or None (any)."""
-    if enabled is not None and not isinstance(enabled, bool):
-        raise InvalidInputError("enabled must be True, False or None", field="enabled")
 
 
 def check_scope_id(scope_id: str | None) -> None:
