@@ -53,6 +53,13 @@ def as_int(value: Any) -> int:
     return value
 
 
+TimeKey = tuple[datetime, UUID]
+"""The sort key of a listing ordered by a timestamp, ties broken by id."""
+
+TIME_KEY: tuple[Converter, Converter] = (as_datetime, as_uuid)
+"""The converters that decode a :data:`TimeKey` cursor."""
+
+
 def cursor_key(cursor: str | None, kinds: Sequence[Converter]) -> tuple[Any, ...] | None:
     """Decode ``cursor`` into a typed key (None for the first page)."""
     if cursor is None:
