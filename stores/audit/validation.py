@@ -1,4 +1,8 @@
-"""Input checks and parsed listings shared by every audit backend, so they refuse alike."""
+"""Input checks and parsed listings shared by every audit backend, so they refuse alike.
+
+Records arrive here already validated by the interface's argument parsing
+(:mod:`stores.common.arguments`): these are the checks a model's own fields cannot make.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,8 @@ from uuid import UUID
 from stores.audit.models import MAX_EVENT_TYPE_LENGTH, AuditEvent, TurnRecord
 from stores.common import check_limit, check_text, parse_id
 from stores.common.checks import check_int32
-from stores.common.keyset import as_datetime, as_uuid, cursor_key
-from stores.common.payload import check_aware, check_json, revalidate
+from stores.common.keyset import TIME_KEY, TimeKey, cursor_key
+from stores.common.payload import check_aware, check_json
 from stores.errors import InvalidInputError
 
 R = TypeVar("R", TurnRecord, AuditEvent)
@@ -28,9 +32,6 @@ TURN_JSON_FIELDS = (
 
 def prepare_turn(turn: TurnRecord, now: datetime) -> TurnRecord:
     """Check a turn record and return the copy to store, stamped with ``now``."""
-    if not isinstance(turn, TurnRecord):
-        raise InvalidInputError("turn must be a TurnRecord", field="turn")
-    turn = revalidate(turn)
     check_text(turn.user_message, "user_message")
     check_text(turn.assistant_response, "assistant_response")
     # Both are PostgreSQL ``integer`` columns.
@@ -44,9 +45,6 @@ def prepare_turn(turn: TurnRecord, now: datetime) -> TurnRecord:
 
 def prepare_event(event: AuditEvent, now: datetime) -> AuditEvent:
     """Check an audit event and return the copy to store, stamped with ``now``."""
-    if not isinstance(event, AuditEvent):
-        raise InvalidInputError("event must be an AuditEvent", field="event")
-    event = revalidate(event)
     check_text(event.event_type, "event_type", MAX_EVENT_TYPE_LENGTH)
     check_json(event.event_data, "event_data")
     return event.model_copy(update={"created_at": now})
@@ -76,7 +74,7 @@ class Listing(Generic[R]):
     tenant_id: UUID
     since: datetime | None
     until: datetime | None
-    after: tuple[datetime, UUID] | None
+    after: TimeKey | None
     limit: int
     event_types: list[str] | None = None
     session_id: UUID | None = None
@@ -114,10 +112,10 @@ def newest_first(
     tenant = parse_id(tenant_id, "tenant_id")
     start, end = check_aware(since, "since"), check_aware(until, "until")
     check_limit(limit)
-    after = cursor_key(cursor, (as_datetime, as_uuid))
+    after = cursor_key(cursor, TIME_KEY)
     return Listing(kind, tenant, start, end, after, limit, event_types, session_id, turn_id)
 
 
-def created_key(record: TurnRecord | AuditEvent) -> tuple[datetime, UUID]:
+def created_key(record: TurnRecord | AuditEvent) -> TimeKey:
     """The sort key of a newest-first listing, from which its cursors are made."""
     return record.created_at, record.id
