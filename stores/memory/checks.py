@@ -1,4 +1,5 @@
-"""Input checks for memory items, shared by every backend so that they agree."""
+"""Input checks for memory items, and what an update keeps and refuses: shared by every
+backend so that they agree."""
 
 from __future__ import annotations
 

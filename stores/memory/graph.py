@@ -16,6 +16,7 @@ from stores.memory.models import Entity, Neighbor, Relationship
 from stores.memory.query import Listing
 
 MAX_TRAVERSAL_DEPTH = 5
+"""The most hops a traversal may take (``max_depth`` runs from 1 to this)."""
 
 
 class Graph(NamedTuple):

@@ -28,8 +28,11 @@ from stores.memory.models import valid_at as is_valid_at
 M = TypeVar("M", Episode, Entity, Relationship)
 
 NEWEST_RECORDED = ("recorded_at", "id")
+"""The order of episode listings (newest first)."""
 OLDEST_CREATED = ("created_at", "id")
+"""The order of entity and relationship listings (oldest first)."""
 BY_ID = ("id",)
+"""The order of the embedding backfill's listing, across tenants."""
 
 
 @dataclass(frozen=True)

@@ -107,33 +107,32 @@ class InMemoryProfileStore(ProfileStore):
             return True
 
     def _merge(self, tenant_id: UUID, source_id: UUID, target_id: UUID) -> CustomerProfile:
-        tenant = tenant_id
         with self._lock:
-            source = self._require(tenant, source_id, "source_id")
-            target = self._require(tenant, target_id, "target_id")
+            source = self._require(tenant_id, source_id, "source_id")
+            target = self._require(tenant_id, target_id, "target_id")
             if source.id == target.id:
                 return target.model_copy(deep=True)
             now = self._clock()
-            source_current = {f.field_name: f for f in self._current_fields(tenant, source.id)}
-            for kept in self._current_fields(tenant, target.id):
+            source_current = {f.field_name: f for f in self._current_fields(tenant_id, source.id)}
+            for kept in self._current_fields(tenant_id, target.id):
                 other = source_current.get(kept.field_name)
                 if other is None:
                     continue
                 loser = kept if other.valid_from > kept.valid_from else other
-                self._fields[(tenant, loser.id)] = loser.model_copy(
+                self._fields[(tenant_id, loser.id)] = loser.model_copy(
                     update={"valid_to": max(now, loser.valid_from)}
                 )
             for table in self._owned_tables():
                 for key, row in list(table.items()):
-                    if key[0] == tenant and row.profile_id == source.id:
+                    if key[0] == tenant_id and row.profile_id == source.id:
                         table[key] = row.model_copy(update={"profile_id": target.id})
             for key, row in list(self._profiles.items()):
-                if key[0] == tenant and (row.merged_into_id == source.id or row.id == source.id):
+                if key[0] == tenant_id and (row.merged_into_id == source.id or row.id == source.id):
                     self._profiles[key] = row.model_copy(
                         update={"merged_into_id": target.id, "updated_at": now}
                     )
             merged = target.model_copy(update={"updated_at": now})
-            self._profiles[(tenant, target.id)] = merged
+            self._profiles[(tenant_id, target.id)] = merged
             return merged.model_copy(deep=True)
 
     def _attach(self, item: Attached) -> Attached:
