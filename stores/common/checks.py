@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from stores.common.payload import check_unicode
 from stores.common.validation import check_text
@@ -17,6 +19,8 @@ MAX_JSON_LENGTH = 1_000_000
 """The largest JSON document (serialized, in characters) a single field may hold."""
 
 INT32_MAX = 2**31 - 1
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def plain_json(value: Any, field: str) -> Any:
@@ -38,6 +42,13 @@ def plain_json(value: Any, field: str) -> Any:
         raise InvalidInputError(f"{field} contains a NUL character", field=field)
     check_unicode(value, text, field)
     return json.loads(text)
+
+
+def with_plain_json(model: M, *names: str) -> M:
+    """A deep copy of ``model`` with its JSON fields ``names`` made plain (see
+    :func:`plain_json`), each refused by its own name."""
+    update = {name: plain_json(getattr(model, name), name) for name in names}
+    return model.model_copy(update=update, deep=True)
 
 
 def check_int32(value: int, field: str, minimum: int = -INT32_MAX - 1) -> None:

@@ -9,7 +9,7 @@ decoded with one converter per column, so that a tampered cursor is an InvalidIn
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -27,7 +27,11 @@ def as_datetime(value: Any) -> datetime:
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         raise ValueError("naive datetime")
-    return parsed
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01 at +05:00 parses, yet falls before year 1 in UTC: no row sorts after it.
+        raise ValueError("out of range in UTC") from None
 
 
 def as_uuid(value: Any) -> UUID:
@@ -47,6 +51,13 @@ def as_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError("not an integer")
     return value
+
+
+TimeKey = tuple[datetime, UUID]
+"""The sort key of a listing ordered by a timestamp, ties broken by id."""
+
+TIME_KEY: tuple[Converter, Converter] = (as_datetime, as_uuid)
+"""The converters that decode a :data:`TimeKey` cursor."""
 
 
 def cursor_key(cursor: str | None, kinds: Sequence[Converter]) -> tuple[Any, ...] | None:

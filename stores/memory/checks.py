@@ -1,14 +1,17 @@
-"""Input checks for memory items, shared by every backend so that they agree."""
+"""Input checks for memory items, and what an update keeps and refuses: shared by every
+backend so that they agree."""
 
 from __future__ import annotations
 
 from array import array
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from stores.common.checks import NAME_MAX_LENGTH, check_fraction, check_name, plain_json
+from stores.common.checks import NAME_MAX_LENGTH, check_fraction, check_name, with_plain_json
 from stores.common.validation import check_text, parse_enum, parse_id, validate_embedding
+from stores.common.vectors import float32_list
 from stores.errors import InvalidInputError
 from stores.memory.models import Entity, Episode, EpisodeType, Relationship
 
@@ -20,7 +23,12 @@ __all__ = [
     "checked_relationship",
     "checked_when",
     "episode_types",
+    "invalidated",
+    "new_episode",
     "optional_id",
+    "revised_entity",
+    "revised_episode",
+    "revised_relationship",
     "same_vector",
 ]
 
@@ -44,14 +52,14 @@ def optional_id(value: UUID | str | None, field: str) -> UUID | None:
 
 
 def checked_episode(episode: Episode, dimensions: int) -> Episode:
-    """Validate an episode (text sizes, embedding, JSON metadata, importance)."""
+    """Validate an episode (text sizes, embedding, JSON metadata, importance); the copy
+    returned holds its embedding at the float32 precision every backend stores."""
     check_text(episode.content, "content")
     check_text(episode.group_id, "group_id", NAME_MAX_LENGTH)
     check_text(episode.embedding_model, "embedding_model", NAME_MAX_LENGTH)
     check_fraction(episode.importance, "importance")
-    embedding = validate_embedding(episode.embedding, dimensions)
-    metadata = plain_json(episode.metadata, "metadata")
-    return episode.model_copy(update={"embedding": embedding, "metadata": metadata}, deep=True)
+    embedding = float32_list(validate_embedding(episode.embedding, dimensions))
+    return with_plain_json(episode.model_copy(update={"embedding": embedding}), "metadata")
 
 
 def checked_entity(entity: Entity) -> Entity:
@@ -59,16 +67,14 @@ def checked_entity(entity: Entity) -> Entity:
     check_name(entity.name)
     check_name(entity.entity_type, "entity_type")
     check_text(entity.canonical_name, "canonical_name", NAME_MAX_LENGTH)
-    attributes = plain_json(entity.attributes, "attributes")
-    return entity.model_copy(update={"attributes": attributes}, deep=True)
+    return with_plain_json(entity, "attributes")
 
 
 def checked_relationship(relationship: Relationship) -> Relationship:
     """Validate a relationship."""
     check_name(relationship.relationship_type, "relationship_type")
     check_fraction(relationship.confidence, "confidence")
-    metadata = plain_json(relationship.metadata, "metadata")
-    return relationship.model_copy(update={"metadata": metadata}, deep=True)
+    return with_plain_json(relationship, "metadata")
 
 
 def episode_types(values: Sequence[EpisodeType | str] | None) -> list[EpisodeType] | None:
@@ -85,3 +91,54 @@ def same_vector(a: Sequence[float] | None, b: Sequence[float] | None) -> bool:
     if a is None or b is None:
         return a is b
     return array("f", a) == array("f", b)
+
+
+def new_episode(episode: Episode, dimensions: int, now: datetime) -> Episode:
+    """A checked episode as recorded ``now``: valid from then, unless it says otherwise."""
+    item = checked_episode(episode, dimensions)
+    item = item.model_copy(update={"recorded_at": now, "valid_from": item.valid_from or now})
+    check_interval(item.valid_from, item.valid_to)
+    return item
+
+
+def revised_episode(old: Episode, new: Episode) -> Episode:
+    """``new`` (checked) as it replaces ``old``: same agent, ``recorded_at`` kept."""
+    if new.agent_id != old.agent_id:
+        raise InvalidInputError("agent_id cannot change", field="agent_id")
+    update: dict[str, Any] = {
+        "recorded_at": old.recorded_at,
+        "valid_from": new.valid_from or old.valid_from,
+    }
+    if old.content != new.content and same_vector(new.embedding, old.embedding):
+        # The caller passed back the embedding of the old content: it no longer fits.
+        update.update(embedding=None, embedding_model=None)
+    stored = new.model_copy(update=update)
+    check_interval(stored.valid_from, stored.valid_to)
+    return stored
+
+
+def invalidated(old: Episode, end: datetime) -> Episode:
+    """``old`` with its validity ended at ``end``, which must come after it began."""
+    if old.valid_from is not None and end <= old.valid_from:
+        raise InvalidInputError("at must be after the episode's valid_from", field="at")
+    return old.model_copy(update={"valid_to": end})
+
+
+def revised_entity(old: Entity, new: Entity, now: datetime) -> Entity:
+    """``new`` (checked) as it replaces ``old`` at ``now``: same agent, ``created_at`` kept."""
+    if new.agent_id != old.agent_id:
+        raise InvalidInputError("agent_id cannot change", field="agent_id")
+    return new.model_copy(update={"created_at": old.created_at, "updated_at": now})
+
+
+def revised_relationship(old: Relationship, new: Relationship) -> Relationship:
+    """``new`` (checked) as it replaces ``old``: same ends, ``created_at`` kept."""
+    if (new.source_entity_id, new.target_entity_id) != (
+        old.source_entity_id,
+        old.target_entity_id,
+    ):
+        raise InvalidInputError("a relationship's ends cannot change", field="source_entity_id")
+    update = {"created_at": old.created_at, "valid_from": new.valid_from or old.valid_from}
+    stored = new.model_copy(update=update)
+    check_interval(stored.valid_from, stored.valid_to)
+    return stored

@@ -27,7 +27,22 @@ class FieldSource(StrEnum):
     SYSTEM = "SYSTEM"
 
 
-class CustomerProfile(BaseModel):
+class _Row(BaseModel):
+    """A row of a profile table: its id (unique across tenants) and its tenant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: UUID = Field(default_factory=uuid4)
+    tenant_id: UUID
+
+
+class _Owned(_Row):
+    """A row that belongs to one profile (and moves to the survivor when it is merged)."""
+
+    profile_id: UUID
+
+
+class CustomerProfile(_Row):
     """One customer of a tenant.
 
     ``external_id`` (the tenant's own customer key) is unique per tenant when set.
@@ -36,34 +51,25 @@ class CustomerProfile(BaseModel):
     store from its clock.
     """
 
-    model_config = ConfigDict(extra="forbid")
-
-    id: UUID = Field(default_factory=uuid4)
-    tenant_id: UUID
     external_id: str | None = Field(default=None, min_length=1, max_length=MAX_NAME_LENGTH)
     merged_into_id: UUID | None = None
     created_at: UtcDatetime = Field(default_factory=utc_now)
     updated_at: UtcDatetime = Field(default_factory=utc_now)
 
 
-class ChannelIdentity(BaseModel):
+class ChannelIdentity(_Owned):
     """A customer's identity on one channel (``channel_user_id`` on ``channel``).
 
     Unique per tenant by ``(channel, channel_user_id)``: it resolves to exactly one profile.
     """
 
-    model_config = ConfigDict(extra="forbid")
-
-    id: UUID = Field(default_factory=uuid4)
-    tenant_id: UUID
-    profile_id: UUID
     channel: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
     channel_user_id: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
     verified: bool = False
     created_at: UtcDatetime = Field(default_factory=utc_now)
 
 
-class ProfileField(BaseModel):
+class ProfileField(_Owned):
     """One value of one field of a profile, with the time span it was valid for.
 
     ``valid_to`` is None for the current value. Setting a field closes the current value
@@ -71,11 +77,6 @@ class ProfileField(BaseModel):
     history stays readable. ``field_value`` is any JSON value.
     """
 
-    model_config = ConfigDict(extra="forbid")
-
-    id: UUID = Field(default_factory=uuid4)
-    tenant_id: UUID
-    profile_id: UUID
     field_name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
     field_value: Any = None
     source: FieldSource = FieldSource.USER_PROVIDED
@@ -86,14 +87,9 @@ class ProfileField(BaseModel):
     created_at: UtcDatetime = Field(default_factory=utc_now)
 
 
-class ProfileAsset(BaseModel):
+class ProfileAsset(_Owned):
     """A file or object that belongs to a profile (a document, an image), by reference."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    id: UUID = Field(default_factory=uuid4)
-    tenant_id: UUID
-    profile_id: UUID
     asset_type: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
     asset_reference: str = Field(min_length=1, max_length=MAX_REFERENCE_LENGTH)
     metadata: dict[str, Any] = Field(default_factory=dict)

@@ -1,14 +1,20 @@
-"""Input checks and cursor helpers shared by every profile backend, so they refuse alike."""
+"""Input checks and parsed listings shared by every profile backend, so they refuse alike.
+
+Models arrive here already validated by the interface's argument parsing
+(:mod:`stores.common.arguments`): these are the checks a model's own fields cannot make.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
-from stores.common import check_text, checks, decode_cursor, encode_cursor, parse_enum
-from stores.common.payload import check_aware, check_json, revalidate
+from stores.common import check_limit, check_text, checks, parse_enum
+from stores.common.keyset import TIME_KEY, TimeKey, cursor_key
+from stores.common.payload import check_aware, check_json
 from stores.errors import InvalidInputError, describe
 from stores.profiles.models import (
     MAX_NAME_LENGTH,
@@ -17,7 +23,10 @@ from stores.profiles.models import (
     CustomerProfile,
     FieldSource,
     ProfileAsset,
+    ProfileField,
 )
+
+Owned = TypeVar("Owned", ChannelIdentity, ProfileAsset, ProfileField)
 
 
 def check_name(value: Any, field: str) -> str:
@@ -28,9 +37,6 @@ def check_name(value: Any, field: str) -> str:
 
 def prepare_profile(profile: CustomerProfile, now: datetime) -> CustomerProfile:
     """Check a new profile and return the copy to store, stamped with ``now``."""
-    if not isinstance(profile, CustomerProfile):
-        raise InvalidInputError("profile must be a CustomerProfile", field="profile")
-    profile = revalidate(profile)
     if profile.external_id is not None:
         check_name(profile.external_id, "external_id")
     if profile.merged_into_id is not None:
@@ -42,9 +48,6 @@ def prepare_profile(profile: CustomerProfile, now: datetime) -> CustomerProfile:
 
 def prepare_identity(identity: ChannelIdentity, now: datetime) -> ChannelIdentity:
     """Check a channel identity and return the copy to store, stamped with ``now``."""
-    if not isinstance(identity, ChannelIdentity):
-        raise InvalidInputError("identity must be a ChannelIdentity", field="identity")
-    identity = revalidate(identity)
     check_name(identity.channel, "channel")
     check_name(identity.channel_user_id, "channel_user_id")
     return identity.model_copy(update={"created_at": now})
@@ -52,9 +55,6 @@ def prepare_identity(identity: ChannelIdentity, now: datetime) -> ChannelIdentit
 
 def prepare_asset(asset: ProfileAsset, now: datetime) -> ProfileAsset:
     """Check a profile asset and return the copy to store, stamped with ``now``."""
-    if not isinstance(asset, ProfileAsset):
-        raise InvalidInputError("asset must be a ProfileAsset", field="asset")
-    asset = revalidate(asset)
     check_name(asset.asset_type, "asset_type")
     check_text(asset.asset_reference, "asset_reference", MAX_REFERENCE_LENGTH)
     check_json(asset.metadata, "metadata")
@@ -88,21 +88,38 @@ def as_of_time(as_of: datetime | None) -> datetime | None:
     return check_aware(as_of, "as_of")
 
 
-def key_cursor(when: datetime, item_id: UUID) -> str:
-    """The cursor after an item in an oldest-first ``(time, id)`` listing."""
-    return encode_cursor(when, item_id)
+@dataclass(frozen=True)
+class OwnedListing(Generic[Owned]):
+    """A parsed oldest-first listing of the rows of one kind that a profile owns: ordered
+    by ``(order_by, id)`` and after the cursor's key, those whose ``column`` (if named)
+    equals ``value``, at most ``limit`` of them."""
+
+    kind: type[Owned]
+    tenant_id: UUID
+    profile_id: UUID
+    after: TimeKey | None
+    limit: int
+    order_by: str = "created_at"
+    column: str | None = None
+    value: str | None = None
+
+    def key(self, row: Owned) -> TimeKey:
+        """The sort key of ``row``, from which cursors are made."""
+        return getattr(row, self.order_by), row.id
+
+    def matches(self, row: Owned) -> bool:
+        """True if ``row``, already known to be the profile's, belongs in this listing."""
+        return (self.column is None or getattr(row, self.column) == self.value) and (
+            self.after is None or self.key(row) > self.after
+        )
 
 
-def parse_key_cursor(cursor: str | None) -> tuple[datetime, UUID] | None:
-    """Decode a cursor made by :func:`key_cursor`."""
-    if cursor is None:
-        return None
-    raw = decode_cursor(cursor, 2)
-    try:
-        when = datetime.fromisoformat(raw[0])
-        after = UUID(raw[1])
-    except (TypeError, ValueError, AttributeError):
-        raise InvalidInputError("cursor is not valid", field="cursor") from None
-    aware = check_aware(when, "cursor")
-    assert aware is not None
-    return aware, after
+def after_key(limit: int, cursor: str | None) -> TimeKey | None:
+    """Check a page size, then decode the cursor of an oldest-first ``(time, id)`` listing."""
+    check_limit(limit)
+    return cursor_key(cursor, TIME_KEY)
+
+
+def created_key(profile: CustomerProfile) -> TimeKey:
+    """The sort key of a profile listing, from which its cursors are made."""
+    return profile.created_at, profile.id
