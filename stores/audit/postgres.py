@@ -10,7 +10,6 @@ import sqlalchemy as sa
 from stores.audit.models import AuditEvent, TurnRecord
 from stores.audit.store import AuditStore
 from stores.audit.validation import Listing, R
-from stores.driver_errors import translated
 from stores.postgres import schema
 from stores.postgres.store import PostgresStore
 
@@ -35,7 +34,7 @@ class PostgresAuditStore(PostgresStore, AuditStore):
         return self._insert(E, event)
 
     def _insert(self, table: sa.Table, record: R) -> R:
-        with translated(), self._engine.begin() as conn:
+        with self._engine.begin() as conn:
             conn.execute(table.insert().values(**record.model_dump()))
         return record
 

@@ -23,7 +23,6 @@ from stores.config.kinds import Kind, Listing, M, Search, Where
 from stores.config.models import MigrationPlan, MigrationPlanStatus, Scenario, ScenarioArchive
 from stores.config.operations import Revise
 from stores.config.store import ConfigStore
-from stores.driver_errors import translated
 from stores.postgres import schema
 from stores.postgres.rows import row_values, selectable, to_model
 from stores.postgres.store import PostgresVectorStore
@@ -40,7 +39,7 @@ class PostgresConfigStore(PostgresVectorStore, ConfigStore):
 
     def _insert(self, kind: Kind[M], item: M) -> M:
         table = _table(kind)
-        with translated(), self._engine.begin() as conn:
+        with self._engine.begin() as conn:
             if kind.parent is not None:
                 self._admit(conn, kind, item)
             stmt = table.insert().values(**row_values(item)).returning(*selectable(table))
@@ -87,7 +86,7 @@ class PostgresConfigStore(PostgresVectorStore, ConfigStore):
     def _rewrite(self, kind: Kind[M], new: M, revise: Revise) -> M:
         table = _table(kind)
         key = [table.c.tenant_id == new.tenant_id, table.c.id == new.id]
-        with translated(), self._engine.begin() as conn:
+        with self._engine.begin() as conn:
             live = _matching(kind, table, {"tenant_id": new.tenant_id, "id": new.id})
             locking = sa.select(*selectable(table)).where(*live).with_for_update()
             row = conn.execute(locking).mappings().first()
@@ -109,7 +108,7 @@ class PostgresConfigStore(PostgresVectorStore, ConfigStore):
 
     def _remove(self, kind: Kind[M], where: Where) -> bool:
         now = self._clock()
-        with translated(), self._engine.begin() as conn:
+        with self._engine.begin() as conn:
             if kind.deletable is not None:
                 table = _table(kind)
                 locking = sa.select(*selectable(table)).where(*_matching(kind, table, where))
@@ -127,7 +126,7 @@ class PostgresConfigStore(PostgresVectorStore, ConfigStore):
         table = _table(kind)
         # Deleted rows are hidden here as in every read (and the partial HNSW index needs it).
         where = _matching(kind, table, search.where)
-        with translated(), self._engine.begin() as conn:
+        with self._engine.begin() as conn:
             outcome = self._searcher.search(
                 conn, table, where, search.query, search.limit, embeddings=search.include_embeddings
             )
@@ -149,12 +148,12 @@ class PostgresConfigStore(PostgresVectorStore, ConfigStore):
     def _embed(self, kind: Kind[M], where: Where, vector: list[float], model: str) -> bool:
         table = _table(kind)
         stmt = table.update().where(*_matching(kind, table, where))
-        with translated(), self._engine.begin() as conn:
+        with self._engine.begin() as conn:
             result = conn.execute(stmt.values(embedding=vector, embedding_model=model))
         return bool(result.rowcount)
 
     def _scenario_at(self, where: Where, version: int) -> Scenario | None:
-        with translated(), self._engine.connect() as conn:
+        with self._engine.connect() as conn:
             stmt = sa.select(*selectable(SC)).where(*_matching(kinds.SCENARIOS, SC, where))
             current = conn.execute(stmt).mappings().first()
             if current is None:
@@ -198,7 +197,7 @@ class PostgresConfigStore(PostgresVectorStore, ConfigStore):
         key = _matching(kinds.PLANS, MP, where)
         allowed = [status.value for status in kinds.sources(target)]
         values = {name: _sql(value) for name, value in stamps.items()}
-        with translated(), self._engine.begin() as conn:
+        with self._engine.begin() as conn:
             stmt = MP.update().where(*key, MP.c.status.in_(allowed)).values(**values)
             row = conn.execute(stmt.returning(MP)).mappings().first()
             if row is None:

@@ -15,7 +15,6 @@ from uuid import UUID
 
 import sqlalchemy as sa
 
-from stores.driver_errors import translated
 from stores.errors import NotFoundError
 from stores.memory.graph import Graph
 from stores.memory.models import Entity, Episode, Relationship
@@ -69,7 +68,7 @@ class PostgresMemoryStore(PostgresVectorStore, MemoryStore):
     def _insert_episodes(self, episodes: list[Episode]) -> list[Episode]:
         if not episodes:
             return []
-        with translated(), self._engine.begin() as conn:
+        with self._engine.begin() as conn:
             rows = conn.execute(
                 EP.insert().returning(*selectable(EP), sort_by_parameter_order=True),
                 [row_values(item) for item in episodes],
@@ -77,11 +76,11 @@ class PostgresMemoryStore(PostgresVectorStore, MemoryStore):
             return [to_model(Episode, r) for r in rows]
 
     def _insert_entity(self, entity: Entity) -> Entity:
-        with translated(), self._engine.begin() as conn:
+        with self._engine.begin() as conn:
             return self._insert(conn, EN, entity)
 
     def _insert_relationship(self, relationship: Relationship) -> Relationship:
-        with translated(), self._engine.begin() as conn:
+        with self._engine.begin() as conn:
             # The foreign keys would refuse a missing end too; checking first names the end.
             for end in (relationship.source_entity_id, relationship.target_entity_id):
                 found = conn.execute(
@@ -107,7 +106,7 @@ class PostgresMemoryStore(PostgresVectorStore, MemoryStore):
     ) -> M:
         table = _TABLES[kind]
         where = _by_id(table, tenant_id, item_id)
-        with translated(), self._engine.begin() as conn:
+        with self._engine.begin() as conn:
             row = (
                 conn.execute(sa.select(*selectable(table)).where(where).with_for_update())
                 .mappings()
@@ -132,13 +131,13 @@ class PostgresMemoryStore(PostgresVectorStore, MemoryStore):
 
     def _delete(self, kind: type[M], tenant_id: UUID, item_id: UUID) -> bool:
         table = _TABLES[kind]
-        with translated(), self._engine.begin() as conn:
+        with self._engine.begin() as conn:
             result = conn.execute(table.delete().where(_by_id(table, tenant_id, item_id)))
         return bool(result.rowcount)
 
     def _delete_customer(self, tenant_id: UUID, customer_profile_id: UUID) -> int:
         deleted = 0
-        with translated(), self._engine.begin() as conn:
+        with self._engine.begin() as conn:
             for table in (EP, EN):
                 deleted += conn.execute(
                     table.delete().where(
@@ -164,7 +163,7 @@ class PostgresMemoryStore(PostgresVectorStore, MemoryStore):
     def _search(
         self, listing: Listing[Episode], vector: list[float], limit: int, embeddings: bool
     ) -> list[tuple[Episode, float]]:
-        with translated(), self._engine.begin() as conn:
+        with self._engine.begin() as conn:
             outcome = self._searcher.search(
                 conn, EP, _where(EP, listing), vector, limit, embeddings=embeddings
             )
@@ -176,7 +175,7 @@ class PostgresMemoryStore(PostgresVectorStore, MemoryStore):
         where = [_by_id(EP, tenant, eid)]
         if text is not None:
             where.append(EP.c.content == text)
-        with translated(), self._engine.begin() as conn:
+        with self._engine.begin() as conn:
             result = conn.execute(
                 EP.update().where(*where).values(embedding=vector, embedding_model=model)
             )
@@ -185,7 +184,7 @@ class PostgresMemoryStore(PostgresVectorStore, MemoryStore):
     @contextmanager
     def _graph(self, tenant_id: UUID) -> Iterator[Graph]:
         # One snapshot for the whole walk, so that it sees a consistent graph.
-        with translated(), self._engine.connect() as conn, conn.begin():
+        with self._engine.connect() as conn, conn.begin():
             conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
 
             def entities(ids: Sequence[UUID]) -> dict[UUID, Entity]:

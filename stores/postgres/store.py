@@ -50,7 +50,7 @@ class PostgresStore(TranslatedEdge):
             self._engine.dispose()
 
     def _read(self, stmt: sa.Select[Any]) -> list[sa.RowMapping]:
-        with translated(), self._engine.connect() as conn:
+        with self._engine.connect() as conn:
             return list(conn.execute(stmt).mappings())
 
 
