@@ -261,9 +261,8 @@ class RedisSessionStore(SessionStore, TranslatedEdge):
         tenant, sid = codec.parse_ids(tenant_id, session_id)
         base = keys.base(tenant)
         hot = keys.hot(base, sid)
-        with redis_translated():
-            # The hot path is a plain HGET: cheaper than a script, and just as atomic.
-            document = self.client.hget(hot, "d")
+        # The hot path is a plain HGET: cheaper than a script, and just as atomic.
+        document = self.client.hget(hot, "d")
         if document is not None:
             return self._core.live(codec.decode(document), self._core.clock())
         return self._moves.read(tenant, sid)
@@ -279,8 +278,7 @@ class RedisSessionStore(SessionStore, TranslatedEdge):
             # The row says "deleted" before Redis is touched: a demotion that read the hot
             # copy can no longer land, and a promotion that read the row is fenced off by
             # the token the script replaces.
-            with redis_translated():
-                n, document = self.client.hmget(keys.hot(base, sid), ["n", "d"])
+            n, document = self.client.hmget(keys.hot(base, sid), ["n", "d"])
             hot = None if document is None else (text(n or b""), text(document).encode())
             self._core.step("delete:read")
             before = self.cold_tier.mark_deleted(tenant, sid, hot)
@@ -304,11 +302,10 @@ class RedisSessionStore(SessionStore, TranslatedEdge):
         tenant, sid = codec.parse_ids(tenant_id, session_id)
         base = keys.base(tenant)
         cutoff = keys.micros(self._core.clock() - self.max_age)
-        with redis_translated():
-            pipe = self.client.pipeline(transaction=False)
-            pipe.hget(keys.hot(base, sid), "c")
-            pipe.hget(keys.cold(base, sid), "c")
-            hot_created, cold_created = pipe.execute()
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hget(keys.hot(base, sid), "c")
+        pipe.hget(keys.cold(base, sid), "c")
+        hot_created, cold_created = pipe.execute()
         if hot_created is not None:
             return Tier.HOT if int(hot_created) > cutoff else None
         if cold_created is not None:
@@ -332,10 +329,9 @@ class RedisSessionStore(SessionStore, TranslatedEdge):
         cutoff = now - self.max_age
         depth = 4
         while True:
-            with redis_translated():
-                hot_ids: list[bytes] = self.client.zrevrangebyscore(  # type: ignore[assignment]
-                    index, "+inf", f"({keys.micros(cutoff)}", start=0, num=depth
-                )
+            hot_ids: list[bytes] = self.client.zrevrangebyscore(  # type: ignore[assignment]
+                index, "+inf", f"({keys.micros(cutoff)}", start=0, num=depth
+            )
             ids = [UUID(text(i)) for i in hot_ids]
             cold_ids = self.cold_tier.newest_ids_by_channel(
                 tenant, channel, user_channel_id, cutoff, depth

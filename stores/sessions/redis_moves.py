@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from stores.driver_errors import redis_translated
 from stores.errors import ConflictError
 from stores.sessions import codec, keys, scripts
 from stores.sessions.coldtier import ColdRow
@@ -83,13 +82,12 @@ class Moves:
         base = keys.base(tenant)
         fresh = ""  # no fence token is made for a session that does not exist
         for _ in range(MAX_ATTEMPTS):
-            with redis_translated():
-                reply = scripts.run(
-                    self._core.client,
-                    self._core.scripts["get"],
-                    keys.session_keys(base, sid),
-                    [str(sid), fresh],
-                )
+            reply = scripts.run(
+                self._core.client,
+                self._core.scripts["get"],
+                keys.session_keys(base, sid),
+                [str(sid), fresh],
+            )
             now = self._core.clock()
             if reply[0] == b"h":
                 return self._core.live(codec.decode(reply[1]), now)

@@ -264,11 +264,10 @@ class Sweeps:
         tenants = list(self._hints.tenants())
         if not tenants:
             return None
-        with redis_translated():
-            pipe = self._core.client.pipeline(transaction=False)
-            for tenant in tenants:
-                pipe.zrange(keys.idle(keys.base(tenant)), 0, 0, withscores=True)
-            firsts = [int(row[0][1]) for row in pipe.execute() if row]
+        pipe = self._core.client.pipeline(transaction=False)
+        for tenant in tenants:
+            pipe.zrange(keys.idle(keys.base(tenant)), 0, 0, withscores=True)
+        firsts = [int(row[0][1]) for row in pipe.execute() if row]
         return keys.from_micros(min(firsts)) if firsts else None
 
     def count_expired(self) -> int:
@@ -284,11 +283,10 @@ class Sweeps:
         tenants = list(self._hints.tenants())
         if not tenants:
             return 0
-        with redis_translated():
-            pipe = self._core.client.pipeline(transaction=False)
-            for tenant in tenants:
-                pipe.zcount(zset(keys.base(tenant)), "-inf", max_score)
-            return sum(int(n) for n in pipe.execute())
+        pipe = self._core.client.pipeline(transaction=False)
+        for tenant in tenants:
+            pipe.zcount(zset(keys.base(tenant)), "-inf", max_score)
+        return sum(int(n) for n in pipe.execute())
 
     def mark_pending_migration(self, q: query.Query, migration: PendingMigration) -> int:
         """See :meth:`SessionStore.mark_pending_migration`; ``q`` finds the sessions of the
@@ -310,8 +308,7 @@ class Sweeps:
         stored, data = codec.encode(session.model_copy(update=update), self._core.max_bytes)
         base = keys.base(stored.tenant_id)
         expected = f"{session.version}:{keys.micros(session.created_at)}"
-        with redis_translated():
-            in_hot = self._core.client.exists(keys.hot(base, stored.id)) == 1
+        in_hot = self._core.client.exists(keys.hot(base, stored.id)) == 1
         if not in_hot and not self._core.cold_tier.in_redis:
 
             def fence() -> bool:
@@ -357,21 +354,20 @@ class Sweeps:
         stats = TierStats()
         for tenant in self._hints.tenants():
             base = keys.base(tenant)
-            with redis_translated():
-                pipe = self._core.client.pipeline(transaction=False)
-                pipe.zcard(keys.idle(base))
-                pipe.zcard(keys.created(base))
-                pipe.zrandmember(keys.idle(base), _STATS_SAMPLE)
-                pipe.zrandmember(keys.created(base), _STATS_SAMPLE)
-                hot_count, held, hot_sample, held_sample = pipe.execute()
-                hot_bytes = self._sample(base, keys.hot, hot_sample or [])
-                stats.hot_sessions += hot_count
-                stats.hot_bytes += int(hot_bytes * hot_count)
-                if self._core.cold_tier.in_redis:
-                    cold_count = max(held - hot_count, 0)
-                    cold_bytes = self._sample(base, keys.cold, held_sample or [])
-                    stats.cold_sessions += cold_count
-                    stats.cold_bytes += int(cold_bytes * cold_count)
+            pipe = self._core.client.pipeline(transaction=False)
+            pipe.zcard(keys.idle(base))
+            pipe.zcard(keys.created(base))
+            pipe.zrandmember(keys.idle(base), _STATS_SAMPLE)
+            pipe.zrandmember(keys.created(base), _STATS_SAMPLE)
+            hot_count, held, hot_sample, held_sample = pipe.execute()
+            hot_bytes = self._sample(base, keys.hot, hot_sample or [])
+            stats.hot_sessions += hot_count
+            stats.hot_bytes += int(hot_bytes * hot_count)
+            if self._core.cold_tier.in_redis:
+                cold_count = max(held - hot_count, 0)
+                cold_bytes = self._sample(base, keys.cold, held_sample or [])
+                stats.cold_sessions += cold_count
+                stats.cold_bytes += int(cold_bytes * cold_count)
         rows = self._core.cold_tier.stats()
         if rows is not None:
             stats.cold_sessions, stats.cold_bytes = rows
