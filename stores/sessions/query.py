@@ -97,14 +97,7 @@ def by_agent(
     cursor: str | None,
 ) -> Query:
     """Parse the arguments of ``list_by_agent``."""
-    return Query(
-        QueryKind.AGENT,
-        parse_id(tenant_id, "tenant_id"),
-        parse_id(agent_id, "agent_id"),
-        status=_status(status),
-        limit=check_limit(limit),
-        after=after_id(cursor),
-    )
+    return _by_owner(QueryKind.AGENT, tenant_id, ("agent_id", agent_id), status, limit, cursor)
 
 
 def by_customer(
@@ -115,10 +108,22 @@ def by_customer(
     cursor: str | None,
 ) -> Query:
     """Parse the arguments of ``list_by_customer``."""
+    owner = ("customer_profile_id", customer_profile_id)
+    return _by_owner(QueryKind.CUSTOMER, tenant_id, owner, status, limit, cursor)
+
+
+def _by_owner(
+    kind: QueryKind,
+    tenant_id: UUID | str,
+    owner: tuple[str, UUID | str],
+    status: SessionStatus | str | None,
+    limit: int,
+    cursor: str | None,
+) -> Query:
     return Query(
-        QueryKind.CUSTOMER,
+        kind,
         parse_id(tenant_id, "tenant_id"),
-        parse_id(customer_profile_id, "customer_profile_id"),
+        parse_id(owner[1], owner[0]),
         status=_status(status),
         limit=check_limit(limit),
         after=after_id(cursor),

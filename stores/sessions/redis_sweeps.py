@@ -53,16 +53,29 @@ class Sweeps:
         buckets = buckets_of(check_shard(shard))
         self._hints.reconcile_if_due(buckets)
         cutoff = keys.micros(self._core.clock() - self._core.hot_ttl)
-        moved = 0
-        while moved < limit:
-            due, more = self._hints.due(keys.due_idle, cutoff, limit, buckets)
-            got = self._demote_tenants(deque(due), cutoff, limit - moved)
-            moved += got
-            # A pass that moved nothing stops even if more tenants look due: their hints
+        return self._visit_due(keys.due_idle, cutoff, limit, buckets, self._demote_tenants)
+
+    def _visit_due(
+        self,
+        hint: Callable[[int], str],
+        cutoff_us: int,
+        limit: int,
+        buckets: range,
+        visit: Callable[[deque[UUID], int, int], int],
+    ) -> int:
+        """Hand the tenants the ``hint`` sets say are due by ``cutoff_us`` to ``visit``
+        (tenants, cutoff, how many more it may handle) until ``limit`` is reached or none
+        are left; how many it handled."""
+        done = 0
+        while done < limit:
+            due, more = self._hints.due(hint, cutoff_us, limit, buckets)
+            got = visit(deque(due), cutoff_us, limit - done)
+            done += got
+            # A pass that handled nothing stops even if more tenants look due: their hints
             # were early, and the next pass reads the rest.
             if not more or got == 0:
                 break
-        return moved
+        return done
 
     def _demote_tenants(self, queue: deque[UUID], cutoff: int, limit: int) -> int:
         """Demote up to ``limit`` idle sessions of the tenants in ``queue``."""
@@ -208,20 +221,15 @@ class Sweeps:
     def purge_expired(self, *, limit: int = 1000, shard: Shard | None = None) -> int:
         """See :meth:`SessionStore.purge_expired`: visits only the tenants the hints say may
         have an expired session, :data:`GROUP` at a time, each step one round trip. A tenant
-        left with nothing in Redis is taken off the registry (see :meth:`TenantHints.prune`). With
-        ``shard``, only its buckets' hints, and only its tenants' rows of the cold table."""
+        left with nothing in Redis is taken off the registry (see
+        :meth:`TenantHints.prune`). With ``shard``, only its buckets' hints, and only its
+        tenants' rows of the cold table."""
         check_limit(limit)
         shard = check_shard(shard)
         buckets = buckets_of(shard)
         cutoff = self._core.clock() - self._core.max_age
         cutoff_us = keys.micros(cutoff)
-        removed = 0
-        while removed < limit:
-            due, more = self._hints.due(keys.due_created, cutoff_us, limit, buckets)
-            got = self._purge_tenants(deque(due), cutoff_us, limit - removed)
-            removed += got
-            if not more or got == 0:
-                break
+        removed = self._visit_due(keys.due_created, cutoff_us, limit, buckets, self._purge_tenants)
         if removed < limit:
             removed += self._core.cold_tier.purge(cutoff, limit - removed, shard=shard)
         return removed
