@@ -53,6 +53,7 @@ from workers.provider_registry import ProviderSettingsError
 from workers.settings import Settings
 from workers.tasks.attempts import run_attempt, settings_of
 from workers.tasks.failures import ProviderTaskError
+from workers.tasks.periodic import IDEMPOTENT
 from workers.tasks.private import ProviderTask
 from workers.tasks.schemas import resolve_schema, schema_path
 
@@ -71,14 +72,11 @@ logger = logging.getLogger("hearth.providers")
 
 
 TASK_OPTIONS: dict[str, Any] = {
-    "bind": True,
+    # A provider call has no side effect here, so it is as safe to run again after a lost
+    # worker as a sweep is; the retry count is run_attempt's business (max_retries=None).
+    **IDEMPOTENT,
     "base": ProviderTask,
-    # A provider call has no side effect here, so running it again after a lost worker is
-    # safe; the retry count is run_attempt's business (max_retries=None lets it decide).
-    "acks_late": True,
-    "reject_on_worker_lost": True,
     "max_retries": None,
-    "ignore_result": False,
     # Expected outcomes: logged without a traceback.
     "throws": (ProviderTaskError, deliveries.RedeliveryLimitError),
 }
