@@ -13,14 +13,13 @@ from pydantic import BaseModel, SecretStr
 
 from providers import checks
 from providers.base import (
-    DEFAULT_MAX_TOKENS,
     FinishReason,
-    LLMProvider,
     LLMResponse,
     SchemaT,
     TokenUsage,
 )
 from providers.catalog import ANTHROPIC_INPUT_TOKENS, DEFAULT_ANTHROPIC_MODEL
+from providers.chat import ChatProvider, log_response
 from providers.credentials import resolve_api_key
 from providers.errors import ContentFilterError, InvalidRequestError
 from providers.http import shared_ssl_context
@@ -43,7 +42,7 @@ _FINISH: dict[str, FinishReason] = {
 }
 
 
-class AnthropicProvider(LLMProvider):
+class AnthropicProvider(ChatProvider):
     """Generation and structured output with Claude.
 
     Args:
@@ -96,43 +95,18 @@ class AnthropicProvider(LLMProvider):
             http_client=anthropic.DefaultHttpxClient(verify=shared_ssl_context()),
         )
 
-    def __repr__(self) -> str:
-        return f"AnthropicProvider(model={self._model!r}, base_url={self._base_url!r})"
-
-    @property
-    def model_id(self) -> str:
-        """The Claude model this provider calls."""
-        return self._model
-
-    def generate(
-        self,
-        prompt: str,
-        *,
-        system_prompt: str | None = None,
-        max_tokens: int = DEFAULT_MAX_TOKENS,
-        temperature: float | None = None,
-        stop_sequences: Sequence[str] | None = None,
-    ) -> LLMResponse:
-        """Generate a reply to ``prompt`` (see :meth:`LLMProvider.generate`)."""
-        request = self._request(prompt, system_prompt, max_tokens, temperature)
+    def _add_stops(self, request: dict[str, Any], stop_sequences: Sequence[str] | None) -> None:
         stops = checks.check_stop_sequences(stop_sequences, max_count=None)
         if stops:
             request["stop_sequences"] = stops
+
+    def _generated(self, request: dict[str, Any]) -> LLMResponse:
         message, latency_ms = self._send(request)
         return self._response(message, _text_of(message), latency_ms)
 
-    def generate_structured(
-        self,
-        prompt: str,
-        schema: type[SchemaT],
-        *,
-        system_prompt: str | None = None,
-        max_tokens: int = DEFAULT_MAX_TOKENS,
-        temperature: float | None = None,
+    def _structured(
+        self, request: dict[str, Any], schema: type[SchemaT]
     ) -> tuple[SchemaT, LLMResponse]:
-        """Generate a reply shaped by ``schema`` (see :meth:`LLMProvider.generate_structured`)."""
-        checks.check_schema(schema)
-        request = self._request(prompt, system_prompt, max_tokens, temperature)
         if self._structured_output == "json_schema":
             json_schema = json_schema_for(schema, anthropic.transform_schema, PROVIDER)
             request["output_config"] = {"format": {"type": "json_schema", "schema": json_schema}}
@@ -234,16 +208,7 @@ class AnthropicProvider(LLMProvider):
             latency_ms=latency_ms,
             request_id=message._request_id,
         )
-        logger.debug(
-            "anthropic call done",
-            extra={
-                "model": response.model,
-                "latency_ms": round(latency_ms, 1),
-                "input_tokens": response.usage.input_tokens,
-                "output_tokens": response.usage.output_tokens,
-                "request_id": response.request_id,
-            },
-        )
+        log_response(logger, response)
         return response
 
 

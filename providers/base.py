@@ -54,7 +54,26 @@ class LLMResponse(BaseModel):
     request_id: str | None = None
 
 
-class LLMProvider(ABC):
+class _PooledClient(ABC):
+    """A provider holding one HTTP connection pool, released by :meth:`close` or ``with``."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the HTTP connection pool."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class LLMProvider(_PooledClient):
     """A large language model behind a vendor API.
 
     Implementations validate their arguments before any network call (bad input raises
@@ -118,23 +137,8 @@ class LLMProvider(ABC):
             ContentFilterError, ProviderError: as for :meth:`generate`.
         """
 
-    @abstractmethod
-    def close(self) -> None:
-        """Release the HTTP connection pool."""
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class EmbeddingProvider(ABC):
+class EmbeddingProvider(_PooledClient):
     """A text embedding model behind a vendor API.
 
     Every vector has exactly :attr:`dimensions` components. Arguments are validated before
@@ -174,18 +178,3 @@ class EmbeddingProvider(ABC):
                 message names its index).
             ProviderError: a call failed, as a subclass from :mod:`providers.errors`.
         """
-
-    @abstractmethod
-    def close(self) -> None:
-        """Release the HTTP connection pool."""
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()

@@ -13,14 +13,13 @@ from pydantic import SecretStr
 
 from providers import checks
 from providers.base import (
-    DEFAULT_MAX_TOKENS,
     FinishReason,
-    LLMProvider,
     LLMResponse,
     SchemaT,
     TokenUsage,
 )
 from providers.catalog import DEFAULT_OPENAI_MODEL, openai_input_tokens
+from providers.chat import ChatProvider, log_response
 from providers.errors import ContentFilterError
 from providers.openai_client import PROVIDER, build_client, secrets_of
 from providers.structured import json_schema_for, parse_reply, schema_name
@@ -39,7 +38,7 @@ _FINISH: dict[str, FinishReason] = {
 }
 
 
-class OpenAIProvider(LLMProvider):
+class OpenAIProvider(ChatProvider):
     """Generation and structured output with OpenAI chat models.
 
     Args:
@@ -75,46 +74,19 @@ class OpenAIProvider(LLMProvider):
         self._base_url = base_url
         self._client = build_client(api_key, base_url, timeout, max_retries)
 
-    def __repr__(self) -> str:
-        return f"OpenAIProvider(model={self._model!r}, base_url={self._base_url!r})"
-
-    @property
-    def model_id(self) -> str:
-        """The chat model this provider calls."""
-        return self._model
-
-    def generate(
-        self,
-        prompt: str,
-        *,
-        system_prompt: str | None = None,
-        max_tokens: int = DEFAULT_MAX_TOKENS,
-        temperature: float | None = None,
-        stop_sequences: Sequence[str] | None = None,
-    ) -> LLMResponse:
-        """Generate a reply to ``prompt`` (see :meth:`LLMProvider.generate`)."""
-        request = self._request(prompt, system_prompt, max_tokens, temperature)
+    def _add_stops(self, request: dict[str, Any], stop_sequences: Sequence[str] | None) -> None:
         stops = checks.check_stop_sequences(stop_sequences, max_count=MAX_STOP_SEQUENCES)
         if stops:
             request["stop"] = stops
+
+    def _generated(self, request: dict[str, Any]) -> LLMResponse:
         completion, latency_ms = self._send(request)
         return self._response(completion, latency_ms)
 
-    def generate_structured(
-        self,
-        prompt: str,
-        schema: type[SchemaT],
-        *,
-        system_prompt: str | None = None,
-        max_tokens: int = DEFAULT_MAX_TOKENS,
-        temperature: float | None = None,
+    def _structured(
+        self, request: dict[str, Any], schema: type[SchemaT]
     ) -> tuple[SchemaT, LLMResponse]:
-        """Generate a reply shaped by ``schema`` (see :meth:`LLMProvider.generate_structured`).
-
-        Sends a strict ``json_schema`` response format.
-        """
-        checks.check_schema(schema)
-        request = self._request(prompt, system_prompt, max_tokens, temperature)
+        # A strict json_schema response format: the API constrains the reply to the schema.
         request["response_format"] = {
             "type": "json_schema",
             "json_schema": {
@@ -192,14 +164,5 @@ class OpenAIProvider(LLMProvider):
             latency_ms=latency_ms,
             request_id=completion._request_id,
         )
-        logger.debug(
-            "openai call done",
-            extra={
-                "model": response.model,
-                "latency_ms": round(latency_ms, 1),
-                "input_tokens": response.usage.input_tokens,
-                "output_tokens": response.usage.output_tokens,
-                "request_id": response.request_id,
-            },
-        )
+        log_response(logger, response)
         return response

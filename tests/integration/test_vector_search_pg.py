@@ -24,12 +24,8 @@ from stores.common.clock import ManualClock
 from stores.memory import Episode, PostgresMemoryStore
 from stores.postgres import schema
 from stores.postgres.engine import create_engine
-from stores.postgres.vectors import (
-    UnrenderableFilter,
-    VectorSearcher,
-    VectorSearchPolicy,
-    render_filters,
-)
+from stores.postgres.vector_filters import UnrenderableFilter, render_filters
+from stores.postgres.vectors import VectorSearcher, VectorSearchPolicy
 from tests import services
 
 pytestmark = pytest.mark.postgres

@@ -15,6 +15,8 @@ from workers.backoff import countdown_for
 from workers.provider_registry import ProviderSettingsError
 from workers.settings import Settings
 from workers.tasks import providers as tasks
+from workers.tasks.attempts import backoff_policy
+from workers.tasks.schemas import resolve_schema, schema_path
 
 
 class Outer(BaseModel):
@@ -128,11 +130,11 @@ def test_a_spec_never_shows_its_key() -> None:
 
 
 def test_schemas_resolve_from_either_path_form() -> None:
-    path = tasks.schema_path(Outer)
+    path = schema_path(Outer)
     assert path == f"{__name__}:Outer"
-    assert tasks.resolve_schema(path) is Outer
-    assert tasks.resolve_schema(f"{__name__}.Outer") is Outer
-    assert tasks.resolve_schema(f"{__name__}:Outer.Inner") is Outer.Inner
+    assert resolve_schema(path) is Outer
+    assert resolve_schema(f"{__name__}.Outer") is Outer
+    assert resolve_schema(f"{__name__}:Outer.Inner") is Outer.Inner
 
 
 @pytest.mark.parametrize(
@@ -147,7 +149,7 @@ def test_schemas_resolve_from_either_path_form() -> None:
 )
 def test_bad_schema_paths_are_refused(path: str, fragment: str) -> None:
     with pytest.raises(InvalidRequestError, match=fragment):
-        tasks.resolve_schema(path)
+        resolve_schema(path)
 
 
 def test_a_schema_defined_in_a_function_has_no_path() -> None:
@@ -155,13 +157,13 @@ def test_a_schema_defined_in_a_function_has_no_path() -> None:
         x: int
 
     with pytest.raises(InvalidRequestError, match="inside a function"):
-        tasks.schema_path(Local)
+        schema_path(Local)
     with pytest.raises(InvalidRequestError, match="pydantic"):
-        tasks.schema_path(dict)  # type: ignore[arg-type]
+        schema_path(dict)  # type: ignore[arg-type]
 
 
 def test_task_countdowns_stay_below_the_broker_visibility_timeout() -> None:
-    policy = tasks.backoff_policy(
+    policy = backoff_policy(
         settings(broker_visibility_timeout_seconds=60, provider_task_deadline_seconds=600)
     )
     error = RateLimitError("slow down", retry_after=120.0)
@@ -175,11 +177,11 @@ def test_task_countdowns_stay_below_the_broker_visibility_timeout() -> None:
 
 
 def test_a_per_call_deadline_replaces_the_configured_one() -> None:
-    assert tasks.backoff_policy(settings(), 5).deadline == 5.0
-    assert tasks.backoff_policy(settings()).deadline == 600.0
+    assert backoff_policy(settings(), 5).deadline == 5.0
+    assert backoff_policy(settings()).deadline == 600.0
     for bad in (0, -1, float("inf"), True, "10"):
         with pytest.raises(InvalidRequestError, match="deadline_seconds"):
-            tasks.backoff_policy(settings(), bad)  # type: ignore[arg-type]
+            backoff_policy(settings(), bad)  # type: ignore[arg-type]
 
 
 def test_the_worker_says_at_start_which_providers_it_will_use() -> None:

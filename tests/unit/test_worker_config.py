@@ -19,7 +19,7 @@ from workers.app import (
     with_redis_db,
 )
 from workers.settings import Settings, describe_invalid
-from workers.tasks import providers as tasks
+from workers.tasks.attempts import backoff_policy
 
 AMQP = "amqp://guest:guest@rabbit:5672//"
 
@@ -34,7 +34,7 @@ def test_a_redis_broker_gets_its_visibility_timeout() -> None:
 
     assert config["broker_transport_options"] == {"visibility_timeout": 900}
     assert config["result_backend_transport_options"] == {"visibility_timeout": 900}
-    assert tasks.backoff_policy(s).visibility_timeout == 900
+    assert backoff_policy(s).visibility_timeout == 900
     assert config["task_time_limit"] < 900
 
 
@@ -49,7 +49,7 @@ def test_rabbitmq_gets_no_visibility_timeout_and_its_consumer_timeout_caps_count
 
     assert "visibility_timeout" not in config["broker_transport_options"]
     assert s.unacked_limit_seconds == 600
-    policy = tasks.backoff_policy(s)
+    policy = backoff_policy(s)
     assert policy.visibility_timeout == 600
     assert policy.max_countdown < 600
     assert config["task_time_limit"] < 600

@@ -13,6 +13,7 @@ import typer
 from stores.errors import StoreError
 from stores.postgres.tenant_indexes import TenantIndexPolicy
 from workers import migrations
+from workers.cli.common import fail
 from workers.runtime import database
 from workers.settings import get_settings
 
@@ -27,16 +28,6 @@ CHECK_EXIT_CODES = {
 }
 
 
-def _fail(exc: BaseException) -> None:
-    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-    cause = exc.__cause__
-    while cause is not None:
-        first = (str(cause).strip().splitlines() or [""])[0]
-        typer.secho(f"  caused by: {type(cause).__name__}: {first}", err=True)
-        cause = cause.__cause__
-    raise typer.Exit(code=1)
-
-
 @app.command()
 def upgrade(
     revision: str = typer.Argument("head", help="target revision (default: head)"),
@@ -49,7 +40,7 @@ def upgrade(
             migrations.upgrade(url, revision, dimensions=settings.embedding_dimensions)
             after = migrations.current_revision(url)
     except (migrations.MigrationError, RuntimeError) as exc:
-        _fail(exc)
+        fail(str(exc), exc)
         return
     if before == after:
         typer.echo(f"already at {after or 'base'}; nothing to do")
@@ -69,7 +60,7 @@ def downgrade(
             migrations.downgrade(url, revision)
             after = migrations.current_revision(url)
     except (migrations.MigrationError, RuntimeError) as exc:
-        _fail(exc)
+        fail(str(exc), exc)
         return
     typer.echo(f"downgraded {before or 'base'} -> {after or 'base'}")
 
@@ -82,7 +73,7 @@ def status() -> None:
         with database(settings) as url:
             st = migrations.status(url)
     except RuntimeError as exc:
-        _fail(exc)
+        fail(str(exc), exc)
         return
     typer.echo(f"state:    {st.state.value}")
     typer.echo(f"current:  {st.current or '(none)'}")
@@ -170,7 +161,7 @@ def tenant_indexes(
             finally:
                 engine.dispose()
     except (RuntimeError, StoreError) as exc:
-        _fail(exc)
+        fail(str(exc), exc)
         return
     if changes is None:
         typer.echo("another run is changing the tenant indexes; nothing done")

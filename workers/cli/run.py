@@ -6,10 +6,12 @@ import json
 from typing import Any
 
 import typer
-from rich.console import Console
 
 from workers import jobs, routing, schema_guard
+from workers.cli.common import LOGLEVEL, fail, resolved
 from workers.cli.display import summary
+from workers.cli.status import status
+from workers.cli.up import up
 from workers.settings import Settings, get_settings
 
 sweep_app = typer.Typer(
@@ -19,53 +21,13 @@ sweep_app = typer.Typer(
     no_args_is_help=True,
 )
 
-LOGLEVEL = typer.Option("INFO", "--loglevel", "-l", envvar="HEARTH_LOG_LEVEL", help="log level")
-
-
-def _fail(message: str, exc: BaseException | None = None) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    cause = exc.__cause__ if exc is not None else None
-    while cause is not None:
-        first = (str(cause).strip().splitlines() or [""])[0]
-        typer.secho(f"  caused by: {type(cause).__name__}: {first}", err=True)
-        cause = cause.__cause__
-    raise typer.Exit(code=1)
-
-
-def _resolved(settings: Settings) -> Settings:
-    # An absolute data dir: the embedded servers derive socket and runtime paths from it.
-    return settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
-
 
 def _require_servers(settings: Settings, what: str) -> None:
     if not settings.redis_url:
-        _fail(
+        fail(
             f"{what} needs configured servers: set HEARTH_REDIS_URL and HEARTH_DATABASE_URL "
             "(or run `hearth up`, which starts embedded ones)"
         )
-
-
-def up(
-    concurrency: int = typer.Option(
-        2, "--concurrency", "-c", envvar="HEARTH_WORKER_CONCURRENCY", help="worker processes"
-    ),
-    loglevel: str = LOGLEVEL,
-) -> None:
-    """Start everything: servers (embedded unless configured), migrations, a worker and a beat.
-
-    Shows each periodic job's result as it happens; Ctrl-C stops everything cleanly and the
-    embedded servers keep their data under HEARTH_DATA_DIR (.hearth) for the next start.
-    """
-    from workers.cli.up import UpError, run_up
-    from workers.migrations import MigrationError
-
-    console = Console()
-    try:
-        code = run_up(get_settings(), console, concurrency=concurrency, loglevel=loglevel.upper())
-    except (UpError, MigrationError, RuntimeError) as exc:
-        _fail(str(exc), exc)
-        return
-    raise typer.Exit(code=code)
 
 
 def worker(
@@ -89,7 +51,7 @@ def worker(
         try:
             schema_guard.enforce(status, allow_behind=settings.allow_behind_schema)
         except schema_guard.SchemaNotReadyError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     from workers.app import app
 
     argv = ["worker", f"--loglevel={loglevel.upper()}", f"--queues={queues}", f"--pool={pool}"]
@@ -118,38 +80,13 @@ def beat(
     app.start(["beat", f"--loglevel={loglevel.upper()}", f"--schedule={path}"])
 
 
-def status(
-    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
-) -> None:
-    """Show session tiers, each periodic job's last run, schema state, queue depths, Redis."""
-    from workers.cli.status import gather, render
-    from workers.runtime import servers
-
-    settings = _resolved(get_settings())
-    try:
-        with servers(settings) as found:
-            live = settings.model_copy(
-                update={"database_url": found.database_url, "redis_url": found.redis_url}
-            )
-            if not settings.broker_url and found.broker_url:
-                live = live.model_copy(update={"broker_url": found.broker_url})
-            report = gather(live)
-    except RuntimeError as exc:
-        _fail(str(exc), exc)
-        return
-    if as_json:
-        typer.echo(json.dumps(report, indent=2, default=str))
-    else:
-        render(report, Console())
-
-
 def _sweep(job: str, dry_run: bool, batch_size: int, budget: float, shard: int | None) -> None:
     from workers.context import WorkerContext
     from workers.runtime import servers
     from workers.tasks import maintenance
     from workers.tasks.periodic import RunInfo
 
-    settings = _resolved(get_settings())
+    settings = resolved(get_settings())
     with servers(settings) as found:
         live = settings.model_copy(
             update={"database_url": found.database_url, "redis_url": found.redis_url}
@@ -179,7 +116,7 @@ def _sweep(job: str, dry_run: bool, batch_size: int, budget: float, shard: int |
                     return  # its progress line said it all
                 result = runs[0] if len(runs) == 1 else _total(runs)
         except ValueError as exc:
-            _fail(str(exc))
+            fail(str(exc))
         finally:
             context.close()
     typer.echo(summary(result) or json.dumps(result))

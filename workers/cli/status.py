@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from datetime import datetime
 from typing import Any
 
 import redis
+import typer
 from kombu import Connection
 from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException
@@ -14,11 +16,12 @@ from rich.console import Console
 from rich.table import Table
 
 from stores.sessions.clients import Client
-from workers import jobs, locks, migrations, schema_guard
-from workers.app import QUEUES, broker_url, celery_config
+from workers import jobs, locks, migrations, routing, schema_guard
+from workers.cli.common import fail, resolved
 from workers.cli.display import summary
 from workers.context import build_session_store, redis_client
-from workers.settings import Settings
+from workers.runtime import servers
+from workers.settings import Settings, get_settings
 
 
 def _error(exc: BaseException) -> str:
@@ -67,13 +70,17 @@ def _run_entry(client: Client, name: str, run: jobs.JobRun | None) -> dict[str, 
 
 def queue_depths(settings: Settings) -> dict[str, Any]:
     """Messages waiting in each queue of the broker."""
+    # Imported on use: workers.app builds the Celery app from settings when imported, and
+    # every `hearth` command (and its --help) loads this module.
+    from workers.app import broker_url, celery_config
+
     options = celery_config(settings)["broker_transport_options"]
     depths: dict[str, Any] = {}
     try:
         with Connection(broker_url(settings), transport_options=options) as conn:
             conn.ensure_connection(max_retries=1, timeout=5)
             channel: Any = conn.default_channel
-            for name in QUEUES:
+            for name in routing.QUEUES:
                 try:
                     depths[name] = int(
                         channel.queue_declare(queue=name, passive=True).message_count
@@ -215,3 +222,25 @@ def _run_row(label: str, task: str, entry: dict[str, Any]) -> tuple[str, ...]:
     ).total_seconds()
     result = run["error"] or summary(run["result"])
     return (label, task, _when(run["finished_at"]), run["status"], result, f"{took:.2f}s", now)
+
+
+def status(
+    as_json: bool = typer.Option(False, "--json", help="print JSON instead of tables"),
+) -> None:
+    """Show session tiers, each periodic job's last run, schema state, queue depths, Redis."""
+    settings = resolved(get_settings())
+    try:
+        with servers(settings) as found:
+            live = settings.model_copy(
+                update={"database_url": found.database_url, "redis_url": found.redis_url}
+            )
+            if not settings.broker_url and found.broker_url:
+                live = live.model_copy(update={"broker_url": found.broker_url})
+            report = gather(live)
+    except RuntimeError as exc:
+        fail(str(exc), exc)
+        return
+    if as_json:
+        typer.echo(json.dumps(report, indent=2, default=str))
+    else:
+        render(report, Console())

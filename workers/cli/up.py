@@ -21,19 +21,21 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+import typer
 from rich.console import Console
 from rich.table import Table
 
 import beat_schedule
 from stores.sessions.clients import Client, from_url
 from workers import jobs, migrations, routing
-from workers.app import broker_url, create_app, result_backend
+from workers.cli.common import LOGLEVEL, fail
 from workers.cli.display import run_line
 from workers.cli.status import redis_memory
 from workers.embedded import EmbeddedRedis
 from workers.metrics.server import url as metrics_url
+from workers.migrations import MigrationError
 from workers.runtime import Servers, servers
-from workers.settings import Settings
+from workers.settings import Settings, get_settings
 
 STOP_TIMEOUT_SECONDS = 30.0
 STARTUP_JOBS = (jobs.DEMOTE, jobs.PURGE, jobs.SCENARIO_MIGRATION)
@@ -79,6 +81,10 @@ def child_settings(settings: Settings, found: Servers) -> Settings:
 
 def child_env(settings: Settings) -> dict[str, str]:
     """The environment of the children: this one, with every server URL made explicit."""
+    # Imported on use: workers.app builds the Celery app from settings when imported, and
+    # every `hearth` command (and its --help) loads this module.
+    from workers.app import broker_url, result_backend
+
     env = dict(os.environ)
     env["HEARTH_DATABASE_URL"] = settings.database_url or ""
     env["HEARTH_REDIS_URL"] = settings.redis_url or ""
@@ -169,6 +175,8 @@ def _schedule_table(settings: Settings) -> Table:
 
 def _kick(settings: Settings) -> None:
     """Send the startup runs of the sweeps."""
+    from workers.app import create_app  # on use, as in child_env
+
     app = create_app(settings)
     try:
         for job in STARTUP_JOBS:
@@ -282,3 +290,23 @@ def _follow(client: Client, last_id: str, children: list[Child], console: Consol
                 if tail:
                     console.print(tail, markup=False, highlight=False)
                 raise UpError(f"the {child.name} exited (code {code}); see {child.log_path}")
+
+
+def up(
+    concurrency: int = typer.Option(
+        2, "--concurrency", "-c", envvar="HEARTH_WORKER_CONCURRENCY", help="worker processes"
+    ),
+    loglevel: str = LOGLEVEL,
+) -> None:
+    """Start everything: servers (embedded unless configured), migrations, a worker and a beat.
+
+    Shows each periodic job's result as it happens; Ctrl-C stops everything cleanly and the
+    embedded servers keep their data under HEARTH_DATA_DIR (.hearth) for the next start.
+    """
+    console = Console()
+    try:
+        code = run_up(get_settings(), console, concurrency=concurrency, loglevel=loglevel.upper())
+    except (UpError, MigrationError, RuntimeError) as exc:
+        fail(str(exc), exc)
+        return
+    raise typer.Exit(code=code)

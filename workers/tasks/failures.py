@@ -14,33 +14,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from providers.errors import (
-    AuthenticationError,
-    ContentFilterError,
-    InvalidRequestError,
-    ModelError,
-    ProviderError,
-    RateLimitError,
-    StructuredOutputError,
-    TransientProviderError,
-)
-from workers.backoff import is_retryable
+from providers.errors import ProviderError
+from workers.backoff import NEVER_RETRY, RETRYABLE_ERRORS, is_retryable
 from workers.provider_registry import ProviderSettingsError
 
-_ERROR_TYPES: dict[str, type[ProviderError]] = {
-    cls.__name__: cls
-    for cls in (
-        ProviderError,
-        AuthenticationError,
-        ModelError,
-        RateLimitError,
-        TransientProviderError,
-        InvalidRequestError,
-        ContentFilterError,
-        StructuredOutputError,
-        ProviderSettingsError,
-    )
-}
+# The classes a stored error's ``type`` may name: workers.backoff sorts every provider
+# error into retried or never retried, so its two lists hold them all.
+_KNOWN: tuple[type[ProviderError], ...] = (
+    ProviderError,
+    *RETRYABLE_ERRORS,
+    *NEVER_RETRY,
+    ProviderSettingsError,
+)
+_ERROR_TYPES: dict[str, type[ProviderError]] = {cls.__name__: cls for cls in _KNOWN}
 
 
 class ProviderTaskError(Exception):

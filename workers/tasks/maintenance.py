@@ -190,6 +190,24 @@ def _counts(result: sweeps.SweepResult) -> dict[str, Any]:
     return data
 
 
+def _run_batched(
+    task: Task[Any, Any],
+    body: Callable[..., dict[str, Any]],
+    batch_size: int | None,
+    time_budget_seconds: float | None,
+    trigger: str,
+    **scope: Any,
+) -> dict[str, Any]:
+    """``body`` on this process's context, with the task's limits and run info."""
+    return body(
+        get_context(),
+        batch_size=batch_size,
+        time_budget_seconds=time_budget_seconds,
+        info=RunInfo.of_task(task, trigger),
+        **scope,
+    )
+
+
 def _sweep_or_fan_out(
     task: Task[Any, Any],
     job: str,
@@ -201,12 +219,7 @@ def _sweep_or_fan_out(
     a group of one task per shard, for any worker to take."""
     context = get_context()
     if context.settings.sweep_shards == 1:
-        return SWEEPS[job](
-            context,
-            batch_size=batch_size,
-            time_budget_seconds=time_budget_seconds,
-            info=RunInfo.of_task(task, trigger),
-        )
+        return _run_batched(task, SWEEPS[job], batch_size, time_budget_seconds, trigger)
     # A shard task not started within one interval is dropped, as the beat's own message
     # is: the next dispatch sends it again.
     interval = {
@@ -269,13 +282,8 @@ def demote_idle_shard(
     trigger: str = "schedule",
 ) -> dict[str, Any]:
     """One shard of the demotion sweep, under the shard's lock."""
-    return demote(
-        get_context(),
-        batch_size=batch_size,
-        time_budget_seconds=time_budget_seconds,
-        info=RunInfo.of_task(self, trigger),
-        shard=Shard(index, count),
-    )
+    shard = Shard(index, count)
+    return _run_batched(self, demote, batch_size, time_budget_seconds, trigger, shard=shard)
 
 
 @shared_task(name=jobs.SHARD_TASK_NAMES[jobs.PURGE], **IDEMPOTENT)
@@ -288,13 +296,8 @@ def purge_expired_shard(
     trigger: str = "schedule",
 ) -> dict[str, Any]:
     """One shard of the max-age purge, under the shard's lock."""
-    return purge(
-        get_context(),
-        batch_size=batch_size,
-        time_budget_seconds=time_budget_seconds,
-        info=RunInfo.of_task(self, trigger),
-        shard=Shard(index, count),
-    )
+    shard = Shard(index, count)
+    return _run_batched(self, purge, batch_size, time_budget_seconds, trigger, shard=shard)
 
 
 @shared_task(name=jobs.TASK_NAMES[jobs.SCHEMA_CHECK], **IDEMPOTENT)
@@ -311,9 +314,4 @@ def mark_scenario_migrations_task(
     trigger: str = "schedule",
 ) -> dict[str, Any]:
     """Scenario migration sweep: sessions on a deployed plan's old version get marked."""
-    return mark_scenario_migrations(
-        get_context(),
-        batch_size=batch_size,
-        time_budget_seconds=time_budget_seconds,
-        info=RunInfo.of_task(self, trigger),
-    )
+    return _run_batched(self, mark_scenario_migrations, batch_size, time_budget_seconds, trigger)

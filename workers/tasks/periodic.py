@@ -33,8 +33,8 @@ IDEMPOTENT: dict[str, Any] = {
     "reject_on_worker_lost": True,
     "ignore_result": False,
 }
-"""Celery options of every periodic task: each is idempotent, so it is acknowledged late and
-rejected back to the queue when its worker dies."""
+"""Celery options of every idempotent task (the periodic ones, and the provider tasks on top
+of their own): acknowledged late and rejected back to the queue when its worker dies."""
 
 
 @dataclass(frozen=True)
