@@ -160,8 +160,10 @@ def redis_translated(doing: str = "") -> Iterator[None]:
 
 class TranslatedEdge:
     """Runs every public method of a subclass inside the subclass's driver policy
-    (:attr:`_driver_errors`), inherited methods included: a method that forgets to translate
-    cannot leak a driver error. Generator methods are translated as they are iterated."""
+    (:attr:`_driver_errors`), inherited methods and classmethods included: a method that
+    forgets to translate cannot leak a driver error. A generator method is translated as
+    it is iterated, and a context-manager method (``@contextmanager``) over its whole
+    ``with`` block. Properties are not wrapped: each translates for itself."""
 
     _driver_errors: ClassVar[Callable[[], AbstractContextManager[None]]]
     """The policy: :func:`translated` (PostgreSQL) or :func:`redis_translated`."""
@@ -173,13 +175,17 @@ class TranslatedEdge:
             if name.startswith("_"):
                 continue
             value = inspect.getattr_static(cls, name)
-            if inspect.isfunction(value) and getattr(value, "__edge__", None) is not policy:
+            if isinstance(value, classmethod):
+                if getattr(value.__func__, "__edge__", None) is not policy:
+                    setattr(cls, name, classmethod(_at_edge(value.__func__, policy)))
+            elif inspect.isfunction(value) and getattr(value, "__edge__", None) is not policy:
                 setattr(cls, name, _at_edge(value, policy))
 
 
 def _at_edge(
     func: Callable[..., Any], policy: Callable[[], AbstractContextManager[None]]
 ) -> Callable[..., Any]:
+    wrapped: Callable[..., Any]
     if inspect.isgeneratorfunction(func):
 
         @functools.wraps(func)
@@ -187,7 +193,17 @@ def _at_edge(
             with policy():
                 yield from func(*args, **kwargs)
 
-        wrapped: Callable[..., Any] = generator
+        wrapped = generator
+    elif inspect.isgeneratorfunction(getattr(func, "__wrapped__", None)):
+        # A @contextmanager method: the policy must hold over the caller's block and the
+        # manager's exit (a commit, say), not only over building the manager.
+
+        @contextlib.contextmanager
+        def managed(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            with policy(), func(*args, **kwargs) as value:
+                yield value
+
+        wrapped = functools.wraps(func)(managed)
     else:
 
         @functools.wraps(func)
@@ -196,5 +212,6 @@ def _at_edge(
                 return func(*args, **kwargs)
 
         wrapped = call
-    wrapped.__edge__ = policy  # type: ignore[attr-defined]
+    # Marked, so that a subclass of an edged class does not wrap it twice.
+    setattr(wrapped, "__edge__", policy)  # noqa: B010
     return wrapped

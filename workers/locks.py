@@ -88,8 +88,9 @@ class JobLock:
         """Reset the expiry to ``ttl_seconds`` (default: the original); False if lost.
 
         Raises:
-            StoreUnavailableError: Redis did not answer; whether the lock is still held is
-                unknown (:attr:`lost` turns True once the expiry passes without a renewal).
+            StoreError: Redis did not answer (StoreUnavailableError) or refused the call;
+                whether the lock is still held is unknown (:attr:`lost` turns True once the
+                expiry passes without a renewal).
         """
         if not self._held or self.lost:
             return False

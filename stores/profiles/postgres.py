@@ -59,7 +59,7 @@ class PostgresProfileStore(PostgresStore, ProfileStore):
     def _get_profile(
         self, tenant_id: UUID, profile_id: UUID, follow_merges: bool
     ) -> CustomerProfile | None:
-        with translated(), self._engine.connect() as conn:
+        with self._engine.connect() as conn:
             if follow_merges:
                 return sql.survivor(conn, tenant_id, profile_id)
             row = sql.one(
@@ -68,7 +68,7 @@ class PostgresProfileStore(PostgresStore, ProfileStore):
             return CustomerProfile.model_validate(row) if row else None
 
     def _profile_by_external_id(self, tenant_id: UUID, external_id: str) -> CustomerProfile | None:
-        with translated(), self._engine.connect() as conn:
+        with self._engine.connect() as conn:
             found = conn.execute(
                 sa.select(P.c.id).where(P.c.tenant_id == tenant_id, P.c.external_id == external_id)
             ).scalar()

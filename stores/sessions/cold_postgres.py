@@ -53,7 +53,7 @@ class PostgresColdTier(ColdTier, TranslatedEdge):
     def locate(self, tenant_id: UUID, session_id: UUID) -> ColdRow | None:
         """See :meth:`ColdTier.locate`."""
         stmt = sa.select(*COLUMNS).where(T.c.tenant_id == tenant_id, T.c.id == session_id, LIVE)
-        with translated(), self.engine.connect() as conn:
+        with self.engine.connect() as conn:
             row = conn.execute(stmt).first()
         return _row(row) if row else None
 
@@ -77,6 +77,8 @@ class PostgresColdTier(ColdTier, TranslatedEdge):
             # A tier move waits for the disk whatever the server's default.
             .returning(*COLUMNS, sa.func.set_config("synchronous_commit", "on", True))
         )
+        # Translated here too, though at the edge: the claim is taken, used and settled
+        # in one block, and the edge's policy over it is the same.
         with translated(), self.engine.connect() as conn:
             row = conn.execute(stmt).first()
             claim = Claim(_row(row) if row else None)
@@ -95,7 +97,7 @@ class PostgresColdTier(ColdTier, TranslatedEdge):
         if not ids:
             return {}
         stmt = sa.select(*COLUMNS).where(T.c.tenant_id == tenant_id, T.c.id.in_(ids), LIVE)
-        with translated(), self.engine.connect() as conn:
+        with self.engine.connect() as conn:
             return {r.id: _row(r) for r in conn.execute(stmt)}
 
     def put(
@@ -136,6 +138,8 @@ class PostgresColdTier(ColdTier, TranslatedEdge):
         array = b",".join(
             b'{"n":"%s","g":%d,"d":%s}' % (n.encode(), g, doc) for n, g, doc in entries
         )
+        # Translated here, not only at the edge: put() tells a refused batch (StoreError)
+        # from an unavailable database.
         with translated(), self.engine.begin() as conn:
             # Demotion deletes the hot copy once this commits: it must reach the disk.
             conn.execute(SYNC)
@@ -173,7 +177,7 @@ class PostgresColdTier(ColdTier, TranslatedEdge):
             )
             .values(**values)
         )
-        with translated(), self.engine.connect() as conn:
+        with self.engine.connect() as conn:
             conn.execute(SYNC)
             if conn.execute(stmt).rowcount != 1 or not fence():
                 conn.rollback()
@@ -197,7 +201,7 @@ class PostgresColdTier(ColdTier, TranslatedEdge):
             .with_for_update()
         )
         mark = sa.update(T).where(T.c.tenant_id == tenant_id, T.c.id == session_id)
-        with translated(), self.engine.begin() as conn:
+        with self.engine.begin() as conn:
             conn.execute(SYNC)
             row = conn.execute(before).first()
             if row is None and hot is not None:
@@ -220,6 +224,7 @@ class PostgresColdTier(ColdTier, TranslatedEdge):
         entry = b'[{"n":"%s","g":0,"d":%s}]' % (n.encode(), doc)
         savepoint = conn.begin_nested()
         try:
+            # Translated here: a document the table refuses is told apart below.
             with translated():
                 written = conn.execute(MARK, {"documents": entry.decode()}).first()
         except StoreUnavailableError:
@@ -237,7 +242,7 @@ class PostgresColdTier(ColdTier, TranslatedEdge):
         if after is not None:
             where.append(T.c.id > UUID(after))
         stmt = sa.select(T.c.id).where(*where).order_by(T.c.id).limit(limit)
-        with translated(), self.engine.connect() as conn:
+        with self.engine.connect() as conn:
             return [str(i) for i in conn.execute(stmt).scalars()]
 
     def newest_ids_by_channel(
@@ -256,7 +261,7 @@ class PostgresColdTier(ColdTier, TranslatedEdge):
             .order_by(T.c.created_at.desc(), T.c.id.desc())
             .limit(limit)
         )
-        with translated(), self.engine.connect() as conn:
+        with self.engine.connect() as conn:
             return list(conn.execute(stmt).scalars())
 
     def purge(self, cutoff: datetime, limit: int, *, shard: Shard | None = None) -> int:
@@ -270,7 +275,7 @@ class PostgresColdTier(ColdTier, TranslatedEdge):
             .limit(limit)
         )
         stmt = sa.delete(T).where(sa.tuple_(T.c.tenant_id, T.c.id).in_(oldest)).returning(T.c.state)
-        with translated(), self.engine.begin() as conn:
+        with self.engine.begin() as conn:
             return sum(1 for state in conn.execute(stmt).scalars() if state == "cold")
 
     def count_expired(self, cutoff: datetime) -> int:
@@ -281,7 +286,7 @@ class PostgresColdTier(ColdTier, TranslatedEdge):
             .select_from(T)
             .where(T.c.created_at <= cutoff, T.c.state == "cold")
         )
-        with translated(), self.engine.connect() as conn:
+        with self.engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
 
     def stats(self) -> tuple[int, int]:
@@ -290,7 +295,7 @@ class PostgresColdTier(ColdTier, TranslatedEdge):
             sa.select(sa.func.count()).select_from(T).where(T.c.state == "cold").scalar_subquery(),
             sa.func.pg_total_relation_size(sa.literal_column("'sessions'::regclass")),
         )
-        with translated(), self.engine.connect() as conn:
+        with self.engine.connect() as conn:
             count, size = conn.execute(stmt).one()
         return int(count), int(size)
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 from uuid import UUID
 
 import zstandard
@@ -77,6 +77,33 @@ class ColdTier:
 
     in_redis: ClassVar[bool]
     """Whether cold copies live in Redis (the scripts move them) rather than in rows."""
+
+    ROW_STEPS: ClassVar[tuple[str, ...]] = (
+        "locate",
+        "locate_many",
+        "claim",
+        "put",
+        "mark_deleted",
+        "rewrite",
+        "find_ids",
+        "newest_ids_by_channel",
+        "purge",
+        "count_expired",
+        "stats",
+    )
+    """The steps a tier keeping rows must define itself: the defaults here keep nothing,
+    and a row tier that fell back on one would lose sessions without an error."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Checked before anything else wraps the inherited defaults (see TranslatedEdge).
+        if not cls.in_redis:
+            own = {
+                name for klass in cls.__mro__[: cls.__mro__.index(ColdTier)] for name in vars(klass)
+            }
+            missing = [step for step in ColdTier.ROW_STEPS if step not in own]
+            if missing:
+                raise TypeError(f"{cls.__name__} keeps rows but does not define {missing}")
+        super().__init_subclass__(**kwargs)
 
     @property
     def ttl_ms(self) -> int:

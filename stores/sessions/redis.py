@@ -69,8 +69,9 @@ class RedisSessionStore(SessionStore, TranslatedEdge):
 
     ``RedisSessionStore(client, cold_tier=PostgresColdTier(engine) | RedisColdTier(ttl=...),
     hot_ttl=, max_age=, clock=, max_bytes=)`` on a redis-py ``Redis`` or ``RedisCluster``,
-    or :meth:`from_url`. Single sessions and listings are here; the sweeps are
-    :class:`Sweeps`' (``redis_sweeps.py``), their registry and hints :class:`TenantHints`'
+    or :meth:`from_url`. Single sessions and listings are here; the promotions they set
+    off are :class:`Moves`' (``redis_moves.py``), the sweeps :class:`Sweeps`'
+    (``redis_sweeps.py``), their registry and hints :class:`TenantHints`'
     (``redis_hints.py``), and what all of them share :class:`RedisCore`'s (``redis_base.py``).
     Every public method runs inside the Redis error policy of ``stores.driver_errors``.
     """

@@ -1,8 +1,9 @@
-"""Shared state and helpers of the Redis session store: scripts, tenants, reads of both tiers.
+"""What the parts of the Redis session store share: the client, the cold tier, the scripts
+and the settings, the per-session script runs and the reads of both tiers.
 
-:class:`RedisCore` holds what the parts of the store share; ``redis.py`` builds the store
-on it (single sessions, listings) with the sweeps of ``redis_sweeps.py`` and their
-bookkeeping in ``redis_hints.py``.
+:class:`RedisCore` is held by the store (``redis.py``: single sessions, listings) and by its
+parts: the sweeps (``redis_sweeps.py``), their registry and hints (``redis_hints.py``) and
+the promotions that reads and saves set off (``redis_moves.py``).
 """
 
 from __future__ import annotations
@@ -145,10 +146,9 @@ class RedisCore:
             after = bound
 
     def _index_ids(self, index: str, after: str | None, batch: int) -> list[str]:
-        with redis_translated():
-            found = self.client.zrangebylex(
-                index, f"({after}" if after else "-", "+", start=0, num=batch
-            )
+        found = self.client.zrangebylex(
+            index, f"({after}" if after else "-", "+", start=0, num=batch
+        )
         return [text(i) for i in found]
 
     def resolve(self, tenant: UUID, ids: list[UUID], now: datetime) -> list[Found]:
@@ -160,11 +160,10 @@ class RedisCore:
         wanted = list(dict.fromkeys(ids))
         for start in range(0, len(wanted), BATCH):
             chunk = wanted[start : start + BATCH]
-            with redis_translated():
-                names = [str(sid) for sid in chunk]
-                reply = scripts.run(
-                    self.client, self.scripts["fetch"], keys.batch_keys(base, names), names
-                )
+            names = [str(sid) for sid in chunk]
+            reply = scripts.run(
+                self.client, self.scripts["fetch"], keys.batch_keys(base, names), names
+            )
             for i, sid in enumerate(chunk):
                 tier, payload, incarnation = reply[3 * i : 3 * i + 3]
                 data: bytes | str
@@ -216,39 +215,38 @@ class RedisCore:
         lowered to those times (see :meth:`register`)."""
         script_keys = keys.session_keys(keys.base(tenant), sid)
         script = self.scripts[name]
-        with redis_translated():
-            if hint is None:
-                return scripts.run(self.client, script, script_keys, args)
-            # The registry and the hints have their own slots, so they cannot be in the
-            # script. They are written before the script, so no session exists unregistered
-            # even if the client dies in between, and again after it, so that a sweep that
-            # found the tenant empty just before and is taking it off cannot leave it off
-            # (see TenantHints.prune and refresh).
-            if self.cluster:
-                # A cluster pipeline sends each node its share at once, in no set order
-                # between nodes: the three steps go one after the other. The registry
-                # bucket may be on a master that is down while the tenant's is not: the
-                # write goes ahead, and the reconcile finds the tenant by its keys.
-                self.hint_quietly(tenant, *hint)
-                reply = scripts.run(self.client, script, script_keys, args)
-                self.hint_quietly(tenant, *hint)
-                return reply
-            # On one Redis the pipeline keeps the order, and the three are one round trip.
-            pipe = self.client.pipeline(transaction=False)
-            self.register(pipe, tenant, *hint)
-            pipe.execute_command(*scripts.evalsha_command(script, script_keys, args))
-            self.register(pipe, tenant, *hint)
-            replies = pipe.execute(raise_on_error=False)
-            reply = replies[3]
-            if isinstance(reply, NoScriptError):
-                reply = scripts.run(self.client, script, script_keys, args)
-                after = self.client.pipeline(transaction=False)
-                self.register(after, tenant, *hint)
-                replies = [*after.execute(raise_on_error=False), reply]
-            for result in replies:
-                if isinstance(result, Exception):
-                    raise result
+        if hint is None:
+            return scripts.run(self.client, script, script_keys, args)
+        # The registry and the hints have their own slots, so they cannot be in the
+        # script. They are written before the script, so no session exists unregistered
+        # even if the client dies in between, and again after it, so that a sweep that
+        # found the tenant empty just before and is taking it off cannot leave it off
+        # (see TenantHints.prune and refresh).
+        if self.cluster:
+            # A cluster pipeline sends each node its share at once, in no set order
+            # between nodes: the three steps go one after the other. The registry
+            # bucket may be on a master that is down while the tenant's is not: the
+            # write goes ahead, and the reconcile finds the tenant by its keys.
+            self.hint_quietly(tenant, *hint)
+            reply = scripts.run(self.client, script, script_keys, args)
+            self.hint_quietly(tenant, *hint)
             return reply
+        # On one Redis the pipeline keeps the order, and the three are one round trip.
+        pipe = self.client.pipeline(transaction=False)
+        self.register(pipe, tenant, *hint)
+        pipe.execute_command(*scripts.evalsha_command(script, script_keys, args))
+        self.register(pipe, tenant, *hint)
+        replies = pipe.execute(raise_on_error=False)
+        reply = replies[3]
+        if isinstance(reply, NoScriptError):
+            reply = scripts.run(self.client, script, script_keys, args)
+            after = self.client.pipeline(transaction=False)
+            self.register(after, tenant, *hint)
+            replies = [*after.execute(raise_on_error=False), reply]
+        for result in replies:
+            if isinstance(result, Exception):
+                raise result
+        return reply
 
     @staticmethod
     def register(pipe: Any, tenant: UUID, idle_us: int, created_us: int) -> None:
@@ -265,13 +263,13 @@ class RedisCore:
         if self.cluster:
             self.hint_quietly(tenant, idle_us, created_us)
             return
-        with redis_translated():
-            self._hint_now(tenant, idle_us, created_us)
+        self._hint_now(tenant, idle_us, created_us)
 
     def hint_quietly(self, tenant: UUID, idle_us: int, created_us: int) -> None:
         """:meth:`_hint_now`, but a registry bucket that cannot be reached is only logged
         (on a cluster; see :meth:`TenantHints.reconcile_if_due` for the repair)."""
         try:
+            # Translated here: an unavailable bucket is told apart, and only logged.
             with redis_translated():
                 self._hint_now(tenant, idle_us, created_us)
         except StoreUnavailableError as exc:
@@ -283,4 +281,5 @@ class RedisCore:
         pipe.execute()
 
     def live(self, session: Session, now: datetime) -> Session | None:
+        """The session, or None if it expired by ``now``."""
         return None if codec.is_expired(session.created_at, now, self.max_age) else session

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -40,6 +41,19 @@ class _RedisThing(_Interface, TranslatedEdge):
     def _private(self) -> None:
         raise redis.ConnectionError("refused")
 
+    @classmethod
+    def build(cls) -> _RedisThing:
+        raise redis.ConnectionError("refused")
+
+    @contextmanager
+    def held(self) -> Iterator[int]:
+        yield 1
+        raise redis.ConnectionError("lost while settling")
+
+    @property
+    def size(self) -> int:
+        raise redis.ConnectionError("refused")
+
 
 class _PostgresThing(TranslatedEdge):
     _driver_errors = translated
@@ -67,6 +81,21 @@ def test_the_edge_translates_own_inherited_and_generator_methods() -> None:
         thing._private()
     with pytest.raises(StoreUnavailableError, match="database unavailable"):
         _PostgresThing().lost()
+
+
+def test_the_edge_covers_classmethods_and_a_context_managers_whole_block() -> None:
+    with pytest.raises(StoreUnavailableError):
+        _RedisThing.build()
+    thing = _RedisThing()
+    seen = []
+    with pytest.raises(StoreUnavailableError, match="lost while settling"), thing.held() as one:
+        seen.append(one)
+    assert seen == [1]
+    with pytest.raises(StoreUnavailableError, match="in the block"), thing.held():
+        raise redis.ConnectionError("in the block")
+    # Properties translate for themselves (documented): the edge leaves them alone.
+    with pytest.raises(redis.ConnectionError):
+        _ = thing.size
 
 
 def test_a_doing_phrase_leads_the_message_and_keeps_the_kind() -> None:

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from stores.common.clock import utc_now
-from stores.errors import StoreUnavailableError
+from stores.errors import StoreError
 from stores.sessions.shards import Shard
 from workers import jobs
 from workers.context import WorkerContext
@@ -122,7 +122,7 @@ def run_job(
 def _release(lock: JobLock) -> None:
     try:
         lock.release()
-    except StoreUnavailableError:
+    except StoreError:
         # The lock expires by itself shortly; failing here would hide how the work ended.
         logger.warning("could not release the %s lock", lock.job, exc_info=True)
 
