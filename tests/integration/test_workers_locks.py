@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from stores.common.clock import ManualClock
-from stores.errors import StoreUnavailableError
+from stores.errors import StoreError, StoreUnavailableError
 from stores.sessions.redis import RedisSessionStore
 from tests.integration.workers_support import save_sessions, settings
 from workers import jobs
@@ -21,7 +21,7 @@ from workers.context import WorkerContext
 from workers.keys import lock_key
 from workers.locks import JobLock, remaining_seconds
 from workers.tasks import maintenance
-from workers.tasks.periodic import run_job
+from workers.tasks.periodic import _release, run_job
 
 pytestmark = pytest.mark.redis
 
@@ -273,3 +273,28 @@ def test_the_heartbeat_ends_with_the_run(context: WorkerContext, fails: bool) ->
     assert _heartbeats("job") == []  # ...and is gone with it
     assert len(errors) == int(fails)
     assert not context.redis.exists(lock_key("job"))
+
+
+def _overwrite_with_another_type(client: redis.Redis, job: str) -> None:
+    # The release script's GET then fails with WRONGTYPE: an error reply, not "try later".
+    client.delete(lock_key(job))
+    client.hset(lock_key(job), "field", "value")
+
+
+def test_a_release_redis_refuses_is_logged_and_does_not_end_the_run(
+    client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    lock = JobLock(client, "job", ttl_seconds=30)
+    assert lock.acquire()
+    _overwrite_with_another_type(client, "job")
+    with pytest.raises(StoreError) as refused:
+        lock.release()
+    assert not isinstance(refused.value, StoreUnavailableError)
+    assert "cannot release the job lock" in str(refused.value)
+
+    client.delete(lock_key("job"))
+    held = JobLock(client, "job", ttl_seconds=30)
+    assert held.acquire()
+    _overwrite_with_another_type(client, "job")
+    _release(held)  # logs, and returns: the run's own outcome stands
+    assert "could not release the job lock" in caplog.text
