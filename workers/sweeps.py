@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 from stores.config import ConfigStore
 from stores.sessions import PendingMigration, SessionStore, Shard
@@ -103,51 +103,39 @@ def run_batches(
     return result
 
 
-def demote_idle(
-    store: SessionStore,
-    *,
-    batch_size: int,
-    time_budget_seconds: float,
-    on_batch: Callable[[int], None] | None = None,
-    lock_lost: Callable[[], bool] = _never,
-    monotonic: Callable[[], float] = time.monotonic,
-    check_every: int = CHECK_EVERY,
-    shard: Shard | None = None,
-) -> SweepResult:
-    """Move idle hot sessions to the cold tier, batch by batch
-    (of the tenants ``shard`` owns, with one)."""
-    return run_batches(
-        lambda limit: store.demote_idle(limit=limit, **_sharded(shard)),
-        batch_size=batch_size,
-        time_budget_seconds=time_budget_seconds,
-        monotonic=monotonic,
-        on_batch=on_batch,
-        lock_lost=lock_lost,
-        check_every=check_every,
-    )
+class SweepOptions(TypedDict, total=False):
+    """How a session sweep runs (see :func:`run_batches`); ``shard`` limits it to the
+    tenants that shard owns."""
+
+    batch_size: Required[int]
+    time_budget_seconds: Required[float]
+    on_batch: Callable[[int], None] | None
+    lock_lost: Callable[[], bool]
+    monotonic: Callable[[], float]
+    check_every: int
+    shard: Shard | None
 
 
-def purge_expired(
-    store: SessionStore,
-    *,
-    batch_size: int,
-    time_budget_seconds: float,
-    on_batch: Callable[[int], None] | None = None,
-    lock_lost: Callable[[], bool] = _never,
-    monotonic: Callable[[], float] = time.monotonic,
-    check_every: int = CHECK_EVERY,
-    shard: Shard | None = None,
-) -> SweepResult:
-    """Remove sessions older than the maximum age from every tier, batch by batch
-    (of the tenants ``shard`` owns, with one)."""
+def demote_idle(store: SessionStore, **options: Unpack[SweepOptions]) -> SweepResult:
+    """Move idle hot sessions to the cold tier, batch by batch."""
+    return _store_sweep(store.demote_idle, options)
+
+
+def purge_expired(store: SessionStore, **options: Unpack[SweepOptions]) -> SweepResult:
+    """Remove sessions older than the maximum age from every tier, batch by batch."""
+    return _store_sweep(store.purge_expired, options)
+
+
+def _store_sweep(method: Callable[..., int], options: SweepOptions) -> SweepResult:
+    shard = options.get("shard")
     return run_batches(
-        lambda limit: store.purge_expired(limit=limit, **_sharded(shard)),
-        batch_size=batch_size,
-        time_budget_seconds=time_budget_seconds,
-        monotonic=monotonic,
-        on_batch=on_batch,
-        lock_lost=lock_lost,
-        check_every=check_every,
+        lambda limit: method(limit=limit, **_sharded(shard)),
+        batch_size=options["batch_size"],
+        time_budget_seconds=options["time_budget_seconds"],
+        on_batch=options.get("on_batch"),
+        lock_lost=options.get("lock_lost", _never),
+        monotonic=options.get("monotonic", time.monotonic),
+        check_every=options.get("check_every", CHECK_EVERY),
     )
 
 
