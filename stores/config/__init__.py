@@ -1,7 +1,8 @@
 """Configuration of agents: rules, versioned scenarios, templates, variables, tools, plans."""
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from stores.common.lazy import lazy_attributes
 from stores.config.inmemory import InMemoryConfigStore
 from stores.config.models import (
     MIGRATION_PLAN_TRANSITIONS,
@@ -45,10 +46,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # The PostgreSQL backend pulls in SQLAlchemy and pgvector; import it only when asked for.
-    if name == "PostgresConfigStore":
-        import importlib
-
-        return importlib.import_module("stores.config.postgres").PostgresConfigStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {"PostgresConfigStore": "stores.config.postgres"})

@@ -1,7 +1,8 @@
 """Agent memory: episodes with vector search, entities and their relationships."""
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from stores.common.lazy import lazy_attributes
 from stores.memory.inmemory import InMemoryMemoryStore
 from stores.memory.models import (
     Entity,
@@ -29,10 +30,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # The PostgreSQL backend pulls in SQLAlchemy and pgvector; import it only when asked for.
-    if name == "PostgresMemoryStore":
-        import importlib
-
-        return importlib.import_module("stores.memory.postgres").PostgresMemoryStore
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, {"PostgresMemoryStore": "stores.memory.postgres"})
