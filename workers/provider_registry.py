@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,28 @@ class EmbeddingSpec:
     api_key: str | None = field(default=None, repr=False)
 
 
+@dataclass(frozen=True)
+class _Vendor:
+    default_model: str
+    is_chat_model: Callable[[str], bool]
+    models: str  # what its model ids look like, for the error naming a wrong one
+
+
+_VENDORS = {
+    "anthropic": _Vendor(
+        DEFAULT_ANTHROPIC_MODEL,
+        is_anthropic_chat_model,
+        "an Anthropic model (Claude model ids look like 'claude-sonnet-4-6')",
+    ),
+    "openai": _Vendor(
+        DEFAULT_OPENAI_MODEL,
+        is_openai_chat_model,
+        "an OpenAI chat model (expected a gpt-*, chatgpt-* or o-series model id)",
+    ),
+}
+"""The chat vendors: settings ``<vendor>_api_key`` and ``<vendor>_base_url`` are theirs."""
+
+
 def llm_spec(settings: Settings) -> LLMSpec:
     """The LLM provider of ``settings``, checked.
 
@@ -75,30 +97,18 @@ def llm_spec(settings: Settings) -> LLMSpec:
             "no LLM provider configured: set HEARTH_LLM_PROVIDER to anthropic or openai",
             error_type="not_configured",
         )
-    if kind == "anthropic":
-        model = (settings.llm_model or DEFAULT_ANTHROPIC_MODEL).strip()
-        if not is_anthropic_chat_model(model):
-            raise ProviderSettingsError(
-                f"HEARTH_LLM_MODEL={model!r} is not an Anthropic model "
-                "(Claude model ids look like 'claude-sonnet-4-6')",
-                provider=kind,
-                error_type="unknown_model",
-            )
-        key = settings.anthropic_api_key
-        base_url = settings.anthropic_base_url
-    elif kind == "openai":
-        model = (settings.llm_model or DEFAULT_OPENAI_MODEL).strip()
-        if not is_openai_chat_model(model):
-            raise ProviderSettingsError(
-                f"HEARTH_LLM_MODEL={model!r} is not an OpenAI chat model "
-                "(expected a gpt-*, chatgpt-* or o-series model id)",
-                provider=kind,
-                error_type="unknown_model",
-            )
-        key = settings.openai_api_key
-        base_url = settings.openai_base_url
-    else:  # pragma: no cover - the settings type admits no other value
+    if kind not in _VENDORS:  # pragma: no cover - the settings type admits no other value
         raise ProviderSettingsError(f"HEARTH_LLM_PROVIDER={kind!r} is not a known provider")
+    vendor = _VENDORS[kind]
+    model = (settings.llm_model or vendor.default_model).strip()
+    if not vendor.is_chat_model(model):
+        raise ProviderSettingsError(
+            f"HEARTH_LLM_MODEL={model!r} is not {vendor.models}",
+            provider=kind,
+            error_type="unknown_model",
+        )
+    key = getattr(settings, f"{kind}_api_key")
+    base_url = getattr(settings, f"{kind}_base_url")
     return LLMSpec(
         provider=kind,
         model=model,
