@@ -398,6 +398,75 @@ def test_every_key_of_a_tenant_is_in_one_slot_and_purge_leaves_none(
         assert_empty(store, tenant, sessions)
 
 
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "redis-redis-cold",
+        pytest.param("redis-postgres-cold", marks=pytest.mark.postgres),
+        pytest.param("cluster-redis-cold", marks=pytest.mark.cluster),
+        pytest.param("cluster-postgres-cold", marks=[pytest.mark.postgres, pytest.mark.cluster]),
+    ],
+)
+def test_a_sweep_that_empties_a_tenant_drops_its_keys_and_one_that_does_not_keeps_the_rest(
+    backend: str, request: pytest.FixtureRequest, clock: ManualClock
+) -> None:
+    """A demotion or purge that takes the last sessions a tenant holds in Redis deletes its
+    keys at once; one that leaves some keeps every index entry of those."""
+    with build_store(backend, request, clock) as store:
+        assert isinstance(store, RedisSessionStore)
+        tenant, agent, other = uuid4(), uuid4(), uuid4()
+        scenario = uuid4()
+
+        def save(i: int) -> Session:
+            return store.save(
+                Session(
+                    tenant_id=tenant,
+                    agent_id=agent,
+                    channel="web",
+                    user_channel_id="same user",
+                    active_scenario_id=scenario,
+                    active_scenario_version=1,
+                    current_step_id="step",
+                    variables={"i": i},
+                )
+            )
+
+        old = [save(i) for i in range(3)]
+        bystander = store.save(make(other, agent))
+        clock.advance(days=4)
+        young = [save(i) for i in range(3, 5)]
+        clock.advance(seconds=HOT_TTL.total_seconds())
+
+        def listed() -> set[UUID]:
+            page = store.list_by_agent(tenant, agent, limit=50)
+            steps = store.find_by_scenario_step(tenant, scenario, 1, "step", limit=50)
+            assert {s.id for s in steps.items} == {s.id for s in page.items}
+            return {s.id for s in page.items}
+
+        assert store.demote_idle(limit=2) == 2  # leaves three of the tenant's sessions hot
+        assert listed() == {s.id for s in old + young}
+        assert store.demote_idle() == 4  # the rest, and the other tenant's
+        assert listed() == {s.id for s in old + young}
+        if not store.cold_tier.in_redis:
+            # Every session of the tenant is in the table now: nothing is left in Redis but
+            # the fence tokens that guard the rows.
+            assert tenant_keys(store, tenant) == [f"hearth:s:{{{tenant}}}:fence".encode()]
+
+        clock.advance(days=3, seconds=1)  # the old ones have expired, the young not
+        assert store.purge_expired() == 4  # and the other tenant's
+        assert store.get(other, bystander.id) is None
+        assert listed() == {s.id for s in young}
+        channel = store.get_by_channel(tenant, "web", "same user")
+        assert channel is not None
+        assert channel.id in {s.id for s in young}
+
+        clock.advance(days=4)
+        assert store.purge_expired() == 2
+        assert listed() == set()
+        for owner in (tenant, other):
+            assert [k for k in tenant_keys(store, owner) if not k.endswith(b":fence")] == []
+
+
 def assert_empty(store: SessionStore, tenant: UUID, sessions: list[Session]) -> None:
     for s in sessions:
         assert store.get(tenant, s.id) is None

@@ -87,6 +87,16 @@ local function queue_score(key, score, member)
   args[#args + 1] = member
 end
 
+-- Take the current tenant, which holds nothing in Redis any more, off the registry and
+-- both hints (only on one Redis, as `settle`). Returns whether it did.
+local function forget()
+  if HINT == 0 then return false end
+  queue(KEYS[HINT + 2], 'SREM', MEMBER)
+  queue(KEYS[HINT], 'ZREM', MEMBER)
+  queue(KEYS[HINT + 1], 'ZREM', MEMBER)
+  return true
+end
+
 -- Set the current tenant's sweep hints to the truth: its oldest idle time (if `idle`) and
 -- oldest creation time (if `created`, where the script may have emptied the tenant: then,
 -- if it holds nothing in Redis any more, it leaves both hints and the registry instead).
@@ -98,13 +108,8 @@ end
 local function settle(idle, created)
   if HINT == 0 then return false end
   local member = MEMBER
-  local due_idle, due_created, registry = KEYS[HINT], KEYS[HINT + 1], KEYS[HINT + 2]
-  if created and redis.call('ZCARD', CREATED) == 0 then
-    queue(registry, 'SREM', member)
-    queue(due_idle, 'ZREM', member)
-    queue(due_created, 'ZREM', member)
-    return true
-  end
+  local due_idle, due_created = KEYS[HINT], KEYS[HINT + 1]
+  if created and redis.call('ZCARD', CREATED) == 0 then return forget() end
   if idle then
     local first = redis.call('ZRANGE', IDLE, 0, 0, 'WITHSCORES')
     if first[2] then queue_score(due_idle, first[2], member) else queue(due_idle, 'ZREM', member) end
@@ -196,6 +201,29 @@ local function erase(id, hot, cold, ix)
   redis.call('ZREM', IDLE, id)
   redis.call('ZREM', CREATED, id)
   redis.call('ZREM', QUARANTINE, id)
+end
+
+-- Remove every key the current tenant holds in Redis but its fence hash (which the caller
+-- deletes too if it may): a sweep found that all of its sessions go. `doomed` holds their
+-- hot and cold hashes, `suffixes` their index suffixes. The end is that of erasing each
+-- session in turn (its indexes hold only these sessions), in a few calls instead of
+-- several per session: a sweep over many one-session tenants pays for every call.
+local function wipe(doomed, suffixes)
+  local prefix = BASE .. INDEX_PART
+  -- A key named twice is deleted once: no need to tell repeated suffixes apart.
+  for _, joined in ipairs(suffixes) do
+    local at = 1
+    while at <= #joined do
+      local stop = string.find(joined, '\n', at, true) or #joined + 1
+      if stop > at then doomed[#doomed + 1] = prefix .. string.sub(joined, at, stop - 1) end
+      at = stop + 1
+    end
+  end
+  local n = #doomed
+  doomed[n + 1], doomed[n + 2], doomed[n + 3], doomed[n + 4] = IDLE, CREATED, QUARANTINE, CIX
+  for i = 1, n + 4, 1000 do
+    redis.call('DEL', unpack(doomed, i, math.min(i + 999, n + 4)))
+  end
 end
 
 -- The index suffixes of a cold session (Redis cold tier). They live in the tenant's `cix`

@@ -6,23 +6,55 @@
 -- suffixes are still in the `cix` hash (see lib.lua): its index entries go too.
 -- Returns per segment {how many sessions were removed, how many the tenant still holds in
 -- Redis}.
+local cutoff, size = tonumber(ARGV[1]), tonumber(ARGV[2])
 local replies = {}
 for _ in segments(2, {'idle', 'created', 'quarantine', 'fence', 'cix'}, 1, 0) do
-  local ids = redis.call('ZRANGEBYSCORE', CREATED, '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])
-  for _, id in ipairs(ids) do
-    local hot, cold = found_keys(id)
-    local _, _, ix, tier = locate(id, hot, cold)
-    if not tier then ix = cold_ix(id, '') end
-    erase(id, hot, cold, ix)
+  -- The oldest batch and the next member, with their scores (creation times in
+  -- microseconds, exact in a Lua number): whether the batch is all the tenant holds.
+  local first = redis.call('ZRANGE', CREATED, 0, size, 'WITHSCORES')
+  local ids = {}
+  for i = 1, math.min(#first, 2 * size), 2 do
+    if tonumber(first[i + 1]) > cutoff then break end
+    ids[#ids + 1] = first[i]
   end
-  local left = redis.call('ZCARD', CREATED)
-  if left == 0 then
-    -- Nothing of the tenant is left in Redis: it leaves the registry (here or by the
-    -- caller). A missing fence token only ever refuses a promotion (see lib.lua), so the
-    -- hash can go too.
-    redis.call('DEL', FENCE, CIX)
+  local left
+  if #ids == #first / 2 then
+    left = 0
+    -- Nothing of the tenant is left in Redis once these go: all its keys go at once, and
+    -- it leaves the registry (here or by the caller). A missing fence token only ever
+    -- refuses a promotion (see lib.lua), so the hash goes too.
+    local doomed, suffixes, cold_ids = {FENCE}, {}, {}
+    for _, id in ipairs(ids) do
+      local hot, cold = found_keys(id)
+      doomed[#doomed + 1] = hot
+      doomed[#doomed + 1] = cold
+      local h = redis.call('HMGET', hot, 'v', 'ix')
+      if h[1] then
+        suffixes[#suffixes + 1] = h[2] or ''
+      else
+        cold_ids[#cold_ids + 1] = id
+      end
+    end
+    if #cold_ids > 0 then
+      local found = redis.call('HMGET', CIX, unpack(cold_ids))
+      for i, id in ipairs(cold_ids) do
+        -- Cold hashes written before the `cix` hash keep their suffixes themselves.
+        local _, cold = found_keys(id)
+        suffixes[#suffixes + 1] = found[i] or redis.call('HGET', cold, 'ix') or ''
+      end
+    end
+    wipe(doomed, suffixes)
+    forget()
+  else
+    for _, id in ipairs(ids) do
+      local hot, cold = found_keys(id)
+      local _, _, ix, tier = locate(id, hot, cold)
+      if not tier then ix = cold_ix(id, '') end
+      erase(id, hot, cold, ix)
+    end
+    left = redis.call('ZCARD', CREATED)
+    settle(true, true)
   end
-  settle(true, true)
   replies[#replies + 1] = {#ids, left}
 end
 flush()
