@@ -26,13 +26,16 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import redis
 from redis.cluster import RedisCluster
+from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
-from stores.driver_errors import redis_translated
+from stores.driver_errors import redis_translated, translate_redis
 from stores.errors import StoreUnavailableError
 from stores.sessions import keys, scripts
 from stores.sessions.batch import Batch, failed
+from stores.sessions.pending import Pending
 from stores.sessions.redis_base import RedisCore, text
 
 Call = tuple[UUID, list[str], list[Any]]
@@ -132,8 +135,14 @@ class TenantHints:
         one Redis, with :attr:`hints_in_scripts`, many tenants share a call, hint keys
         included, so that the script keeps their hints itself (``settle``): a sweep then
         costs a few round trips per group of tenants, not several per tenant."""
+        return self.send_many(name, common, calls).replies()
+
+    def send_many(self, name: str, common: list[Any], calls: list[Call]) -> Sent:
+        """:meth:`eval_many`, sent now; its replies are read by :meth:`Sent.replies`. On one
+        Redis the calls go out on a connection of their own and nothing waits for them
+        meanwhile (see ``pending.py``); on a cluster they run at once, node by node."""
         if not calls:
-            return []
+            return Sent([], [])
         script = self._core.scripts[name]
         commands: list[tuple[list[str], list[Any]]] = []
         shapes: list[int] = []
@@ -156,11 +165,33 @@ class TenantHints:
                 args += [len(own_args), hint, *own_args]
             commands.append((script_keys, args))
             shapes.append(len(chunk))
-        batch = Batch(self._core.client)
-        for script_keys, args in commands:
-            command = scripts.evalsha_command(script, script_keys, args)
-            batch.add(script_keys[0], "execute_command", *command)
-        replies = self.execute_partly(batch, keep=(NoScriptError,))
+        if self._core.cluster:
+            return Sent(shapes, self._run(script, commands, None))
+        client = self._core.client
+        assert isinstance(client, redis.Redis)
+        with redis_translated():
+            pending = Pending(client, [scripts.evalsha_command(script, k, a) for k, a in commands])
+        return Sent(shapes, pending, lambda replies: self._run(script, commands, replies))
+
+    def _run(
+        self,
+        script: Script,
+        commands: list[tuple[list[str], list[Any]]],
+        replies: list[Any] | None,
+    ) -> list[Any]:
+        """The replies of script calls ``commands``: those given (read from a
+        :class:`Pending`), else run now; a call a server answered NOSCRIPT runs again with
+        the script's source."""
+        if replies is None:
+            batch = Batch(self._core.client)
+            for script_keys, args in commands:
+                command = scripts.evalsha_command(script, script_keys, args)
+                batch.add(script_keys[0], "execute_command", *command)
+            replies = self.execute_partly(batch, keep=(NoScriptError,))
+        else:
+            for reply in replies:
+                if isinstance(reply, Exception) and not isinstance(reply, NoScriptError):
+                    raise translate_redis(reply) if isinstance(reply, redis.RedisError) else reply
         if any(isinstance(r, NoScriptError) for r in replies):
             # A server lost its scripts (a restart): the failed calls ran nothing. They go
             # again with the source, which that server then keeps (loading it on every node
@@ -172,10 +203,7 @@ class TenantHints:
                     again.add(script_keys[0], "execute_command", *command)
             redone = iter(self.execute_partly(again))
             replies = [next(redone) if isinstance(r, NoScriptError) else r for r in replies]
-        out: list[Any] = []
-        for reply, count in zip(replies, shapes, strict=True):
-            out += [reply] * count if failed(reply) else reply
-        return out
+        return replies
 
     def _chunks(self, calls: list[Call]) -> Iterator[list[Call]]:
         """The tenants of each script call: one each on a cluster (a call holds one slot),
@@ -380,3 +408,36 @@ class _Queue:
 
     def zadd(self, key: str, mapping: dict[str, int], **options: Any) -> None:
         self._batch.add(key, "zadd", key, mapping, **options)
+
+
+class Sent:
+    """Sweep script calls sent by :meth:`TenantHints.send_many`: :meth:`replies` gives the
+    replies per tenant (reading them if they are still on their way)."""
+
+    def __init__(
+        self,
+        shapes: list[int],
+        sent: Pending | list[Any],
+        finish: Callable[[list[Any]], list[Any]] | None = None,
+    ) -> None:
+        self._shapes = shapes
+        self._sent = sent
+        self._finish = finish
+
+    def replies(self) -> list[Any]:
+        """The replies per tenant, in order (see :meth:`TenantHints.eval_many`)."""
+        sent = self._sent
+        if isinstance(sent, Pending):
+            with redis_translated():
+                raw = sent.replies()
+            assert self._finish is not None
+            sent = self._sent = self._finish(raw)
+        out: list[Any] = []
+        for reply, count in zip(sent, self._shapes, strict=True):
+            out += [reply] * count if failed(reply) else reply
+        return out
+
+    def abandon(self) -> None:
+        """Give up replies never read (a sweep that stopped on an error)."""
+        if isinstance(self._sent, Pending):
+            self._sent.abandon()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -20,7 +21,7 @@ from stores.sessions import codec, keys, query, scripts
 from stores.sessions.batch import failed
 from stores.sessions.models import PendingMigration, TierStats
 from stores.sessions.redis_base import BATCH, Found, RedisCore, text, token
-from stores.sessions.redis_hints import Call, TenantHints
+from stores.sessions.redis_hints import Call, Sent, TenantHints
 from stores.sessions.shards import Shard, buckets_of, check_shard
 
 _log = logging.getLogger(__name__)
@@ -30,6 +31,35 @@ GROUP = 250
 
 _STATS_SAMPLE = 8
 """Keys per tenant and tier whose ``MEMORY USAGE`` is sampled by ``stats``."""
+
+
+_Moved = tuple[int, dict[UUID, int | None], set[UUID]]
+"""What a group's moves did: how many moved, the oldest idle score left per tenant, the
+tenants taken off the registry (see ``Sweeps._send_moves``)."""
+
+
+@dataclass(frozen=True)
+class _Read:
+    """A group's idle.lua read on its way: its tenants, the rows asked of each."""
+
+    group: list[UUID]
+    wanted: int
+    sent: Sent
+
+
+@dataclass(frozen=True)
+class _Moving:
+    """A group's moves on their way (``sent`` is None when it had nothing to move)."""
+
+    group: list[UUID]
+    exhausted: list[UUID]
+    sent: Sent | None
+    finish: Callable[[], _Moved]
+
+
+def _busy(moving: deque[_Moving]) -> set[UUID]:
+    """The tenants whose moves are on their way."""
+    return {tenant for group in moving for tenant in group.group}
 
 
 def _score(reply: bytes | str) -> int | None:
@@ -78,53 +108,111 @@ class Sweeps:
         return done
 
     def _demote_tenants(self, queue: deque[UUID], cutoff: int, limit: int) -> int:
-        """Demote up to ``limit`` idle sessions of the tenants in ``queue``."""
-        moved = 0
-        while queue and moved < limit:
-            # No more tenants than sessions still wanted: a tenant read past the limit is
-            # read again by the next call.
-            group = [queue.popleft() for _ in range(min(GROUP, len(queue), limit - moved))]
-            # An equal share each, so that a group never reads much more than it can move;
-            # a tenant that filled its share comes round again.
-            wanted = min(BATCH, max(1, (limit - moved) // len(group)))
-            calls: list[Call] = [(t, [], []) for t in group]
-            taken: list[tuple[UUID, list[list[bytes]]]] = []
-            exhausted: list[UUID] = []
-            budget = limit - moved
-            found = self._hints.eval_many("idle", [cutoff, wanted], calls)
-            for tenant, flat in zip(group, found, strict=True):
-                if failed(flat):
-                    continue  # its node is down: the tenant keeps its hint for later
-                batch = [flat[i : i + 7] for i in range(0, len(flat), 7)][:budget]
-                budget -= len(batch)
-                if batch:
-                    taken.append((tenant, batch))
-                if len(flat) // 7 < wanted:
-                    # Nothing more is due here: the hint moves on to what is left.
-                    exhausted.append(tenant)
-                elif budget > 0:
-                    queue.append(tenant)  # a full batch: read it again
-                # A tenant cut short by the limit keeps its hint as it is, due at once.
-            got, oldest, pruned = self._demote_group(taken)
-            moved += got
-            if self._core.hints_in_scripts:
-                continue  # the scripts set the hints of the tenants they visited
+        """Demote up to ``limit`` idle sessions of the tenants in ``queue``, a group of
+        tenants at a time: read their idle sessions, copy them to the cold tier, drop the
+        hot copies.
+
+        On one Redis consecutive groups overlap (see ``pending.py``): the next group's read
+        goes out before this group moves, and this group's moves are read back only once
+        the next group's have gone out, so Redis runs one group's scripts while this
+        process packs or copies another's. No tenant is in two groups on their way at once
+        (see :meth:`_send_read`): a read sees every earlier move of its tenants done."""
+        overlap = self._core.hints_in_scripts and not self._core.cluster
+        moved, budget = 0, limit
+        read: _Read | None = None
+        moving: deque[_Moving] = deque()
+        try:
+            while True:
+                if read is None:
+                    read = self._send_read(queue, cutoff, budget, _busy(moving))
+                    if read is None:
+                        if not moving:
+                            return moved
+                        moved += self._moved(moving.popleft())
+                        continue
+                found = read.sent.replies()
+                group, wanted = read.group, read.wanted
+                read = None
+                taken, exhausted, budget = self._take(group, wanted, found, budget, queue)
+                if overlap:
+                    read = self._send_read(queue, cutoff, budget, _busy(moving) | set(group))
+                moving.append(_Moving(group, exhausted, *self._send_moves(taken)))
+                while len(moving) > int(overlap):
+                    moved += self._moved(moving.popleft())
+        finally:
+            for pending in [read.sent] if read else []:
+                pending.abandon()
+            for left in moving:
+                if left.sent is not None:
+                    left.sent.abandon()
+
+    def _send_read(
+        self, queue: deque[UUID], cutoff: int, budget: int, busy: set[UUID]
+    ) -> _Read | None:
+        """Send idle.lua for the next group of ``queue``: no more tenants than sessions
+        still wanted (a tenant read past the limit is read again by the next call), none
+        of ``busy`` (their moves are still on their way; they stay queued). None if no
+        tenant can go now."""
+        group: list[UUID] = []
+        held: list[UUID] = []
+        while queue and len(group) < min(GROUP, budget):
+            tenant = queue.popleft()
+            (held if tenant in busy else group).append(tenant)
+        queue.extendleft(reversed(held))
+        if not group:
+            return None
+        # An equal share each, so that a group never reads much more than it can move; a
+        # tenant that filled its share comes round again.
+        wanted = min(BATCH, max(1, budget // len(group)))
+        calls: list[Call] = [(t, [], []) for t in group]
+        return _Read(group, wanted, self._hints.send_many("idle", [cutoff, wanted], calls))
+
+    @staticmethod
+    def _take(
+        group: list[UUID], wanted: int, found: list[Any], budget: int, queue: deque[UUID]
+    ) -> tuple[list[tuple[UUID, list[list[bytes]]]], list[UUID], int]:
+        """What idle.lua read for ``group``: each tenant's rows (within ``budget``), the
+        tenants with nothing more due, and the budget left. A tenant that filled its share
+        goes back on ``queue``."""
+        taken: list[tuple[UUID, list[list[bytes]]]] = []
+        exhausted: list[UUID] = []
+        for tenant, flat in zip(group, found, strict=True):
+            if failed(flat):
+                continue  # its node is down: the tenant keeps its hint for later
+            batch = [flat[i : i + 7] for i in range(0, len(flat), 7)][:budget]
+            budget -= len(batch)
+            if batch:
+                taken.append((tenant, batch))
+            if len(flat) // 7 < wanted:
+                # Nothing more is due here: the hint moves on to what is left.
+                exhausted.append(tenant)
+            elif budget > 0:
+                queue.append(tenant)  # a full batch: read it again
+            # A tenant cut short by the limit keeps its hint as it is, due at once.
+        return taken, exhausted, budget
+
+    def _moved(self, moving: _Moving) -> int:
+        """Read back a group's moves; how many sessions moved. Without hints kept by the
+        scripts, the hints of its tenants with nothing more due move on."""
+        got, oldest, pruned = moving.finish()
+        if not self._core.hints_in_scripts:
             # A pruned tenant's hints are gone already (its prune looked again, as a refresh
             # would: see TenantHints.prune).
-            left = [t for t in exhausted if t not in pruned]
+            left = [t for t in moving.exhausted if t not in pruned]
             self._hints.refresh(left, keys.due_idle, keys.idle, known=oldest)
-        return moved
+        return got
 
-    def _demote_group(
+    def _send_moves(
         self, taken: list[tuple[UUID, list[list[bytes]]]]
-    ) -> tuple[int, dict[UUID, int | None], set[UUID]]:
-        """Move the batches idle.lua read for several tenants: rows of (id, document,
-        version, created_us, index suffixes, incarnation, generation). Returns how many
-        moved, the oldest idle score each tenant whose move script ran was left with
-        (None: none left), read by that script after its moves, and the tenants taken off
-        the registry because they hold nothing in Redis any more (PostgreSQL cold tier)."""
+    ) -> tuple[Sent | None, Callable[[], _Moved]]:
+        """Send the moves of the batches idle.lua read for several tenants: rows of (id,
+        document, version, created_us, index suffixes, incarnation, generation). Returns
+        the script calls on their way, and what reads them back: how many moved, the
+        oldest idle score each tenant whose move script ran was left with (None: none
+        left), read by that script after its moves, and the tenants taken off the registry
+        because they hold nothing in Redis any more (PostgreSQL cold tier)."""
         if not taken:
-            return 0, {}, set()
+            return None, lambda: (0, {}, set())
         self._core.step("demote:read")
         cold = self._core.cold_tier
         if cold.in_redis:
@@ -135,15 +223,20 @@ class Sweeps:
                     args += [sid, n, version, g, cold.pack(data)]
                 ids = [text(row[0]) for row in batch]
                 calls.append((tenant, keys.sessions_keys(keys.base(tenant), ids), args))
-            replies = self._hints.eval_many("demote", [cold.ttl_ms], calls)
-            moved = sum(int(r[0]) for r in replies if not failed(r))
-            self._core.refused(sum(len(batch) for _, batch in taken) - moved)
-            oldest = {
-                tenant: _score(r[1])
-                for (tenant, _), r in zip(taken, replies, strict=True)
-                if not failed(r)
-            }
-            return moved, oldest, set()
+            sent = self._hints.send_many("demote", [cold.ttl_ms], calls)
+
+            def demoted() -> _Moved:
+                replies = sent.replies()
+                moved = sum(int(r[0]) for r in replies if not failed(r))
+                self._core.refused(sum(len(batch) for _, batch in taken) - moved)
+                oldest = {
+                    tenant: _score(r[1])
+                    for (tenant, _), r in zip(taken, replies, strict=True)
+                    if not failed(r)
+                }
+                return moved, oldest, set()
+
+            return sent, demoted
         rows = [(tenant, row) for tenant, batch in taken for row in batch]
         entries = [(text(row[5]), int(row[6]), row[1]) for _, row in rows]
         written, refused = cold.put(entries, self._core.clock() - self._core.max_age)
@@ -162,7 +255,13 @@ class Sweeps:
             (tenant, keys.sessions_keys(keys.base(tenant), [text(i) for i in args[::4]]), args)
             for tenant, args in evict.items()
         ]
-        replies = self._hints.eval_many("evict", [token()], calls)
+        sent = self._hints.send_many("evict", [token()], calls)
+        return sent, lambda: self._evicted(sent, list(evict), chosen)
+
+    def _evicted(self, sent: Sent, tenants: list[UUID], chosen: int) -> _Moved:
+        """Read back evict.lua's replies for ``tenants`` (``chosen`` sessions): see
+        :meth:`_send_moves`."""
+        replies = sent.replies()
         # A tenant whose node failed keeps its hot copies: the next sweep evicts them.
         evicted = sum(
             1 for reply in replies if not failed(reply) for code in reply[:-2] if code == b"evicted"
@@ -172,14 +271,14 @@ class Sweeps:
         self._core.refused(chosen - evicted)
         oldest = {
             tenant: _score(reply[-2])
-            for tenant, reply in zip(evict, replies, strict=True)
+            for tenant, reply in zip(tenants, replies, strict=True)
             if not failed(reply)
         }
         # A tenant left with nothing in Redis leaves the registry and both hints now, or
         # every purge until the next reconcile would visit it for nothing.
         emptied = [
             tenant
-            for tenant, reply in zip(evict, replies, strict=True)
+            for tenant, reply in zip(tenants, replies, strict=True)
             if not failed(reply) and int(reply[-1]) == 0
         ]
         if not self._core.hints_in_scripts:  # else the script took them off

@@ -18,6 +18,7 @@ from stores.errors import NotFoundError, StoreUnavailableError
 from stores.sessions import PendingMigration, Session, Tier, keys
 from stores.sessions.cold_postgres import PostgresColdTier
 from stores.sessions.redis import RedisSessionStore
+from stores.sessions.redis_sweeps import GROUP
 from tests.integration.test_sessions_tiers import wait_for_a_lock_wait
 from tests.sessions_support import HOT_TTL, build_store, module_database
 
@@ -438,14 +439,14 @@ def test_sweeps_visit_only_tenants_with_work_due(
     store.save(make(quiet, uuid4()))
     idle(clock)
     store.save(make(busy, uuid4()))  # not idle yet
-    real = store._hints.eval_many
+    real = store._hints.send_many
 
-    def counting(name: str, common: list[Any], calls: list[Any]) -> list[Any]:
+    def counting(name: str, common: list[Any], calls: list[Any]) -> Any:
         if name == "idle":
             visited.extend(tenant for tenant, _, _ in calls)
         return real(name, common, calls)
 
-    store._hints.eval_many = counting  # type: ignore[method-assign]
+    store._hints.send_many = counting  # type: ignore[method-assign]
     assert store.demote_idle() == 1
     assert visited == [quiet]
     visited.clear()
@@ -454,6 +455,29 @@ def test_sweeps_visit_only_tenants_with_work_due(
     idle(clock)
     assert store.demote_idle() == 1
     assert visited == [busy]
+
+
+def test_a_sweep_over_many_tenants_moves_each_session_once(
+    hinted_store: RedisSessionStore, clock: ManualClock
+) -> None:
+    """Over more tenants than a group holds, the groups' steps overlap on one Redis: every
+    idle session moves, none is read again while its move is on its way (no fenced step
+    refuses), and the hints end true."""
+    store = hinted_store
+    big = uuid4()
+    for _ in range(40):
+        store.save(make(big, uuid4()))
+    small = [uuid4() for _ in range(2 * GROUP + 10)]
+    for tenant in small:
+        store.save(make(tenant, uuid4()))
+    idle(clock)
+    refusals = store.fence_refusals
+    moved = [store.demote_idle(limit=300) for _ in range(3)]
+    assert moved == [300, 40 + len(small) - 300, 0]
+    assert store.fence_refusals == refusals
+    assert store.count_idle() == 0
+    assert store.stats().cold_sessions == 40 + len(small)
+    assert_hints_are_the_truth(store)
 
 
 def test_a_lost_registry_is_rebuilt_from_the_keys(
