@@ -62,6 +62,18 @@ def _busy(moving: deque[_Moving]) -> set[UUID]:
     return {tenant for group in moving for tenant in group.group}
 
 
+def _next_group(queue: deque[UUID], size: int, busy: set[UUID]) -> list[UUID]:
+    """Up to ``size`` tenants off the front of ``queue``, leaving those of ``busy`` on it,
+    in their order (their steps are still on their way)."""
+    group: list[UUID] = []
+    held: list[UUID] = []
+    while queue and len(group) < size:
+        tenant = queue.popleft()
+        (held if tenant in busy else group).append(tenant)
+    queue.extendleft(reversed(held))
+    return group
+
+
 def _score(reply: bytes | str) -> int | None:
     """A sorted set score a script returned as text ('' for none), as an integer."""
     value = text(reply)
@@ -153,12 +165,7 @@ class Sweeps:
         still wanted (a tenant read past the limit is read again by the next call), none
         of ``busy`` (their moves are still on their way; they stay queued). None if no
         tenant can go now."""
-        group: list[UUID] = []
-        held: list[UUID] = []
-        while queue and len(group) < min(GROUP, budget):
-            tenant = queue.popleft()
-            (held if tenant in busy else group).append(tenant)
-        queue.extendleft(reversed(held))
+        group = _next_group(queue, min(GROUP, budget), busy)
         if not group:
             return None
         # An equal share each, so that a group never reads much more than it can move; a
@@ -334,32 +341,61 @@ class Sweeps:
         return removed
 
     def _purge_tenants(self, queue: deque[UUID], cutoff_us: int, limit: int) -> int:
-        """Purge up to ``limit`` expired sessions of the tenants in ``queue``."""
+        """Purge up to ``limit`` expired sessions of the tenants in ``queue``, a group of
+        tenants at a time. On one Redis two groups are on their way at once, as in
+        :meth:`_demote_tenants`, each with a share of the limit set aside."""
+        overlap = self._core.hints_in_scripts and not self._core.cluster
+        removed, budget = 0, limit
+        purging: deque[tuple[list[UUID], int, Sent]] = deque()
+        try:
+            while True:
+                busy = {t for group, _, _ in purging for t in group}
+                group = _next_group(queue, min(GROUP, budget), busy)
+                if group:
+                    # Shares that add up to no more than the budget, leaving some for the
+                    # next group when more tenants wait; a tenant that used all of its
+                    # share may hold more, and comes round again.
+                    waiting = len(group) + (len(queue) if overlap else 0)
+                    share = max(1, budget // min(waiting, 2 * GROUP))
+                    budget -= share * len(group)
+                    calls: list[Call] = [(t, [], []) for t in group]
+                    sent = self._hints.send_many("purge", [cutoff_us, share], calls)
+                    purging.append((group, share, sent))
+                    if overlap and len(purging) < 2 and budget > 0 and queue:
+                        continue
+                if not purging:
+                    return removed
+                group, share, sent = purging.popleft()
+                purged, unused = self._purged(group, share, sent.replies(), queue)
+                removed += purged
+                budget += unused
+        finally:
+            for _, _, left in purging:
+                left.abandon()
+
+    def _purged(
+        self, group: list[UUID], share: int, replies: list[Any], queue: deque[UUID]
+    ) -> tuple[int, int]:
+        """Take in purge.lua's replies for ``group``: how many sessions it removed, and
+        how much of the shares it left unused. A tenant that used its whole share goes back
+        on ``queue``."""
         removed = 0
-        while queue and removed < limit:
-            budget = limit - removed
-            group = [queue.popleft() for _ in range(min(GROUP, len(queue), budget))]
-            # Shares that add up to no more than the budget; a tenant that used all of its
-            # share may hold more, and comes round again.
-            share = budget // len(group)
-            calls: list[Call] = [(t, [], []) for t in group]
-            emptied, exhausted = [], []
-            replies = self._hints.eval_many("purge", [cutoff_us, share], calls)
-            for tenant, reply in zip(group, replies, strict=True):
-                if failed(reply):
-                    continue  # its node is down: the tenant keeps its hint for later
-                purged, left = reply
-                removed += int(purged)
-                if int(left) == 0:
-                    emptied.append(tenant)
-                elif int(purged) < share:
-                    exhausted.append(tenant)
-                else:
-                    queue.append(tenant)
-            if not self._core.hints_in_scripts:  # else the scripts did both
-                self._hints.prune(emptied)
-                self._hints.refresh(exhausted, keys.due_created, keys.created)
-        return removed
+        emptied, exhausted = [], []
+        for tenant, reply in zip(group, replies, strict=True):
+            if failed(reply):
+                continue  # its node is down: the tenant keeps its hint for later
+            purged, left = int(reply[0]), int(reply[1])
+            removed += purged
+            if left == 0:
+                emptied.append(tenant)
+            elif purged < share:
+                exhausted.append(tenant)
+            else:
+                queue.append(tenant)
+        if not self._core.hints_in_scripts:  # else the scripts did both
+            self._hints.prune(emptied)
+            self._hints.refresh(exhausted, keys.due_created, keys.created)
+        return removed, share * len(group) - removed
 
     def count_idle(self) -> int:
         """See :meth:`SessionStore.count_idle`: the same sorted sets the sweep reads."""
