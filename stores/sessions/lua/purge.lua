@@ -23,24 +23,19 @@ for _ in segments(2, {'idle', 'created', 'quarantine', 'fence', 'cix'}, 1, 0) do
     -- Nothing of the tenant is left in Redis once these go: all its keys go at once, and
     -- it leaves the registry (here or by the caller). A missing fence token only ever
     -- refuses a promotion (see lib.lua), so the hash goes too.
-    local doomed, suffixes, cold_ids = {FENCE}, {}, {}
-    for _, id in ipairs(ids) do
+    local doomed, suffixes = {FENCE}, {}
+    -- A cold session's index suffixes are in the `cix` hash, one call for all of them; only
+    -- a session without an entry there (hot, or cold from before the hash) is looked up.
+    local found = #ids > 0 and redis.call('HMGET', CIX, unpack(ids)) or {}
+    for i, id in ipairs(ids) do
       local hot, cold = found_keys(id)
       doomed[#doomed + 1] = hot
       doomed[#doomed + 1] = cold
-      local h = redis.call('HMGET', hot, 'v', 'ix')
-      if h[1] then
-        suffixes[#suffixes + 1] = h[2] or ''
+      if found[i] then
+        suffixes[#suffixes + 1] = found[i]
       else
-        cold_ids[#cold_ids + 1] = id
-      end
-    end
-    if #cold_ids > 0 then
-      local found = redis.call('HMGET', CIX, unpack(cold_ids))
-      for i, id in ipairs(cold_ids) do
-        -- Cold hashes written before the `cix` hash keep their suffixes themselves.
-        local _, cold = found_keys(id)
-        suffixes[#suffixes + 1] = found[i] or redis.call('HGET', cold, 'ix') or ''
+        local h = redis.call('HMGET', hot, 'v', 'ix')
+        suffixes[#suffixes + 1] = h[1] and (h[2] or '') or redis.call('HGET', cold, 'ix') or ''
       end
     end
     wipe(doomed, suffixes)
