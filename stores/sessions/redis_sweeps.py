@@ -62,6 +62,18 @@ def _busy(moving: deque[_Moving]) -> set[UUID]:
     return {tenant for group in moving for tenant in group.group}
 
 
+def _group_size(budget: int, first: bool, overlap: bool) -> int:
+    """How many tenants the next group of a pass takes, for ``budget`` sessions still
+    wanted. When groups overlap, the first is small, so that the pass starts moving soon,
+    and the last ones halve the budget in turn, so that it ends soon after its last
+    group's Python work: a pass waits on Redis only at its two ends."""
+    if not overlap:
+        return min(GROUP, budget)
+    if first:
+        return min(GROUP // 4, budget)
+    return min(GROUP, budget, max(1, -(-budget // 2)) if budget < 2 * GROUP else GROUP)
+
+
 def _next_group(queue: deque[UUID], size: int, busy: set[UUID]) -> list[UUID]:
     """Up to ``size`` tenants off the front of ``queue``, leaving those of ``busy`` on it,
     in their order (their steps are still on their way)."""
@@ -136,7 +148,8 @@ class Sweeps:
         try:
             while True:
                 if read is None:
-                    read = self._send_read(queue, cutoff, budget, _busy(moving))
+                    first = overlap and budget == limit
+                    read = self._send_read(queue, cutoff, budget, _busy(moving), first)
                     if read is None:
                         if not moving:
                             return moved
@@ -147,7 +160,8 @@ class Sweeps:
                 read = None
                 taken, exhausted, budget = self._take(group, wanted, found, budget, queue)
                 if overlap:
-                    read = self._send_read(queue, cutoff, budget, _busy(moving) | set(group))
+                    busy = _busy(moving) | set(group)
+                    read = self._send_read(queue, cutoff, budget, busy, False)
                 moving.append(_Moving(group, exhausted, *self._send_moves(taken)))
                 while len(moving) > int(overlap):
                     moved += self._moved(moving.popleft())
@@ -159,13 +173,14 @@ class Sweeps:
                     left.sent.abandon()
 
     def _send_read(
-        self, queue: deque[UUID], cutoff: int, budget: int, busy: set[UUID]
+        self, queue: deque[UUID], cutoff: int, budget: int, busy: set[UUID], first: bool
     ) -> _Read | None:
         """Send idle.lua for the next group of ``queue``: no more tenants than sessions
         still wanted (a tenant read past the limit is read again by the next call), none
         of ``busy`` (their moves are still on their way; they stay queued). None if no
         tenant can go now."""
-        group = _next_group(queue, min(GROUP, budget), busy)
+        overlap = self._core.hints_in_scripts and not self._core.cluster
+        group = _next_group(queue, _group_size(budget, first, overlap), busy)
         if not group:
             return None
         # An equal share each, so that a group never reads much more than it can move; a
