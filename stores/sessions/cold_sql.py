@@ -69,7 +69,8 @@ def _from_documents(state: str, *, keep_data: bool) -> Any:
 def _put_statement() -> Any:
     """Demotion's upsert: a copy is written over the row of the same incarnation only if the
     row's (version, generation) is not newer and the row is no deletion marker; over another
-    incarnation's row only if that one is deleted or expired. Returns the ids it wrote."""
+    incarnation's row only if that one is expired, or deleted and created before the copy's.
+    Returns the ids it wrote."""
     stmt = _from_documents("cold", keep_data=True)
     new = stmt.excluded
     same = sa.and_(
@@ -77,9 +78,15 @@ def _put_statement() -> Any:
         LIVE,
         sa.tuple_(T.c.version, T.c.generation) <= sa.tuple_(new.version, new.generation),
     )
+    # Over a deletion marker of another incarnation only if the copy is of a later one:
+    # a demotion that read an incarnation before it was deleted, and wrote after a later
+    # incarnation was created and deleted in turn, must not bring the first back.
     other = sa.and_(
         T.c.incarnation != new.incarnation,
-        sa.or_(T.c.state == "deleted", T.c.created_at <= sa.bindparam("cutoff")),
+        sa.or_(
+            sa.and_(T.c.state == "deleted", T.c.created_at < new.created_at),
+            T.c.created_at <= sa.bindparam("cutoff"),
+        ),
     )
     return stmt.on_conflict_do_update(
         index_elements=[T.c.tenant_id, T.c.id],

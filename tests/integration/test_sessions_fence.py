@@ -168,6 +168,30 @@ def test_a_delete_and_re_create_under_the_same_id_is_not_demoted_as_the_old_one(
     assert_gone(store, tenant, agent, new.id)
 
 
+def test_a_demotion_read_before_two_deletes_under_one_id_does_not_bring_the_first_back(
+    store: RedisSessionStore, clock: ManualClock
+) -> None:
+    """The copy a demotion read lands after its session was deleted, created again under the
+    same id and deleted again: the table then holds the later incarnation's deletion marker,
+    which a copy of an earlier incarnation must not overwrite."""
+    tenant, agent = uuid4(), uuid4()
+    old = store.save(make(tenant, agent, variables={"life": "first"}))
+    idle(clock)
+
+    def delete_re_create_delete() -> None:
+        assert store.delete(tenant, old.id)
+        clock.advance(seconds=1)
+        second = store.save(make(tenant, agent, sid=old.id, variables={"life": "second"}))
+        assert store.delete(tenant, second.id)
+
+    once_at(store, "demote:read", delete_re_create_delete)
+    assert store.demote_idle() == 0
+    assert_gone(store, tenant, agent, old.id)
+    # Nothing is left under the id: a creation goes through, and is what a read finds.
+    third = store.save(make(tenant, agent, sid=old.id, variables={"life": "third"}))
+    assert store.get(tenant, old.id) == third
+
+
 def test_a_redis_cold_promotion_is_not_fooled_by_a_re_created_session(
     request: pytest.FixtureRequest, clock: ManualClock
 ) -> None:
