@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator
 from datetime import datetime, timedelta
-from itertools import zip_longest
 from typing import Any
 from uuid import UUID
 
@@ -228,9 +227,9 @@ class TenantHints:
     def due(
         self, hint: Callable[[int], str], cutoff: int, limit: int, buckets: range
     ) -> tuple[list[UUID], bool]:
-        """Up to ``limit`` tenants of ``buckets`` whose hint is at or before ``cutoff``, read
-        a page per bucket in one round trip whatever the number of tenants, and taken from
-        the buckets in turn, each bucket's oldest first; and whether more may be due."""
+        """Tenants of ``buckets`` whose hint is at or before ``cutoff``, a page per bucket in
+        one round trip whatever the number of tenants; and whether some bucket had more than
+        a page."""
         page = max(8, 2 * -(-limit // len(buckets)))
         batch = Batch(self._core.client)
         for bucket in buckets:
@@ -239,13 +238,8 @@ class TenantHints:
             )
         # A bucket whose node is down is skipped: its tenants wait for the next sweep.
         pages = [members for members in batch.execute() if not failed(members)]
-        # No more than ``limit``: a pass handles at least a session of each tenant it visits
-        # (or finds its hint early), so more could not be visited; they are not parsed.
-        turns = [m for row in zip_longest(*pages) for m in row if m is not None]
-        due = [UUID(text(m)) for m in turns[:limit]]
-        # Bucket by bucket again: a script call over a group then names few buckets' hints.
-        due.sort(key=keys.bucket_of)
-        return due, len(turns) > limit or any(len(members) == page for members in pages)
+        due = [UUID(text(m)) for members in pages for m in members]
+        return due, any(len(members) == page for members in pages)
 
     def refresh(
         self,

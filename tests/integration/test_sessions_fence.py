@@ -527,34 +527,6 @@ def test_a_purge_over_many_tenants_removes_each_session_once_within_its_limit(
     assert_hints_are_the_truth(store, early_idle=not store.hints_in_scripts)
 
 
-def test_due_takes_the_buckets_in_turn_and_no_more_tenants_than_the_limit(
-    store: RedisSessionStore, clock: ManualClock
-) -> None:
-    """A pass reads no more tenants than its limit (each has at least one session due), taken
-    from the buckets in turn so that no bucket waits behind another, bucket by bucket."""
-
-    def in_bucket(bucket: int) -> UUID:
-        return UUID(int=(uuid4().int >> 6 << 6) | bucket)
-
-    crowds = {1: [in_bucket(1) for _ in range(10)], 2: [in_bucket(2) for _ in range(10)]}
-    lone = in_bucket(3)
-    for tenant in [*crowds[1], *crowds[2], lone]:
-        store.save(make(tenant, uuid4()))
-    idle(clock)
-    cutoff = keys.micros(clock())
-    due, more = store._hints.due(keys.due_idle, cutoff, 6, range(keys.REGISTRY_BUCKETS))
-    assert [keys.bucket_of(t) for t in due] == [1, 1, 1, 2, 2, 3]
-    assert set(due) <= {*crowds[1], *crowds[2], lone}
-    assert more
-    # A page per bucket (here 8) bounds what one read takes from a bucket.
-    due, more = store._hints.due(keys.due_idle, cutoff, 100, range(keys.REGISTRY_BUCKETS))
-    assert [keys.bucket_of(t) for t in due] == [1] * 8 + [2] * 8 + [3]
-    assert more
-    due, more = store._hints.due(keys.due_idle, cutoff, 1000, range(keys.REGISTRY_BUCKETS))
-    assert len(due) == 21
-    assert not more
-
-
 def test_a_lost_registry_is_rebuilt_from_the_keys(
     hinted_store: RedisSessionStore, clock: ManualClock
 ) -> None:
