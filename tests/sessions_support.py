@@ -43,6 +43,9 @@ CLUSTER_BACKENDS = [
 ]
 """The Redis backends again, on a Redis Cluster (needs the fixtures of cluster_support)."""
 
+REDIS_BACKENDS = BACKENDS[1:] + CLUSTER_BACKENDS
+"""Every Redis backend, on one Redis and on a cluster: what tests of Redis's own keys run on."""
+
 
 @contextmanager
 def module_database(pg_server: str, pg_template: str) -> Iterator[str]:

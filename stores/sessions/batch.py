@@ -46,13 +46,7 @@ class Batch:
             StoreError: for any other command error; on one Redis, when the pipeline fails;
                 on a cluster, when every node that was sent commands failed.
         """
-        replies = self._send()
-        for reply in replies:
-            if isinstance(reply, Exception) and not isinstance(reply, (StoreError, *keep)):
-                if isinstance(reply, redis.RedisError):
-                    raise translate_redis(reply) from reply
-                raise reply
-        return replies
+        return raise_errors(self._send(), keep)
 
     def _send(self) -> list[Any]:
         if not self._calls:
@@ -120,6 +114,17 @@ def _unavailable(exc: BaseException) -> StoreUnavailableError:
     error = StoreUnavailableError(f"Redis Cluster node unavailable: {exc}")
     error.__cause__ = exc
     return error
+
+
+def raise_errors(replies: list[Any], keep: tuple[type[BaseException], ...] = ()) -> list[Any]:
+    """``replies``, unless one is an error other than a failed node's (see :func:`failed`)
+    or of the types in ``keep``: then that error is raised, a driver's as a store error."""
+    for reply in replies:
+        if isinstance(reply, Exception) and not isinstance(reply, (StoreError, *keep)):
+            if isinstance(reply, redis.RedisError):
+                raise translate_redis(reply) from reply
+            raise reply
+    return replies
 
 
 def failed(reply: Any) -> bool:

@@ -31,10 +31,10 @@ from redis.cluster import RedisCluster
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
-from stores.driver_errors import redis_translated, translate_redis
+from stores.driver_errors import redis_translated
 from stores.errors import StoreUnavailableError
 from stores.sessions import keys, scripts
-from stores.sessions.batch import Batch, failed
+from stores.sessions.batch import Batch, failed, raise_errors
 from stores.sessions.pending import Pending
 from stores.sessions.redis_base import RedisCore, text
 
@@ -142,7 +142,7 @@ class TenantHints:
         Redis the calls go out on a connection of their own and nothing waits for them
         meanwhile (see ``pending.py``); on a cluster they run at once, node by node."""
         if not calls:
-            return Sent([], [])
+            return Sent([], list)
         script = self._core.scripts[name]
         commands: list[tuple[list[str], list[Any]]] = []
         shapes: list[int] = []
@@ -166,44 +166,44 @@ class TenantHints:
             commands.append((script_keys, args))
             shapes.append(len(chunk))
         if self._core.cluster:
-            return Sent(shapes, self._run(script, commands, None))
+            done = self._again(script, commands, self._execute(script, commands))
+            return Sent(shapes, lambda: done)
         client = self._core.client
         assert isinstance(client, redis.Redis)
         with redis_translated():
             pending = Pending(client, [scripts.evalsha_command(script, k, a) for k, a in commands])
-        return Sent(shapes, pending, lambda replies: self._run(script, commands, replies))
 
-    def _run(
-        self,
-        script: Script,
-        commands: list[tuple[list[str], list[Any]]],
-        replies: list[Any] | None,
+        def read() -> list[Any]:
+            replies = raise_errors(pending.replies(), keep=(NoScriptError,))
+            return self._again(script, commands, replies)
+
+        return Sent(shapes, read, pending)
+
+    def _execute(self, script: Script, commands: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """Run script calls ``commands`` now, node by node; a call a server answered
+        NOSCRIPT has the error in its place (see :meth:`_again`)."""
+        batch = Batch(self._core.client)
+        for script_keys, args in commands:
+            command = scripts.evalsha_command(script, script_keys, args)
+            batch.add(script_keys[0], "execute_command", *command)
+        return self.execute_partly(batch, keep=(NoScriptError,))
+
+    def _again(
+        self, script: Script, commands: list[tuple[list[str], list[Any]]], replies: list[Any]
     ) -> list[Any]:
-        """The replies of script calls ``commands``: those given (read from a
-        :class:`Pending`), else run now; a call a server answered NOSCRIPT runs again with
-        the script's source."""
-        if replies is None:
-            batch = Batch(self._core.client)
-            for script_keys, args in commands:
-                command = scripts.evalsha_command(script, script_keys, args)
-                batch.add(script_keys[0], "execute_command", *command)
-            replies = self.execute_partly(batch, keep=(NoScriptError,))
-        else:
-            for reply in replies:
-                if isinstance(reply, Exception) and not isinstance(reply, NoScriptError):
-                    raise translate_redis(reply) if isinstance(reply, redis.RedisError) else reply
-        if any(isinstance(r, NoScriptError) for r in replies):
-            # A server lost its scripts (a restart): the failed calls ran nothing. They go
-            # again with the source, which that server then keeps (loading it on every node
-            # instead would fail for all while one node is down).
-            again = Batch(self._core.client)
-            for (script_keys, args), reply in zip(commands, replies, strict=True):
-                if isinstance(reply, NoScriptError):
-                    command = scripts.eval_command(script, script_keys, args)
-                    again.add(script_keys[0], "execute_command", *command)
-            redone = iter(self.execute_partly(again))
-            replies = [next(redone) if isinstance(r, NoScriptError) else r for r in replies]
-        return replies
+        """The replies of script calls ``commands``, where a call a server answered
+        NOSCRIPT ran nothing: it goes again with the script's source, which that server
+        then keeps (loading it on every node instead would fail for all while one node is
+        down)."""
+        if not any(isinstance(r, NoScriptError) for r in replies):
+            return replies
+        again = Batch(self._core.client)
+        for (script_keys, args), reply in zip(commands, replies, strict=True):
+            if isinstance(reply, NoScriptError):
+                command = scripts.eval_command(script, script_keys, args)
+                again.add(script_keys[0], "execute_command", *command)
+        redone = iter(self.execute_partly(again))
+        return [next(redone) if isinstance(r, NoScriptError) else r for r in replies]
 
     def _chunks(self, calls: list[Call]) -> Iterator[list[Call]]:
         """The tenants of each script call: one each on a cluster (a call holds one slot),
@@ -412,32 +412,26 @@ class _Queue:
 
 class Sent:
     """Sweep script calls sent by :meth:`TenantHints.send_many`: :meth:`replies` gives the
-    replies per tenant (reading them if they are still on their way)."""
+    replies per tenant, read by ``read`` (from ``pending`` if they are still on their
+    way)."""
 
     def __init__(
-        self,
-        shapes: list[int],
-        sent: Pending | list[Any],
-        finish: Callable[[list[Any]], list[Any]] | None = None,
+        self, shapes: list[int], read: Callable[[], list[Any]], pending: Pending | None = None
     ) -> None:
         self._shapes = shapes
-        self._sent = sent
-        self._finish = finish
+        self._read = read
+        self._pending = pending
 
     def replies(self) -> list[Any]:
         """The replies per tenant, in order (see :meth:`TenantHints.eval_many`)."""
-        sent = self._sent
-        if isinstance(sent, Pending):
-            with redis_translated():
-                raw = sent.replies()
-            assert self._finish is not None
-            sent = self._sent = self._finish(raw)
+        with redis_translated():
+            raw = self._read()
         out: list[Any] = []
-        for reply, count in zip(sent, self._shapes, strict=True):
+        for reply, count in zip(raw, self._shapes, strict=True):
             out += [reply] * count if failed(reply) else reply
         return out
 
     def abandon(self) -> None:
         """Give up replies never read (a sweep that stopped on an error)."""
-        if isinstance(self._sent, Pending):
-            self._sent.abandon()
+        if self._pending is not None:
+            self._pending.abandon()

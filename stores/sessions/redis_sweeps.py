@@ -99,6 +99,12 @@ class Sweeps:
         self._core = core
         self._hints = hints
 
+    @property
+    def _overlap(self) -> bool:
+        """Whether consecutive groups of a pass overlap: on one Redis, with the hints kept
+        by the scripts (see ``pending.py``); elsewhere each step waits for the last."""
+        return self._core.hints_in_scripts and not self._core.cluster
+
     def demote_idle(self, *, limit: int = 1000, shard: Shard | None = None) -> int:
         """See :meth:`SessionStore.demote_idle`: visits only the tenants the hints say may
         have an idle session, :data:`GROUP` tenants at a time, each step of a group in one
@@ -141,15 +147,14 @@ class Sweeps:
         the next group's have gone out, so Redis runs one group's scripts while this
         process packs or copies another's. No tenant is in two groups on their way at once
         (see :meth:`_send_read`): a read sees every earlier move of its tenants done."""
-        overlap = self._core.hints_in_scripts and not self._core.cluster
+        overlap = self._overlap
         moved, budget = 0, limit
         read: _Read | None = None
         moving: deque[_Moving] = deque()
         try:
             while True:
                 if read is None:
-                    first = overlap and budget == limit
-                    read = self._send_read(queue, cutoff, budget, _busy(moving), first)
+                    read = self._send_read(queue, cutoff, budget, _busy(moving), budget == limit)
                     if read is None:
                         if not moving:
                             return moved
@@ -166,8 +171,8 @@ class Sweeps:
                 while len(moving) > int(overlap):
                     moved += self._moved(moving.popleft())
         finally:
-            for pending in [read.sent] if read else []:
-                pending.abandon()
+            if read is not None:
+                read.sent.abandon()
             for left in moving:
                 if left.sent is not None:
                     left.sent.abandon()
@@ -179,8 +184,7 @@ class Sweeps:
         still wanted (a tenant read past the limit is read again by the next call), none
         of ``busy`` (their moves are still on their way; they stay queued). None if no
         tenant can go now."""
-        overlap = self._core.hints_in_scripts and not self._core.cluster
-        group = _next_group(queue, _group_size(budget, first, overlap), busy)
+        group = _next_group(queue, _group_size(budget, first, self._overlap), busy)
         if not group:
             return None
         # An equal share each, so that a group never reads much more than it can move; a
@@ -359,7 +363,7 @@ class Sweeps:
         """Purge up to ``limit`` expired sessions of the tenants in ``queue``, a group of
         tenants at a time. On one Redis two groups are on their way at once, as in
         :meth:`_demote_tenants`, each with a share of the limit set aside."""
-        overlap = self._core.hints_in_scripts and not self._core.cluster
+        overlap = self._overlap
         removed, budget = 0, limit
         purging: deque[tuple[list[UUID], int, Sent]] = deque()
         try:

@@ -16,7 +16,7 @@ from stores.common.clock import ManualClock
 from stores.errors import ConflictError
 from stores.sessions import Session, SessionStore
 from tests.cluster_support import redis_cluster_nodes, redis_cluster_url  # noqa: F401
-from tests.sessions_support import MAX_AGE, build_store, module_database
+from tests.sessions_support import MAX_AGE, REDIS_BACKENDS, build_store, module_database
 
 THREADS = 16
 OPS_PER_THREAD = 64
@@ -31,15 +31,7 @@ def sessions_database(pg_server: str, pg_template: str) -> Iterator[str]:
 
 
 @pytest.mark.redis
-@pytest.mark.parametrize(
-    "backend",
-    [
-        "redis-redis-cold",
-        pytest.param("redis-postgres-cold", marks=pytest.mark.postgres),
-        pytest.param("cluster-redis-cold", marks=pytest.mark.cluster),
-        pytest.param("cluster-postgres-cold", marks=[pytest.mark.postgres, pytest.mark.cluster]),
-    ],
-)
+@pytest.mark.parametrize("backend", REDIS_BACKENDS)
 def test_concurrent_increments_either_land_or_conflict(
     backend: str, request: pytest.FixtureRequest, clock: ManualClock
 ) -> None:

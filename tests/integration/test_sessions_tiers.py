@@ -20,7 +20,7 @@ from stores.sessions.cold_postgres import PostgresColdTier
 from stores.sessions.coldtier import Claim
 from stores.sessions.redis import RedisSessionStore
 from tests.cluster_support import redis_cluster_nodes, redis_cluster_url  # noqa: F401
-from tests.sessions_support import HOT_TTL, MAX_AGE, build_store, module_database
+from tests.sessions_support import HOT_TTL, MAX_AGE, REDIS_BACKENDS, build_store, module_database
 
 pytestmark = pytest.mark.redis
 
@@ -357,15 +357,7 @@ def test_the_redis_cold_tier_compresses(redis_store: RedisSessionStore, clock: M
     assert 0 < cold.cold_bytes < hot.hot_bytes / 2.5
 
 
-@pytest.mark.parametrize(
-    "backend",
-    [
-        "redis-redis-cold",
-        pytest.param("redis-postgres-cold", marks=pytest.mark.postgres),
-        pytest.param("cluster-redis-cold", marks=pytest.mark.cluster),
-        pytest.param("cluster-postgres-cold", marks=[pytest.mark.postgres, pytest.mark.cluster]),
-    ],
-)
+@pytest.mark.parametrize("backend", REDIS_BACKENDS)
 def test_every_key_of_a_tenant_is_in_one_slot_and_purge_leaves_none(
     backend: str, request: pytest.FixtureRequest, clock: ManualClock
 ) -> None:
@@ -398,15 +390,7 @@ def test_every_key_of_a_tenant_is_in_one_slot_and_purge_leaves_none(
         assert_empty(store, tenant, sessions)
 
 
-@pytest.mark.parametrize(
-    "backend",
-    [
-        "redis-redis-cold",
-        pytest.param("redis-postgres-cold", marks=pytest.mark.postgres),
-        pytest.param("cluster-redis-cold", marks=pytest.mark.cluster),
-        pytest.param("cluster-postgres-cold", marks=[pytest.mark.postgres, pytest.mark.cluster]),
-    ],
-)
+@pytest.mark.parametrize("backend", REDIS_BACKENDS)
 def test_a_sweep_that_empties_a_tenant_drops_its_keys_and_one_that_does_not_keeps_the_rest(
     backend: str, request: pytest.FixtureRequest, clock: ManualClock
 ) -> None:
